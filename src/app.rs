@@ -1,0 +1,219 @@
+//! The commands behind the CLI, as library functions (so tests drive exactly what users run).
+
+use crate::config::{FlipChoice, Format, PairProtocol, Registry};
+use crate::dataset::{bin_pairs, calfw, lfw, PairBenchmark};
+use crate::error::{Error, Result};
+use crate::metrics::FoldMode;
+use crate::protocol::verification::{self, VerificationParams};
+use crate::report::results::{
+    mode_label, BenchmarkInfo, EmbeddingsInfo, FileFingerprint, ProtocolInfo, Software, Timings, VerificationResults,
+    SCHEMA, SCHEMA_VERSION,
+};
+use crate::report::{to_json, write_atomic};
+use crate::store::import::{import_cached, EmbeddingSource};
+use crate::store::EmbeddingStore;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Where data, configuration and caches live for this invocation.
+#[derive(Debug, Clone)]
+pub struct Env {
+    pub data_dir: PathBuf,
+    pub registry: Registry,
+    pub cache_dir: PathBuf,
+}
+
+/// `aifr-eval run <benchmark>` for pair-verification benchmarks.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub benchmark: String,
+    /// `.aifrstore`, `.npy` or `.safetensors`.
+    pub embeddings: PathBuf,
+    pub keys: Option<PathBuf>,
+    pub flip_embeddings: Option<PathBuf>,
+    pub mode: Option<FoldMode>,
+    pub flip: Option<FlipChoice>,
+    pub protocol_file: Option<PathBuf>,
+    pub out_dir: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub results: VerificationResults,
+    pub timings: Timings,
+    pub results_path: PathBuf,
+}
+
+struct Clock {
+    start: Instant,
+    last: Instant,
+    stages: Vec<(String, f64)>,
+}
+
+impl Clock {
+    fn new() -> Self {
+        let now = Instant::now();
+        Clock { start: now, last: now, stages: Vec::new() }
+    }
+    fn lap(&mut self, stage: &str) {
+        let now = Instant::now();
+        self.stages.push((stage.to_string(), (now - self.last).as_secs_f64()));
+        self.last = now;
+    }
+    fn finish(self) -> Timings {
+        Timings { stages: self.stages, total_seconds: self.start.elapsed().as_secs_f64(), threads: rayon::current_num_threads() }
+    }
+}
+
+fn file_fingerprint(role: &str, path: &Path, data_dir: &Path) -> Result<FileFingerprint> {
+    let mut h = blake3::Hasher::new();
+    h.update_mmap_rayon(path).map_err(|e| Error::read(path, e))?;
+    let bytes = std::fs::metadata(path).map_err(|e| Error::read(path, e))?.len();
+    let rel = path.strip_prefix(data_dir).unwrap_or(path);
+    Ok(FileFingerprint { role: role.into(), path: rel.to_string_lossy().replace('\\', "/"), bytes, blake3: h.finalize().to_hex().to_string() })
+}
+
+fn is_store(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 8];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == b"AIFREMB\0"
+}
+
+/// Opens a store directly, or imports `.npy`/safetensors into the cache (reused when unchanged).
+pub fn open_embeddings(
+    env: &Env,
+    embeddings: &Path,
+    keys: Option<&Path>,
+    flip: Option<&Path>,
+    bench: &PairBenchmark,
+) -> Result<EmbeddingStore> {
+    if !embeddings.exists() {
+        return Err(Error::Missing(format!("embeddings file {} does not exist", embeddings.display())));
+    }
+    if is_store(embeddings) {
+        if keys.is_some() || flip.is_some() {
+            return Err(Error::Config("--keys/--flip-embeddings apply to .npy/.safetensors input, not to an embedding store".into()));
+        }
+        return EmbeddingStore::open(embeddings);
+    }
+    let keys = match keys {
+        Some(k) => k.to_path_buf(),
+        None if bench.keys_are_row_order => {
+            // Rows in pack order: write the implied key list once, next to the cache.
+            let p = env.cache_dir.join(format!("rowkeys-{}.txt", bench.keys.len()));
+            if !p.exists() {
+                let mut text = bench.keys.join("\n");
+                text.push('\n');
+                write_atomic(&p, text.as_bytes())?;
+            }
+            p
+        }
+        None => {
+            return Err(Error::Config(format!(
+                "--keys is required with {}: a text file naming the image of each row (e.g. 'Aaron_Peirsol/Aaron_Peirsol_0001.jpg')",
+                embeddings.display()
+            )))
+        }
+    };
+    let src = EmbeddingSource { embeddings: embeddings.to_path_buf(), keys, flip: flip.map(Path::to_path_buf) };
+    import_cached(&src, &env.cache_dir)
+}
+
+/// Reads a pair benchmark with the adapter its format names.
+pub fn load_pair_benchmark(env: &Env, name: &str, folds: usize) -> Result<(PairBenchmark, Vec<FileFingerprint>)> {
+    let entry = env.registry.get(name)?;
+    if !entry.format.supported() {
+        let supported: Vec<&str> =
+            env.registry.datasets.iter().filter(|(_, d)| d.format.supported()).map(|(n, _)| n.as_str()).collect();
+        return Err(Error::Config(format!(
+            "benchmark '{name}' (format {:?}) cannot be evaluated by this version of aifr-eval yet; available now: {}",
+            entry.format,
+            supported.join(", ")
+        )));
+    }
+    let mut missing = Vec::new();
+    for role in entry.format.eval_roles() {
+        if let Some(p) = entry.file(&env.data_dir, role).filter(|p| !p.exists()) {
+            missing.push(format!("{} ({role})", p.display()));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::Missing(format!(
+            "benchmark '{name}' needs {} under the data directory {} (set --data-dir or AIFR_DATA_DIR; `aifr-eval datasets` lists every file)",
+            missing.join(", "),
+            env.data_dir.display()
+        )));
+    }
+    let role = entry.format.eval_roles()[0];
+    let path = entry.file(&env.data_dir, role).unwrap_or_default();
+    let bench = match entry.format {
+        Format::LfwPairs => lfw::read_pairs(&path)?,
+        Format::CalfwPairs => calfw::read_pairs(&path)?,
+        Format::InsightfaceBin => bin_pairs::read_pairs(&path, folds)?,
+        other => return Err(Error::Config(format!("format {other:?} is not a pair-verification format"))),
+    };
+    let prints = bench
+        .sources
+        .iter()
+        .map(|p| file_fingerprint(role, p, &env.data_dir))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((bench, prints))
+}
+
+pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
+    let mut clock = Clock::new();
+    let protocol = match &req.protocol_file {
+        Some(p) => PairProtocol::from_file(p)?,
+        None => PairProtocol::builtin()?,
+    };
+    let (bench, files) = load_pair_benchmark(env, &req.benchmark, protocol.folds)?;
+    clock.lap("read benchmark");
+    let store = open_embeddings(env, &req.embeddings, req.keys.as_deref(), req.flip_embeddings.as_deref(), &bench)?;
+    clock.lap("open embeddings");
+    let mode = req.mode.unwrap_or(protocol.default_mode);
+    let fusion = verification::resolve_fusion(req.flip.unwrap_or(protocol.flip_for(mode)), mode, &store)?;
+    let params = VerificationParams { mode, fusion, far_targets: protocol.far_targets.clone() };
+    let outcome = verification::evaluate(&bench, &store, &params)?;
+    clock.lap("score and metrics");
+    let entry = env.registry.get(&req.benchmark)?;
+    let results = VerificationResults {
+        schema: SCHEMA,
+        schema_version: SCHEMA_VERSION,
+        kind: "pair_verification",
+        software: Software::current(),
+        benchmark: BenchmarkInfo { name: req.benchmark.clone(), title: entry.title.clone(), format: entry.format, files },
+        protocol: ProtocolInfo {
+            name: protocol.name.clone(),
+            mode: mode_label(mode),
+            fold_mode: mode,
+            flip_fusion: fusion,
+            folds: bench.folds,
+            far_targets: protocol.far_targets.clone(),
+            score: if mode == FoldMode::Insightface {
+                "squared L2 distance of unit vectors for k-fold; cosine for ROC/TAR"
+            } else {
+                "cosine similarity of L2-normalised (fused) embeddings"
+            },
+            accept_rule: match mode {
+                FoldMode::Strict => "same iff score >= threshold",
+                FoldMode::Insightface => "k-fold: same iff distance < threshold; ROC: score >= threshold",
+                FoldMode::Facexzoo => "k-fold: same iff score > threshold, different iff score < threshold; ROC: score >= threshold",
+            },
+        },
+        embeddings: EmbeddingsInfo {
+            fingerprint: store.fingerprint(),
+            count: store.len(),
+            dim: store.dim(),
+            dtype: store.header().dtype.name(),
+            has_flip: store.has_flip(),
+        },
+        counts: outcome.counts,
+        metrics: outcome.metrics,
+    };
+    let results_path = req.out_dir.join("results.json");
+    write_atomic(&results_path, &to_json(&results))?;
+    clock.lap("write results");
+    let timings = clock.finish();
+    write_atomic(&req.out_dir.join("timings.json"), &to_json(&timings))?;
+    Ok(RunReport { results, timings, results_path })
+}

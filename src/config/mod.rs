@@ -1,0 +1,210 @@
+//! The dataset registry (`datasets.toml`) and protocol parameters (`protocols/*.toml`).
+//! Both are compiled in as defaults and can be replaced by files, so the binary works anywhere.
+
+use crate::error::{Error, Result};
+use crate::metrics::FoldMode;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_DATASETS: &str = include_str!("../../datasets.toml");
+pub const PAIR_VERIFICATION: &str = include_str!("../../protocols/pair_verification.toml");
+
+/// Adapter that reads a benchmark's layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    LfwPairs,
+    CalfwPairs,
+    InsightfaceBin,
+    Ijb,
+    Megaface,
+    Fgnet,
+}
+
+impl Format {
+    /// File roles needed to evaluate from precomputed embeddings.
+    pub fn eval_roles(self) -> &'static [&'static str] {
+        match self {
+            Format::LfwPairs | Format::CalfwPairs => &["pairs"],
+            Format::InsightfaceBin => &["bin"],
+            Format::Ijb => &["faces", "pairs", "landmarks"],
+            Format::Megaface => &["probes", "distractors"],
+            Format::Fgnet => &["images"],
+        }
+    }
+
+    /// Whether `aifr-eval run` can evaluate this format yet.
+    pub fn supported(self) -> bool {
+        matches!(self, Format::LfwPairs | Format::CalfwPairs | Format::InsightfaceBin)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetEntry {
+    pub title: String,
+    pub format: Format,
+    pub protocol: String,
+    pub root: String,
+    pub files: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Registry {
+    pub source: String,
+    pub datasets: BTreeMap<String, DatasetEntry>,
+}
+
+impl Registry {
+    pub fn builtin() -> Result<Self> {
+        Self::parse(DEFAULT_DATASETS, "<built-in datasets.toml>")
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    fn parse(text: &str, source: &str) -> Result<Self> {
+        let datasets: BTreeMap<String, DatasetEntry> =
+            toml::from_str(text).map_err(|e| Error::Config(format!("{source}: {e}")))?;
+        for (name, d) in &datasets {
+            for role in d.format.eval_roles() {
+                if !d.files.contains_key(*role) {
+                    return Err(Error::Config(format!(
+                        "{source}: dataset '{name}' (format {:?}) needs a '{role}' entry in files",
+                        d.format
+                    )));
+                }
+            }
+        }
+        Ok(Registry { source: source.to_string(), datasets })
+    }
+
+    pub fn get(&self, name: &str) -> Result<&DatasetEntry> {
+        self.datasets.get(name).ok_or_else(|| {
+            let names: Vec<&str> = self.datasets.keys().map(|s| s.as_str()).collect();
+            Error::Config(format!("unknown benchmark '{name}' in {}; known: {}", self.source, names.join(", ")))
+        })
+    }
+}
+
+/// One file of a dataset, resolved against the data directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileStatus {
+    pub role: String,
+    pub path: PathBuf,
+    pub present: bool,
+    pub needed_for_eval: bool,
+}
+
+impl DatasetEntry {
+    pub fn root_in(&self, data_dir: &Path) -> PathBuf {
+        data_dir.join(&self.root)
+    }
+
+    pub fn file(&self, data_dir: &Path, role: &str) -> Option<PathBuf> {
+        self.files.get(role).map(|rel| self.root_in(data_dir).join(rel))
+    }
+
+    pub fn status(&self, data_dir: &Path) -> Vec<FileStatus> {
+        self.files
+            .iter()
+            .map(|(role, rel)| {
+                let path = self.root_in(data_dir).join(rel);
+                FileStatus {
+                    role: role.clone(),
+                    present: path.exists(),
+                    needed_for_eval: self.format.eval_roles().contains(&role.as_str()),
+                    path,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Flip-fusion rule (PROTOCOLS.md §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum FlipChoice {
+    /// `sum` when the embeddings include mirrored images, otherwise `none`.
+    Auto,
+    /// normalize(e + e_flip), raw embeddings summed (insightface).
+    Sum,
+    /// normalize([e, e_flip]), raw embeddings concatenated.
+    Concat,
+    /// The image's own embedding only (FaceX-Zoo).
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairProtocol {
+    pub name: String,
+    pub description: String,
+    pub folds: usize,
+    pub far_targets: Vec<f64>,
+    pub default_mode: FoldMode,
+    pub flip: BTreeMap<String, FlipChoice>,
+}
+
+impl PairProtocol {
+    pub fn builtin() -> Result<Self> {
+        Self::parse(PAIR_VERIFICATION, "<built-in protocols/pair_verification.toml>")
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    fn parse(text: &str, source: &str) -> Result<Self> {
+        let p: PairProtocol = toml::from_str(text).map_err(|e| Error::Config(format!("{source}: {e}")))?;
+        if p.folds < 2 {
+            return Err(Error::Config(format!("{source}: folds must be at least 2, found {}", p.folds)));
+        }
+        if let Some(f) = p.far_targets.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
+            return Err(Error::Config(format!("{source}: FAR target {f} is not in (0, 1]")));
+        }
+        Ok(p)
+    }
+
+    pub fn flip_for(&self, mode: FoldMode) -> FlipChoice {
+        let key = match mode {
+            FoldMode::Strict => "strict",
+            FoldMode::Insightface => "insightface",
+            FoldMode::Facexzoo => "facexzoo",
+        };
+        self.flip.get(key).copied().unwrap_or(FlipChoice::Auto)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_files_parse() {
+        let r = Registry::builtin().unwrap();
+        for name in ["lfw", "agedb30", "calfw", "cplfw", "cfp_fp", "cfp_ff", "ijbb", "ijbc", "megaface_fgnet", "megaface_facescrub", "fgnet"] {
+            assert!(r.datasets.contains_key(name), "{name}");
+        }
+        let p = PairProtocol::builtin().unwrap();
+        assert_eq!(p.folds, 10);
+        assert_eq!(p.flip_for(FoldMode::Insightface), FlipChoice::Sum);
+    }
+
+    #[test]
+    fn unknown_benchmark_lists_known_ones() {
+        let e = Registry::builtin().unwrap().get("lfx").unwrap_err().to_string();
+        assert!(e.contains("unknown benchmark 'lfx'") && e.contains("lfw"), "{e}");
+    }
+
+    #[test]
+    fn bad_registry_is_a_config_error() {
+        let e = Registry::parse("[x]\ntitle='t'\nformat='lfw_pairs'\nprotocol='p'\nroot='r'\nfiles={}\n", "f.toml").unwrap_err();
+        assert!(e.to_string().contains("needs a 'pairs' entry"), "{e}");
+        assert!(Registry::parse("[x]\nformat='nope'", "f.toml").is_err());
+    }
+}

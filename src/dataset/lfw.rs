@@ -1,0 +1,117 @@
+//! LFW View 2 `pairs.txt`: header `<folds>\t<n>` (or a single `<n>` for one fold), then per fold
+//! n matched lines `name\tn1\tn2` and n mismatched lines `name1\tn1\tname2\tn2`.
+//! Image key: `<name>/<name>_<nnnn>.jpg`.
+
+use super::{KeyTable, Pair, PairBenchmark};
+use crate::error::{Error, Result};
+use std::path::Path;
+
+pub fn image_key(name: &str, n: u32) -> String {
+    format!("{name}/{name}_{n:04}.jpg")
+}
+
+fn number(path: &Path, line: usize, field: &str, what: &str) -> Result<u32> {
+    match field.parse::<u32>() {
+        Ok(v) if v > 0 => Ok(v),
+        _ => Err(Error::parse(path, line, format!("{what} must be a positive integer, found '{field}'"))),
+    }
+}
+
+pub fn read_pairs(path: &Path) -> Result<PairBenchmark> {
+    let text = super::read_text(path)?;
+    parse_pairs(&text, path)
+}
+
+pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
+    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
+    let (_, header) = lines.next().ok_or_else(|| Error::parse(path, 1, "empty file: expected a header like '10\\t300'"))?;
+    let head: Vec<&str> = header.split_whitespace().collect();
+    let (folds, per_fold) = match head.as_slice() {
+        [f, n] => (number(path, 1, f, "number of folds")?, number(path, 1, n, "pairs per fold")?),
+        [n] => (1, number(path, 1, n, "pairs per fold")?),
+        _ => return Err(Error::parse(path, 1, format!("expected a header '<folds>\\t<pairs per fold>', found '{header}'"))),
+    };
+    let mut table = KeyTable::default();
+    let mut pairs = Vec::with_capacity((folds * per_fold * 2) as usize);
+    for fold in 0..folds {
+        for genuine in [true, false] {
+            for _ in 0..per_fold {
+                let Some((ln, line)) = lines.next() else {
+                    return Err(Error::parse(
+                        path,
+                        text.lines().count() + 1,
+                        format!(
+                            "file ends early: header promises {folds} folds × {per_fold} matched + {per_fold} mismatched pairs, found {} pairs",
+                            pairs.len()
+                        ),
+                    ));
+                };
+                let f: Vec<&str> = line.split_whitespace().collect();
+                let (a, b) = match (genuine, f.as_slice()) {
+                    (true, [name, n1, n2]) => (
+                        image_key(name, number(path, ln, n1, "image number")?),
+                        image_key(name, number(path, ln, n2, "image number")?),
+                    ),
+                    (false, [n1, i1, n2, i2]) => (
+                        image_key(n1, number(path, ln, i1, "image number")?),
+                        image_key(n2, number(path, ln, i2, "image number")?),
+                    ),
+                    _ => {
+                        let want = if genuine { "a matched pair 'name n1 n2'" } else { "a mismatched pair 'name1 n1 name2 n2'" };
+                        return Err(Error::parse(
+                            path,
+                            ln,
+                            format!("expected {want} (fold {}), found {} fields: '{line}'", fold + 1, f.len()),
+                        ));
+                    }
+                };
+                let (a, b) = (table.intern(a), table.intern(b));
+                pairs.push(Pair { a, b, genuine, fold });
+            }
+        }
+    }
+    if let Some((ln, line)) = lines.find(|(_, l)| !l.trim().is_empty()) {
+        return Err(Error::parse(path, ln, format!("unexpected extra line after {} pairs: '{line}'", pairs.len())));
+    }
+    Ok(PairBenchmark {
+        keys: table.into_keys(),
+        pairs,
+        folds: folds as usize,
+        keys_are_row_order: false,
+        sources: vec![path.to_path_buf()],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<PairBenchmark> {
+        parse_pairs(text, Path::new("pairs.txt"))
+    }
+
+    #[test]
+    fn small_file() {
+        let b = parse("2\t1\nA\t1\t2\nA\t1\tB\t3\nC\t1\t2\nC\t2\tD\t1\n").unwrap();
+        assert_eq!(b.pairs.len(), 4);
+        assert_eq!(b.keys[0], "A/A_0001.jpg");
+        assert_eq!(b.keys.len(), 6);
+        assert_eq!(b.pairs[3], Pair { a: 4, b: 5, genuine: false, fold: 1 });
+    }
+
+    #[test]
+    fn malformed_lines_name_the_line() {
+        let e = parse("1\t2\nA\t1\t2\nA\tx\t3\n").unwrap_err().to_string();
+        assert_eq!(e, "pairs.txt:3: image number must be a positive integer, found 'x'");
+        let e = parse("1\t1\nA\t1\t2\nA\t1\n").unwrap_err().to_string();
+        assert!(e.starts_with("pairs.txt:3: expected a mismatched pair"), "{e}");
+        let e = parse("1\t2\nA\t1\t2\n").unwrap_err().to_string();
+        assert!(e.contains("file ends early"), "{e}");
+        let e = parse("").unwrap_err().to_string();
+        assert!(e.contains("empty file"), "{e}");
+        let e = parse("1\t1\nA\t1\t2\nA\t1\tB\t1\nextra\n").unwrap_err().to_string();
+        assert!(e.starts_with("pairs.txt:4: unexpected extra line"), "{e}");
+        let e = parse("ten\t300\n").unwrap_err().to_string();
+        assert!(e.starts_with("pairs.txt:1: number of folds"), "{e}");
+    }
+}

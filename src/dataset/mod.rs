@@ -1,0 +1,114 @@
+//! Dataset adapters: each reads one benchmark's real on-disk layout into a plain value that the
+//! protocols consume. Adapters never look at embeddings.
+
+pub mod bin_pairs;
+pub mod calfw;
+pub mod insightface_bin;
+pub mod lfw;
+
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// One verification pair: indices into [`PairBenchmark::keys`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pair {
+    pub a: u32,
+    pub b: u32,
+    pub genuine: bool,
+    pub fold: u32,
+}
+
+/// A pair-verification benchmark (LFW family): images by key, pairs, and their folds.
+#[derive(Debug, Clone)]
+pub struct PairBenchmark {
+    /// Distinct image keys (as stored in the embedding store), in first-use order.
+    pub keys: Vec<String>,
+    pub pairs: Vec<Pair>,
+    pub folds: usize,
+    /// True when `keys` is the natural row order of the benchmark's images (insightface `.bin`:
+    /// row i is image i), so embeddings in that order need no key file.
+    pub keys_are_row_order: bool,
+    /// The protocol files read, for fingerprints.
+    pub sources: Vec<PathBuf>,
+}
+
+/// Per-benchmark counts for results and the terminal.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct PairCounts {
+    pub pairs: usize,
+    pub genuine: usize,
+    pub impostor: usize,
+    pub images: usize,
+    pub folds: usize,
+}
+
+impl PairBenchmark {
+    pub fn counts(&self) -> PairCounts {
+        let genuine = self.pairs.iter().filter(|p| p.genuine).count();
+        PairCounts {
+            pairs: self.pairs.len(),
+            genuine,
+            impostor: self.pairs.len() - genuine,
+            images: self.keys.len(),
+            folds: self.folds,
+        }
+    }
+}
+
+/// Reads a whole text file; a non-UTF-8 file is a data error naming the file, not an I/O error.
+pub fn read_text(path: &std::path::Path) -> crate::Result<String> {
+    std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => crate::Error::data(path, "not UTF-8 text"),
+        _ => crate::Error::read(path, e),
+    })
+}
+
+/// Fold of item `i` of `n` when a list is cut into `k` contiguous blocks whose sizes are `n/k`,
+/// the first `n%k` blocks one larger (sklearn `KFold(shuffle=False)`, insightface's packs).
+pub fn contiguous_fold(i: usize, n: usize, k: usize) -> usize {
+    let (base, extra) = (n / k, n % k);
+    let big = extra * (base + 1);
+    if i < big {
+        i / (base + 1)
+    } else {
+        extra + (i - big) / base.max(1)
+    }
+}
+
+/// Interns keys so each distinct image gets one index.
+#[derive(Default)]
+pub(crate) struct KeyTable {
+    keys: Vec<String>,
+    index: std::collections::HashMap<String, u32>,
+}
+
+impl KeyTable {
+    pub fn intern(&mut self, key: String) -> u32 {
+        if let Some(&i) = self.index.get(&key) {
+            return i;
+        }
+        let i = self.keys.len() as u32;
+        self.index.insert(key.clone(), i);
+        self.keys.push(key);
+        i
+    }
+
+    pub fn into_keys(self) -> Vec<String> {
+        self.keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contiguous_folds_match_kfold() {
+        // 23 items in 10 folds: sizes 3,3,3,2,2,2,2,2,2,2.
+        let f: Vec<usize> = (0..23).map(|i| contiguous_fold(i, 23, 10)).collect();
+        let sizes: Vec<usize> = (0..10).map(|k| f.iter().filter(|&&x| x == k).count()).collect();
+        assert_eq!(sizes, vec![3, 3, 3, 2, 2, 2, 2, 2, 2, 2]);
+        assert!(f.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(contiguous_fold(5999, 6000, 10), 9);
+    }
+}

@@ -1,0 +1,154 @@
+//! The embedded default: a deterministic synthetic benchmark in the real LFW layout.
+//!
+//! Identities have a random centre in embedding space and a private ageing direction; each image
+//! has an age, and its embedding is centre + drift·(age − first age) + noise, scaled by a
+//! random norm like real networks' raw outputs. The mirrored image gets a correlated embedding.
+//! Genuine and impostor score distributions therefore overlap the way real ones do, and the
+//! genuine scores fall with the age gap. Written as `pairs.txt` (LFW View 2: 10 identity-disjoint
+//! folds × 300 matched + 300 mismatched) plus `.npy` embeddings and a key list.
+
+use crate::dataset::lfw::image_key;
+use crate::error::{Error, Result};
+use crate::report::write_atomic;
+use crate::store::import::write_npy_f32;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct DemoSpec {
+    pub seed: u64,
+    pub folds: usize,
+    pub pairs_per_fold: usize,
+    pub identities_per_fold: usize,
+    pub dim: usize,
+    /// Per-image noise relative to the identity centre (both unit-scale).
+    pub noise: f64,
+    /// Drift per 10 years of age, along the identity's ageing direction.
+    pub drift_per_decade: f64,
+}
+
+impl Default for DemoSpec {
+    fn default() -> Self {
+        DemoSpec { seed: 7, folds: 10, pairs_per_fold: 300, identities_per_fold: 120, dim: 128, noise: 1.4, drift_per_decade: 0.5 }
+    }
+}
+
+/// Paths of a generated demo benchmark.
+#[derive(Debug, Clone)]
+pub struct DemoFiles {
+    pub data_dir: PathBuf,
+    pub pairs: PathBuf,
+    pub embeddings: PathBuf,
+    pub flip_embeddings: PathBuf,
+    pub keys: PathBuf,
+}
+
+struct Identity {
+    name: String,
+    ages: Vec<u32>,
+}
+
+fn gaussian(rng: &mut ChaCha8Rng, n: usize, sd: f64) -> Vec<f64> {
+    (0..n).map(|_| { let z: f64 = StandardNormal.sample(rng); sd * z }).collect()
+}
+
+fn unit(mut v: Vec<f64>) -> Vec<f64> {
+    let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    v.iter_mut().for_each(|x| *x /= n);
+    v
+}
+
+/// Generates the benchmark under `dir` (as a data directory: `dir/lfw/pairs.txt`, `dir/embeddings/…`).
+pub fn generate(spec: &DemoSpec, dir: &Path) -> Result<DemoFiles> {
+    if spec.identities_per_fold < 2 || spec.folds == 0 {
+        return Err(Error::Config("the demo needs at least 2 identities per fold and 1 fold".into()));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    let mut identities = Vec::new();
+    for i in 0..spec.folds * spec.identities_per_fold {
+        let n_images = rng.gen_range(2..=8);
+        let first: u32 = rng.gen_range(18..60);
+        let mut ages: Vec<u32> = (0..n_images).map(|_| first + rng.gen_range(0..25)).collect();
+        ages.sort_unstable();
+        identities.push(Identity { name: format!("Synthetic_Person_{:04}", i + 1), ages });
+    }
+
+    // Pairs: matched within an identity, mismatched across two identities of the same fold.
+    let mut lines = vec![format!("{}\t{}", spec.folds, spec.pairs_per_fold)];
+    for fold in 0..spec.folds {
+        let ids: Vec<&Identity> = identities[fold * spec.identities_per_fold..(fold + 1) * spec.identities_per_fold].iter().collect();
+        let mut matched: Vec<(usize, u32, u32)> = Vec::new();
+        for (k, id) in ids.iter().enumerate() {
+            let n = id.ages.len() as u32;
+            for a in 1..=n {
+                for b in a + 1..=n {
+                    matched.push((k, a, b));
+                }
+            }
+        }
+        if matched.len() < spec.pairs_per_fold {
+            return Err(Error::Config(format!("fold {fold} has only {} possible matched pairs", matched.len())));
+        }
+        matched.shuffle(&mut rng);
+        matched.truncate(spec.pairs_per_fold);
+        matched.sort_unstable();
+        for (k, a, b) in matched {
+            lines.push(format!("{}\t{a}\t{b}", ids[k].name));
+        }
+        let mut mismatched = BTreeSet::new();
+        while mismatched.len() < spec.pairs_per_fold {
+            let (x, y) = (rng.gen_range(0..ids.len()), rng.gen_range(0..ids.len()));
+            if x == y {
+                continue;
+            }
+            let (x, y) = (x.min(y), x.max(y));
+            let a = rng.gen_range(1..=ids[x].ages.len() as u32);
+            let b = rng.gen_range(1..=ids[y].ages.len() as u32);
+            mismatched.insert((x, a, y, b));
+        }
+        for (x, a, y, b) in mismatched {
+            lines.push(format!("{}\t{a}\t{}\t{b}", ids[x].name, ids[y].name));
+        }
+    }
+
+    // Embeddings for every image of every identity.
+    let d = spec.dim;
+    let (mut keys, mut emb, mut flip) = (Vec::new(), Vec::new(), Vec::new());
+    for id in &identities {
+        let centre = unit(gaussian(&mut rng, d, 1.0));
+        let ageing = unit(gaussian(&mut rng, d, 1.0));
+        let scale = rng.gen_range(18.0..30.0);
+        for (j, &age) in id.ages.iter().enumerate() {
+            let drift = spec.drift_per_decade * (age - id.ages[0]) as f64 / 10.0;
+            let noise = gaussian(&mut rng, d, spec.noise / (d as f64).sqrt());
+            let mirror = gaussian(&mut rng, d, 0.3 * spec.noise / (d as f64).sqrt());
+            for k in 0..d {
+                let e = centre[k] + drift * ageing[k] + noise[k];
+                emb.push((scale * e) as f32);
+                flip.push((scale * (e + mirror[k])) as f32);
+            }
+            keys.push(image_key(&id.name, j as u32 + 1));
+        }
+    }
+
+    let files = DemoFiles {
+        data_dir: dir.to_path_buf(),
+        pairs: dir.join("lfw/pairs.txt"),
+        embeddings: dir.join("embeddings/embeddings.npy"),
+        flip_embeddings: dir.join("embeddings/embeddings_flip.npy"),
+        keys: dir.join("embeddings/keys.txt"),
+    };
+    let mut text = lines.join("\n");
+    text.push('\n');
+    write_atomic(&files.pairs, text.as_bytes())?;
+    let mut key_text = keys.join("\n");
+    key_text.push('\n');
+    write_atomic(&files.keys, key_text.as_bytes())?;
+    write_npy_f32(&files.embeddings, keys.len(), d, &emb)?;
+    write_npy_f32(&files.flip_embeddings, keys.len(), d, &flip)?;
+    Ok(files)
+}

@@ -1,0 +1,15 @@
+//! aifr-eval: exact, fast, reproducible evaluation of face-recognition models, with age-invariant
+//! analysis. Data flows one way: dataset adapters → embedding store → scores → metrics →
+//! protocols → reports. See `README.md` and `docs/` for the user-facing description.
+
+pub mod app;
+pub mod config;
+pub mod dataset;
+pub mod demo;
+pub mod error;
+pub mod metrics;
+pub mod protocol;
+pub mod report;
+pub mod store;
+
+pub use error::{Error, Result};

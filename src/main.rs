@@ -1,0 +1,264 @@
+//! The `aifr-eval` command line: parse, call the library, print, exit with a documented code.
+
+use aifr_eval::app::{self, Env, RunRequest};
+use aifr_eval::config::{FlipChoice, Registry};
+use aifr_eval::error::{exit, Error};
+use aifr_eval::metrics::FoldMode;
+use aifr_eval::report::terminal::verification_table;
+use aifr_eval::store::import::{import, EmbeddingSource};
+use aifr_eval::store::EmbeddingStore;
+use aifr_eval::demo;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  internal error (a bug: please report it)
+  2  usage or configuration error (bad flag, unknown benchmark, invalid datasets.toml/protocol)
+  3  invalid input data (malformed pairs file, corrupt .bin/.npy/store, missing keys, NaN embeddings)
+  4  a required input file is missing or unreadable
+  5  an output file could not be written (nothing partial is left behind)";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "aifr-eval",
+    version,
+    about = "Exact, fast, reproducible evaluation of face-recognition models (LFW family today; IJB, MegaFace, FG-NET next)",
+    after_help = EXIT_CODES,
+    after_long_help = EXIT_CODES
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug)]
+struct GlobalArgs {
+    /// Directory holding the benchmarks (each under the `root` given in datasets.toml).
+    #[arg(long, global = true, env = "AIFR_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// A datasets.toml to use instead of the built-in registry.
+    #[arg(long, global = true, env = "AIFR_DATASETS")]
+    datasets: Option<PathBuf>,
+    /// Where converted embedding stores are cached [default: $XDG_CACHE_HOME/aifr-eval or ~/.cache/aifr-eval].
+    #[arg(long, global = true, env = "AIFR_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Evaluate embeddings on a benchmark and write results.json.
+    #[command(after_help = "Examples:
+  aifr-eval run lfw --embeddings emb.npy --keys keys.txt
+  aifr-eval run lfw --embeddings emb.npy --keys keys.txt --flip-embeddings emb_flip.npy --mode insightface
+  aifr-eval run agedb30 --embeddings agedb_emb.npy          # .bin packs: rows in pack order, no key file
+  aifr-eval run calfw --embeddings store.aifrstore --mode facexzoo --out reports/calfw-r50")]
+    Run(RunArgs),
+    /// List every benchmark in datasets.toml and which of its files are present.
+    Datasets,
+    /// Generate the synthetic benchmark and evaluate it end to end (no downloads).
+    #[command(after_help = "Example:\n  aifr-eval demo                 # writes reports/demo/results.json")]
+    Demo(DemoArgs),
+    /// Convert .npy/.safetensors embeddings plus a key list into an embedding store.
+    #[command(after_help = "Example:\n  aifr-eval import --embeddings emb.npy --keys keys.txt --output lfw_r50.aifrstore")]
+    Import(ImportArgs),
+    /// Check an embedding store (header, size, content hash) and print what it holds.
+    #[command(after_help = "Example:\n  aifr-eval verify-store lfw_r50.aifrstore")]
+    VerifyStore { store: PathBuf },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Mode {
+    /// The project's strict definitions (PROTOCOLS.md).
+    Strict,
+    /// Reproduce insightface's verification.py.
+    Insightface,
+    /// Reproduce FaceX-Zoo's LFW evaluator.
+    Facexzoo,
+}
+
+impl From<Mode> for FoldMode {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::Strict => FoldMode::Strict,
+            Mode::Insightface => FoldMode::Insightface,
+            Mode::Facexzoo => FoldMode::Facexzoo,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Benchmark name from datasets.toml (see `aifr-eval datasets`).
+    benchmark: String,
+    /// Embeddings: an .aifrstore, or an N×D .npy (f32/f16/f64) or .safetensors file.
+    #[arg(long)]
+    embeddings: PathBuf,
+    /// Text file with the image key of each embedding row (LFW: `<name>/<name>_<nnnn>.jpg`).
+    #[arg(long)]
+    keys: Option<PathBuf>,
+    /// Embeddings of the horizontally mirrored images, same rows as --embeddings.
+    #[arg(long)]
+    flip_embeddings: Option<PathBuf>,
+    /// Threshold procedure for k-fold accuracy [default: from the protocol file, strict].
+    #[arg(long, value_enum)]
+    mode: Option<Mode>,
+    /// Flip fusion [default: from the protocol file for the mode].
+    #[arg(long, value_enum)]
+    flip: Option<FlipChoice>,
+    /// A protocol file to use instead of the built-in protocols/pair_verification.toml.
+    #[arg(long)]
+    protocol_file: Option<PathBuf>,
+    /// Output directory [default: reports/<benchmark>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Output directory for the generated data and the results.
+    #[arg(long, default_value = "reports/demo")]
+    out: PathBuf,
+    /// Seed of the synthetic benchmark.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Threshold procedure for k-fold accuracy.
+    #[arg(long, value_enum)]
+    mode: Option<Mode>,
+}
+
+#[derive(Args, Debug)]
+struct ImportArgs {
+    #[arg(long)]
+    embeddings: PathBuf,
+    #[arg(long)]
+    keys: PathBuf,
+    #[arg(long)]
+    flip_embeddings: Option<PathBuf>,
+    /// The store file to write.
+    #[arg(long, short)]
+    output: PathBuf,
+}
+
+fn default_cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|d| d.join("aifr-eval"))
+        .unwrap_or_else(|| PathBuf::from(".aifr-cache"))
+}
+
+fn env(global: &GlobalArgs) -> Result<Env, Error> {
+    let registry = match &global.datasets {
+        Some(p) => Registry::from_file(p)?,
+        None => Registry::builtin()?,
+    };
+    Ok(Env {
+        data_dir: global.data_dir.clone(),
+        registry,
+        cache_dir: global.cache_dir.clone().unwrap_or_else(default_cache_dir),
+    })
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Run(a) => {
+            let env = env(&cli.global)?;
+            let req = RunRequest {
+                out_dir: a.out.unwrap_or_else(|| PathBuf::from("reports").join(&a.benchmark)),
+                benchmark: a.benchmark,
+                embeddings: a.embeddings,
+                keys: a.keys,
+                flip_embeddings: a.flip_embeddings,
+                mode: a.mode.map(Into::into),
+                flip: a.flip,
+                protocol_file: a.protocol_file,
+            };
+            let r = app::run_pairs(&env, &req)?;
+            if !a.quiet {
+                print!("{}", verification_table(&r.results));
+                println!("  wrote {} ({:.2} s)", r.results_path.display(), r.timings.total_seconds);
+            }
+        }
+        Command::Datasets => {
+            let env = env(&cli.global)?;
+            println!("data directory: {}   (registry: {})", env.data_dir.display(), env.registry.source);
+            for (name, d) in &env.registry.datasets {
+                let status = d.status(&env.data_dir);
+                let missing_eval: Vec<_> = status.iter().filter(|s| s.needed_for_eval && !s.present).collect();
+                let state = if !d.format.supported() {
+                    "protocol not implemented yet"
+                } else if missing_eval.is_empty() {
+                    "ready"
+                } else {
+                    "missing files"
+                };
+                println!("{name:<20} {state:<30} {}", d.title);
+                for s in &status {
+                    let mark = if s.present { "ok     " } else { "MISSING" };
+                    let use_ = if s.needed_for_eval { "evaluation" } else { "embedding images" };
+                    println!("    {mark} {:<12} {}  (needed for {use_})", s.role, s.path.display());
+                }
+            }
+        }
+        Command::Demo(a) => {
+            let spec = demo::DemoSpec { seed: a.seed, ..Default::default() };
+            let files = demo::generate(&spec, &a.out.join("data"))?;
+            let env = Env {
+                data_dir: files.data_dir.clone(),
+                registry: Registry::builtin()?,
+                cache_dir: a.out.join("cache"),
+            };
+            let req = RunRequest {
+                benchmark: "lfw".into(),
+                embeddings: files.embeddings,
+                keys: Some(files.keys),
+                flip_embeddings: Some(files.flip_embeddings),
+                mode: a.mode.map(Into::into),
+                flip: None,
+                protocol_file: None,
+                out_dir: a.out.clone(),
+            };
+            let r = app::run_pairs(&env, &req)?;
+            println!("synthetic benchmark (seed {}) in {}", a.seed, files.data_dir.display());
+            print!("{}", verification_table(&r.results));
+            println!("  wrote {} ({:.2} s)", r.results_path.display(), r.timings.total_seconds);
+        }
+        Command::Import(a) => {
+            let src = EmbeddingSource { embeddings: a.embeddings, keys: a.keys, flip: a.flip_embeddings };
+            let s = import(&src, &a.output)?;
+            println!("wrote {}: {} rows × {} ({}), flip {}, fingerprint {}", s.path().display(), s.len(), s.dim(), s.header().dtype.name(), s.has_flip(), s.fingerprint());
+        }
+        Command::VerifyStore { store } => {
+            let s = EmbeddingStore::open(&store)?;
+            s.verify()?;
+            println!("{}: ok — {} rows × {} ({}), flip {}, fingerprint {}", store.display(), s.len(), s.dim(), s.header().dtype.name(), s.has_flip(), s.fingerprint());
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let code = match run(cli) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}

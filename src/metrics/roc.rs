@@ -1,0 +1,370 @@
+//! The exact ROC of a set of scored pairs and everything derived from it: AUC, EER and TAR@FAR
+//! under the strict (bob.measure) and nearest-vertex (insightface/sklearn) rules.
+//!
+//! Built once in O(n log n) (one parallel sort per class, deterministic because equal values are
+//! grouped before anything order-dependent happens); every query afterwards is O(log n) or O(n).
+
+use super::{validated, MetricError, SortedPairs};
+use rayon::prelude::*;
+use serde::Serialize;
+
+/// Cumulative counts at each distinct score value, in descending order of the value.
+#[derive(Debug, Clone)]
+pub struct Roc {
+    /// Distinct score values, descending.
+    thresholds: Vec<f64>,
+    /// `tp[i]` = #genuine with score >= thresholds[i].
+    tp: Vec<u64>,
+    /// `fp[i]` = #impostor with score >= thresholds[i].
+    fp: Vec<u64>,
+    n_gen: u64,
+    n_imp: u64,
+}
+
+/// One ROC vertex: accept iff `score >= threshold` (the first vertex has threshold +inf).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RocPoint {
+    pub fpr: f64,
+    pub tpr: f64,
+    pub threshold: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Eer {
+    pub eer: f64,
+    pub threshold: f64,
+    pub far: f64,
+    pub frr: f64,
+}
+
+/// How a threshold is chosen for a FAR target (PROTOCOLS.md §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TarRule {
+    /// bob.measure: lowest observed impostor score whose FAR does not exceed the target.
+    Strict,
+    /// insightface: the sklearn ROC vertex whose FPR is nearest the target (may exceed it).
+    InsightfaceNearest,
+}
+
+/// TAR at one FAR target. When the target is below 1/N_impostor it is not measurable and only
+/// `far_target`, `rule`, `available=false` and `note` are set.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TarAtFar {
+    pub far_target: f64,
+    pub rule: TarRule,
+    pub available: bool,
+    pub tar: Option<f64>,
+    /// The FAR actually achieved at `threshold`.
+    pub far: Option<f64>,
+    /// Accept iff `score >= threshold`; `None` (JSON null) when the chosen vertex is at +inf.
+    pub threshold: Option<f64>,
+    pub false_accepts: Option<u64>,
+    pub note: Option<String>,
+}
+
+fn sorted_desc(mut v: Vec<f64>) -> Vec<f64> {
+    // Parallel sorting only pays off for large inputs (IJB: millions of pairs).
+    if v.len() > 1 << 16 {
+        v.par_sort_unstable_by(|a, b| b.total_cmp(a));
+    } else {
+        v.sort_unstable_by(|a, b| b.total_cmp(a));
+    }
+    v
+}
+
+impl Roc {
+    pub fn new(scores: &[f64], genuine: &[bool]) -> Result<Self, MetricError> {
+        validated(scores, genuine)?;
+        // +0.0 turns -0.0 into 0.0 so that total_cmp groups them as the equal values they are.
+        let split = |want: bool| -> Vec<f64> {
+            scores.iter().zip(genuine).filter(|(_, &g)| g == want).map(|(&s, _)| s + 0.0).collect()
+        };
+        let (gen, imp) = if scores.len() > 1 << 16 {
+            rayon::join(|| sorted_desc(split(true)), || sorted_desc(split(false)))
+        } else {
+            (sorted_desc(split(true)), sorted_desc(split(false)))
+        };
+        let (n_gen, n_imp) = (gen.len() as u64, imp.len() as u64);
+        let cap = gen.len() + imp.len();
+        let (mut thresholds, mut tp, mut fp) =
+            (Vec::with_capacity(cap), Vec::with_capacity(cap), Vec::with_capacity(cap));
+        let (mut i, mut j) = (0usize, 0usize);
+        while i < gen.len() || j < imp.len() {
+            let t = match (gen.get(i), imp.get(j)) {
+                (Some(&a), Some(&b)) => a.max(b),
+                (Some(&a), None) => a,
+                (None, Some(&b)) => b,
+                (None, None) => break,
+            };
+            while i < gen.len() && gen[i] == t {
+                i += 1;
+            }
+            while j < imp.len() && imp[j] == t {
+                j += 1;
+            }
+            thresholds.push(t);
+            tp.push(i as u64);
+            fp.push(j as u64);
+        }
+        Ok(Roc { thresholds, tp, fp, n_gen, n_imp })
+    }
+
+    /// The same ROC from pairs already sorted for the k-fold protocols (no second sort).
+    pub fn from_sorted(pairs: &SortedPairs) -> Self {
+        let n = pairs.len();
+        let (mut thresholds, mut tp, mut fp) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut g, mut i) = (0u64, 0u64);
+        let mut p = n;
+        while p > 0 {
+            let t = pairs.at(p - 1).0;
+            while p > 0 && pairs.at(p - 1).0 == t {
+                if pairs.at(p - 1).1 {
+                    g += 1;
+                } else {
+                    i += 1;
+                }
+                p -= 1;
+            }
+            thresholds.push(t);
+            tp.push(g);
+            fp.push(i);
+        }
+        Roc { thresholds, tp, fp, n_gen: g, n_imp: i }
+    }
+
+    pub fn n_genuine(&self) -> u64 {
+        self.n_gen
+    }
+
+    pub fn n_impostor(&self) -> u64 {
+        self.n_imp
+    }
+
+    /// Number of distinct score values (ROC vertices other than the origin).
+    pub fn len(&self) -> usize {
+        self.thresholds.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.thresholds.is_empty()
+    }
+
+    fn point(&self, i: usize) -> RocPoint {
+        RocPoint {
+            fpr: self.fp[i] as f64 / self.n_imp as f64,
+            tpr: self.tp[i] as f64 / self.n_gen as f64,
+            threshold: self.thresholds[i],
+        }
+    }
+
+    const ORIGIN: RocPoint = RocPoint { fpr: 0.0, tpr: 0.0, threshold: f64::INFINITY };
+
+    /// Every vertex of the exact ROC (one per distinct score), preceded by (0, 0) at +inf.
+    pub fn vertices(&self) -> Vec<RocPoint> {
+        std::iter::once(Self::ORIGIN).chain((0..self.thresholds.len()).map(|i| self.point(i))).collect()
+    }
+
+    /// The vertices sklearn's `roc_curve(drop_intermediate=True)` keeps: a point is dropped when
+    /// both its FP and TP second differences are zero (equal steps on either side).
+    pub fn sklearn_vertices(&self) -> Vec<RocPoint> {
+        self.sklearn_iter().collect()
+    }
+
+    fn sklearn_iter(&self) -> impl Iterator<Item = RocPoint> + '_ {
+        let n = self.thresholds.len();
+        let keep = move |i: usize| -> bool {
+            if n <= 2 || i == 0 || i + 1 == n {
+                return true;
+            }
+            let d2 = |v: &[u64]| (v[i + 1] as i128) - 2 * (v[i] as i128) + (v[i - 1] as i128);
+            d2(&self.fp) != 0 || d2(&self.tp) != 0
+        };
+        std::iter::once(Self::ORIGIN).chain((0..n).filter(move |&i| keep(i)).map(|i| self.point(i)))
+    }
+
+    /// Area under the exact ROC by the trapezoid rule (ties give diagonal segments).
+    pub fn auc(&self) -> f64 {
+        let mut area = 0.0;
+        let mut prev = Self::ORIGIN;
+        for i in 0..self.thresholds.len() {
+            let p = self.point(i);
+            area += (p.fpr - prev.fpr) * (p.tpr + prev.tpr) / 2.0;
+            prev = p;
+        }
+        area
+    }
+
+    /// bob's sweep over midpoints of consecutive distinct scores minimising |FAR − FRR|; ties go to
+    /// the smallest threshold. `None` when all scores are equal (no midpoint exists).
+    pub fn eer(&self) -> Option<Eer> {
+        let mut best: Option<(f64, Eer)> = None;
+        // Ascending thresholds: the midpoint between thresholds[i+1] < thresholds[i] accepts exactly
+        // the scores >= thresholds[i].
+        for i in (0..self.thresholds.len().saturating_sub(1)).rev() {
+            let far = self.fp[i] as f64 / self.n_imp as f64;
+            let frr = (self.n_gen - self.tp[i]) as f64 / self.n_gen as f64;
+            let gap = (far - frr).abs();
+            if best.as_ref().is_none_or(|(g, _)| gap < *g) {
+                let threshold = (self.thresholds[i] + self.thresholds[i + 1]) / 2.0;
+                best = Some((gap, Eer { eer: (far + frr) / 2.0, threshold, far, frr }));
+            }
+        }
+        best.map(|(_, e)| e)
+    }
+
+    /// Whether `far` can be measured at all with this many impostors.
+    fn measurable(&self, far: f64) -> bool {
+        far * self.n_imp as f64 >= 1.0
+    }
+
+    fn unavailable(&self, far: f64, rule: TarRule) -> TarAtFar {
+        TarAtFar {
+            far_target: far,
+            rule,
+            available: false,
+            tar: None,
+            far: None,
+            threshold: None,
+            false_accepts: None,
+            note: Some(format!(
+                "FAR {far:e} is below 1/N_impostor = 1/{} and cannot be measured",
+                self.n_imp
+            )),
+        }
+    }
+
+    pub fn tar_at_far(&self, far: f64, rule: TarRule) -> TarAtFar {
+        if !self.measurable(far) {
+            return self.unavailable(far, rule);
+        }
+        match rule {
+            TarRule::Strict => self.tar_strict(far),
+            TarRule::InsightfaceNearest => self.tar_nearest(far),
+        }
+    }
+
+    fn tar_strict(&self, far: f64) -> TarAtFar {
+        let n_imp = self.n_imp as f64;
+        // fp is non-decreasing, so "FAR within target" holds on a prefix.
+        let ok = self.fp.partition_point(|&c| c as f64 / n_imp <= far);
+        let bound = if ok == 0 { 0 } else { self.fp[ok - 1] };
+        let (threshold, false_accepts, accepted_gen) = if bound == 0 {
+            // Even the highest impostor score breaks the target: threshold just above it, FAR 0.
+            let top = self.fp.partition_point(|&c| c == 0);
+            let gen = if top == 0 { 0 } else { self.tp[top - 1] };
+            (self.thresholds[top].next_up(), 0, gen)
+        } else {
+            // The first vertex reaching `bound` false accepts is the lowest impostor score allowed.
+            let i = self.fp.partition_point(|&c| c < bound);
+            (self.thresholds[i], bound, self.tp[i])
+        };
+        TarAtFar {
+            far_target: far,
+            rule: TarRule::Strict,
+            available: true,
+            tar: Some(accepted_gen as f64 / self.n_gen as f64),
+            far: Some(false_accepts as f64 / n_imp),
+            threshold: Some(threshold),
+            false_accepts: Some(false_accepts),
+            note: None,
+        }
+    }
+
+    fn tar_nearest(&self, far: f64) -> TarAtFar {
+        let vertices = self.sklearn_iter();
+        let mut best = Self::ORIGIN;
+        let mut best_gap = f64::INFINITY;
+        for p in vertices {
+            let gap = (p.fpr - far).abs();
+            if gap < best_gap || (gap == best_gap && p.tpr > best.tpr) {
+                best = p;
+                best_gap = gap;
+            }
+        }
+        TarAtFar {
+            far_target: far,
+            rule: TarRule::InsightfaceNearest,
+            available: true,
+            tar: Some(best.tpr),
+            far: Some(best.fpr),
+            threshold: best.threshold.is_finite().then_some(best.threshold),
+            false_accepts: Some((best.fpr * self.n_imp as f64).round() as u64),
+            note: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roc(gen: &[f64], imp: &[f64]) -> Roc {
+        let scores: Vec<f64> = gen.iter().chain(imp).copied().collect();
+        let labels: Vec<bool> = gen.iter().map(|_| true).chain(imp.iter().map(|_| false)).collect();
+        Roc::new(&scores, &labels).unwrap()
+    }
+
+    #[test]
+    fn hand_checked_strict_tar() {
+        // 10 impostors: 0.9, 0.8, 0.8, 0.5, ... ; far 0.1 allows 1 false accept -> t = 0.9.
+        let r = roc(&[0.95, 0.85, 0.8, 0.7], &[0.9, 0.8, 0.8, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0, -0.1]);
+        let t = r.tar_at_far(0.1, TarRule::Strict);
+        assert_eq!(t.threshold, Some(0.9));
+        assert_eq!(t.false_accepts, Some(1));
+        assert_eq!(t.tar, Some(0.25));
+        // far 0.2 allows 2, but 0.8 is tied twice (3 false accepts) -> stays at 0.9.
+        let t = r.tar_at_far(0.2, TarRule::Strict);
+        assert_eq!(t.threshold, Some(0.9));
+        // far 0.3 -> 0.8 with 3 false accepts; genuine 0.95, 0.85, 0.8 accepted.
+        let t = r.tar_at_far(0.3, TarRule::Strict);
+        assert_eq!((t.threshold, t.false_accepts, t.tar), (Some(0.8), Some(3), Some(0.75)));
+    }
+
+    #[test]
+    fn top_tie_goes_just_above_the_maximum() {
+        let r = roc(&[0.95, 0.9, 0.5], &[0.9, 0.9, 0.1, 0.0]);
+        let t = r.tar_at_far(0.25, TarRule::Strict);
+        assert_eq!(t.false_accepts, Some(0));
+        assert_eq!(t.threshold, Some(0.9f64.next_up()));
+        assert_eq!(t.tar, Some(1.0 / 3.0));
+    }
+
+    #[test]
+    fn far_below_one_over_n_is_unavailable() {
+        let r = roc(&[0.9], &[0.1, 0.2, 0.3]);
+        for rule in [TarRule::Strict, TarRule::InsightfaceNearest] {
+            let t = r.tar_at_far(0.3, rule);
+            assert!(!t.available && t.tar.is_none() && t.note.is_some());
+            assert!(r.tar_at_far(1.0 / 3.0, rule).available);
+        }
+    }
+
+    #[test]
+    fn auc_counts_ties_as_half() {
+        // P(gen > imp) + 0.5 P(tie): pairs (0.5 vs 0.5) tie, (0.5 vs 0.2) win, (0.9 vs *) win.
+        let r = roc(&[0.9, 0.5], &[0.5, 0.2]);
+        assert!((r.auc() - (3.0 + 0.5) / 4.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn eer_perfect_separation_is_zero() {
+        let e = roc(&[0.9, 0.8], &[0.1, 0.2]).eer().unwrap();
+        assert_eq!((e.eer, e.threshold), (0.0, 0.5));
+        assert!(roc(&[0.5], &[0.5]).eer().is_none());
+    }
+
+    #[test]
+    fn rejects_nan_and_empty_classes() {
+        assert!(matches!(Roc::new(&[0.1, f64::NAN], &[true, false]), Err(MetricError::NonFinite { index: 1, .. })));
+        assert!(matches!(Roc::new(&[0.1, 0.2], &[true, true]), Err(MetricError::EmptyClass { class: "impostor" })));
+        assert!(matches!(Roc::new(&[0.1], &[true, false]), Err(MetricError::LengthMismatch { .. })));
+    }
+
+    #[test]
+    fn negative_zero_equals_zero() {
+        let r = roc(&[0.0], &[-0.0]);
+        assert_eq!(r.vertices().len(), 2);
+        assert!((r.auc() - 0.5).abs() < 1e-15);
+    }
+}

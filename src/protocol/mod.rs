@@ -1,0 +1,3 @@
+//! Protocols wire an adapter's benchmark, the embedding store and the metrics into a results value.
+
+pub mod verification;

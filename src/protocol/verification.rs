@@ -1,0 +1,234 @@
+//! Pair verification (LFW family): flip fusion → pair scores → k-fold accuracy, ROC, AUC, EER and
+//! TAR@FAR under both rules (PROTOCOLS.md §1, §3).
+
+use crate::config::FlipChoice;
+use crate::dataset::{PairBenchmark, PairCounts};
+use crate::error::{Error, Result};
+use crate::metrics::{kfold_sorted, Eer, FoldMode, KFoldAccuracy, Roc, SortedPairs, TarAtFar, TarRule};
+use crate::store::{EmbeddingStore, View};
+use rayon::prelude::*;
+use serde::Serialize;
+
+/// The flip fusion actually applied (never `auto`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fusion {
+    Sum,
+    Concat,
+    None,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerificationParams {
+    pub mode: FoldMode,
+    pub fusion: Fusion,
+    pub far_targets: Vec<f64>,
+}
+
+/// Resolves the requested flip choice against what the store holds.
+pub fn resolve_fusion(choice: FlipChoice, mode: FoldMode, store: &EmbeddingStore) -> Result<Fusion> {
+    let fusion = match choice {
+        FlipChoice::Auto if store.has_flip() => Fusion::Sum,
+        FlipChoice::Auto | FlipChoice::None => Fusion::None,
+        FlipChoice::Sum => Fusion::Sum,
+        FlipChoice::Concat => Fusion::Concat,
+    };
+    if fusion != Fusion::None && !store.has_flip() {
+        let hint = if mode == FoldMode::Insightface {
+            " (compat=insightface fuses flips by default; pass --flip none to evaluate the images alone, which the results then record)"
+        } else {
+            ""
+        };
+        return Err(Error::Invalid(format!(
+            "flip fusion '{fusion:?}' needs embeddings of the mirrored images, but {} has none; provide --flip-embeddings{hint}",
+            store.path().display()
+        )));
+    }
+    Ok(fusion)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RocSummary {
+    pub auc: f64,
+    pub eer: Option<Eer>,
+    /// Number of distinct-threshold vertices of the exact ROC.
+    pub vertices: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerificationMetrics {
+    pub accuracy: KFoldAccuracy,
+    pub roc: RocSummary,
+    pub tar_at_far: Vec<TarAtFar>,
+    /// Mean L2 norm of the raw embeddings of every pair entry (both flips when present), as
+    /// insightface prints it.
+    pub xnorm: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct VerificationOutcome {
+    pub counts: PairCounts,
+    pub metrics: VerificationMetrics,
+    /// Pair scores (cosine), in pair order; kept for reports.
+    pub scores: Vec<f64>,
+}
+
+/// Rows in the store for every benchmark key; all missing keys are reported together.
+fn resolve_rows(bench: &PairBenchmark, store: &EmbeddingStore) -> Result<Vec<usize>> {
+    let mut rows = Vec::with_capacity(bench.keys.len());
+    let mut missing = Vec::new();
+    for key in &bench.keys {
+        match store.row_of(key) {
+            Some(r) => rows.push(r),
+            None => missing.push(key.as_str()),
+        }
+    }
+    if !missing.is_empty() {
+        let shown: Vec<String> = missing.iter().take(5).map(|k| format!("'{k}'")).collect();
+        return Err(Error::Invalid(format!(
+            "{} of the {} images the benchmark references are not in the embeddings {} ({} keys); first: {}{}",
+            missing.len(),
+            bench.keys.len(),
+            store.path().display(),
+            store.len(),
+            shown.join(", "),
+            if missing.len() > shown.len() { ", …" } else { "" }
+        )));
+    }
+    Ok(rows)
+}
+
+/// L2-normalised fused embedding of each benchmark image (f64), plus its raw norms.
+fn fused(store: &EmbeddingStore, rows: &[usize], fusion: Fusion) -> (Vec<Vec<f64>>, Vec<[f64; 2]>) {
+    let dim = store.dim();
+    rows.par_iter()
+        .map(|&row| {
+            let mut e = vec![0f32; dim];
+            store.read_row(row, View::Original, &mut e);
+            let mut f = vec![0f32; if store.has_flip() { dim } else { 0 }];
+            if store.has_flip() {
+                store.read_row(row, View::Flipped, &mut f);
+            }
+            let norm = |v: &[f32]| v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
+            let norms = [norm(&e), norm(&f)];
+            let mut v: Vec<f64> = match fusion {
+                Fusion::None => e.iter().map(|&x| x as f64).collect(),
+                Fusion::Sum => e.iter().zip(&f).map(|(&a, &b)| a as f64 + b as f64).collect(),
+                Fusion::Concat => e.iter().chain(&f).map(|&x| x as f64).collect(),
+            };
+            let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+            v.iter_mut().for_each(|x| *x /= n);
+            (v, norms)
+        })
+        .unzip()
+}
+
+pub fn evaluate(bench: &PairBenchmark, store: &EmbeddingStore, params: &VerificationParams) -> Result<VerificationOutcome> {
+    let rows = resolve_rows(bench, store)?;
+    let (emb, norms) = fused(store, &rows, params.fusion);
+    // A fused vector can still be zero (e + e_flip = 0) or overflow: refuse it by key.
+    if let Some(i) = emb.iter().position(|v| v.iter().any(|x| !x.is_finite())) {
+        return Err(Error::Invalid(format!(
+            "the fused embedding of '{}' has zero or non-finite norm; cannot compute a cosine score",
+            bench.keys[i]
+        )));
+    }
+    let (scores, dist): (Vec<f64>, Vec<f64>) = bench
+        .pairs
+        .par_iter()
+        .map(|p| {
+            let (a, b) = (&emb[p.a as usize], &emb[p.b as usize]);
+            let dot = a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+            let d = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>();
+            (dot, d)
+        })
+        .unzip();
+    let labels: Vec<bool> = bench.pairs.iter().map(|p| p.genuine).collect();
+    let folds: Vec<usize> = bench.pairs.iter().map(|p| p.fold as usize).collect();
+    let invalid = |e: crate::metrics::MetricError| Error::Invalid(format!("cannot evaluate the benchmark: {e}"));
+
+    let by_score = SortedPairs::new(&scores, &labels, &folds, bench.folds).map_err(invalid)?;
+    let accuracy = if params.mode == FoldMode::Insightface {
+        kfold_sorted(params.mode, &SortedPairs::new(&dist, &labels, &folds, bench.folds).map_err(invalid)?)
+    } else {
+        kfold_sorted(params.mode, &by_score)
+    };
+    let roc = Roc::from_sorted(&by_score);
+    let mut tar_at_far = Vec::new();
+    for rule in [TarRule::Strict, TarRule::InsightfaceNearest] {
+        tar_at_far.extend(params.far_targets.iter().map(|&f| roc.tar_at_far(f, rule)));
+    }
+    let views = if store.has_flip() { 2 } else { 1 };
+    let xnorm = bench.pairs.iter().flat_map(|p| [p.a, p.b]).map(|i| norms[i as usize][..views].iter().sum::<f64>()).sum::<f64>()
+        / (bench.pairs.len() * 2 * views) as f64;
+    Ok(VerificationOutcome {
+        counts: bench.counts(),
+        metrics: VerificationMetrics {
+            accuracy,
+            roc: RocSummary { auc: roc.auc(), eer: roc.eer(), vertices: roc.len() },
+            tar_at_far,
+            xnorm,
+        },
+        scores,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::Pair;
+    use crate::store::{DType, StoreWriter};
+
+    /// a = [3,4] (mirror [4,3]), b = [1,0] (mirror [0,1]), c = [0,2] (mirror [0,2]), d = [1,1] (mirror [2,2]).
+    fn setup(dir: &std::path::Path) -> (PairBenchmark, EmbeddingStore) {
+        let mut w = StoreWriter::create(&dir.join("s"), DType::F32, 2, 2, 4, [0; 32]).unwrap();
+        w.write_rows(View::Original, 0, &DType::F32.encode(&[3., 4., 1., 0., 0., 2., 1., 1.])).unwrap();
+        w.write_rows(View::Flipped, 0, &DType::F32.encode(&[4., 3., 0., 1., 0., 2., 2., 2.])).unwrap();
+        let keys: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        let store = EmbeddingStore::open(&w.finish(&keys).unwrap()).unwrap();
+        let pairs = (0..2)
+            .flat_map(|fold| [Pair { a: 0, b: 1, genuine: true, fold }, Pair { a: 2, b: 3, genuine: false, fold }])
+            .collect();
+        (PairBenchmark { keys, pairs, folds: 2, keys_are_row_order: false, sources: vec![] }, store)
+    }
+
+    fn params(fusion: Fusion) -> VerificationParams {
+        VerificationParams { mode: FoldMode::Strict, fusion, far_targets: vec![0.5] }
+    }
+
+    #[test]
+    fn flip_fusion_scores_are_hand_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bench, store) = setup(dir.path());
+        let s = |f| evaluate(&bench, &store, &params(f)).unwrap();
+        let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        // none: cos([3,4],[1,0]) = 0.6; cos([0,2],[1,1]) = 1/sqrt2.
+        let none = s(Fusion::None);
+        close(none.scores[0], 0.6);
+        close(none.scores[1], 0.5f64.sqrt());
+        // sum: [7,7]·[1,1] -> 1; [0,4]·[3,3] -> 1/sqrt2.
+        let sum = s(Fusion::Sum);
+        close(sum.scores[0], 1.0);
+        close(sum.scores[1], 0.5f64.sqrt());
+        // concat: [3,4,4,3]/sqrt50 · [1,0,0,1]/sqrt2 = 6/10.
+        close(s(Fusion::Concat).scores[0], 0.6);
+        // XNorm over both views of every pair entry: (5+5 + 1+1 + 2+2 + sqrt2+sqrt8)/8 per pair.
+        close(sum.metrics.xnorm, (5. + 5. + 1. + 1. + 2. + 2. + 2f64.sqrt() + 8f64.sqrt()) / 8.0);
+    }
+
+    #[test]
+    fn fused_zero_vector_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = StoreWriter::create(&dir.path().join("s"), DType::F32, 1, 2, 4, [0; 32]).unwrap();
+        w.write_rows(View::Original, 0, &DType::F32.encode(&[1., 1., -1., 1.])).unwrap();
+        w.write_rows(View::Flipped, 0, &DType::F32.encode(&[1., 1., 1., 1.])).unwrap();
+        let keys: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        let store = EmbeddingStore::open(&w.finish(&keys).unwrap()).unwrap();
+        let sub = dir.path().join("x");
+        std::fs::create_dir_all(&sub).unwrap();
+        let (bench, _) = setup(&sub);
+        let e = evaluate(&bench, &store, &params(Fusion::Sum)).unwrap_err().to_string();
+        assert!(e.contains("'c'") && e.contains("zero or non-finite norm"), "{e}");
+    }
+
+}

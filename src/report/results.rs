@@ -1,0 +1,99 @@
+//! The `results.json` schema (version 1). Documented field by field in docs/results-schema.md.
+//!
+//! Everything here is a deterministic function of the inputs: no timestamps, no absolute paths,
+//! no timings (those go to `timings.json` beside it), so the same inputs give a byte-identical
+//! file on any machine and with any thread count.
+
+use crate::dataset::PairCounts;
+use crate::metrics::FoldMode;
+use crate::protocol::verification::{Fusion, VerificationMetrics};
+use serde::Serialize;
+
+pub const SCHEMA: &str = "aifr-eval/results";
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Software {
+    pub name: &'static str,
+    pub version: &'static str,
+    /// `git describe`-style commit the binary was built from, when known.
+    pub commit: Option<&'static str>,
+}
+
+impl Software {
+    pub fn current() -> Self {
+        Software { name: env!("CARGO_PKG_NAME"), version: env!("CARGO_PKG_VERSION"), commit: option_env!("AIFR_GIT_COMMIT") }
+    }
+}
+
+/// A protocol/data file with its content hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileFingerprint {
+    pub role: String,
+    /// Path relative to the data directory (portable across machines).
+    pub path: String,
+    pub bytes: u64,
+    pub blake3: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchmarkInfo {
+    pub name: String,
+    pub title: String,
+    pub format: crate::config::Format,
+    pub files: Vec<FileFingerprint>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProtocolInfo {
+    pub name: String,
+    /// "strict", "compat=insightface" or "compat=facexzoo".
+    pub mode: String,
+    pub fold_mode: FoldMode,
+    pub flip_fusion: Fusion,
+    pub folds: usize,
+    pub far_targets: Vec<f64>,
+    /// How the per-pair score is defined.
+    pub score: &'static str,
+    pub accept_rule: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EmbeddingsInfo {
+    /// blake3 of the store's rows and keys.
+    pub fingerprint: String,
+    pub count: usize,
+    pub dim: usize,
+    pub dtype: &'static str,
+    /// Whether embeddings of the mirrored images were present.
+    pub has_flip: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerificationResults {
+    pub schema: &'static str,
+    pub schema_version: u32,
+    pub kind: &'static str,
+    pub software: Software,
+    pub benchmark: BenchmarkInfo,
+    pub protocol: ProtocolInfo,
+    pub embeddings: EmbeddingsInfo,
+    pub counts: PairCounts,
+    pub metrics: VerificationMetrics,
+}
+
+pub fn mode_label(mode: FoldMode) -> String {
+    match mode {
+        FoldMode::Strict => "strict".into(),
+        FoldMode::Insightface => "compat=insightface".into(),
+        FoldMode::Facexzoo => "compat=facexzoo".into(),
+    }
+}
+
+/// Wall-clock timings of one run, kept out of results.json so that file stays reproducible.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    pub stages: Vec<(String, f64)>,
+    pub total_seconds: f64,
+    pub threads: usize,
+}

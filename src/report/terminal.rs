@@ -1,0 +1,51 @@
+//! A compact human-readable summary of a verification result.
+
+use super::results::VerificationResults;
+use crate::metrics::TarRule;
+use std::fmt::Write;
+
+fn pct(x: f64) -> String {
+    format!("{:.3}%", 100.0 * x)
+}
+
+pub fn verification_table(r: &VerificationResults) -> String {
+    let m = &r.metrics;
+    let c = &r.counts;
+    let mut s = String::new();
+    let _ = writeln!(s, "{} — {}", r.benchmark.name, r.benchmark.title);
+    let _ = writeln!(
+        s,
+        "  {} pairs ({} genuine, {} impostor), {} images, {} folds; mode {}, flip fusion {:?}",
+        c.pairs, c.genuine, c.impostor, c.images, c.folds, r.protocol.mode, r.protocol.flip_fusion
+    );
+    let a = &m.accuracy;
+    let (pm, label) = if a.reported_spread == "std" { (a.spread.std, "std") } else { (a.spread.se, "SE") };
+    let _ = writeln!(
+        s,
+        "  {}-fold accuracy  {} ± {:.3} ({label})   [std {:.3}, SE {:.3}]",
+        c.folds,
+        pct(a.spread.mean),
+        100.0 * pm,
+        100.0 * a.spread.std,
+        100.0 * a.spread.se
+    );
+    let eer = m.roc.eer.map(|e| format!("{} at score {:.4}", pct(e.eer), e.threshold)).unwrap_or_else(|| "n/a".into());
+    let _ = writeln!(s, "  AUC {:.6}   EER {eer}   XNorm {:.4}", m.roc.auc, m.xnorm);
+    let _ = writeln!(s, "  {:<9} {:<40} TAR (insightface nearest)", "FAR", "TAR (strict)");
+    for far in &r.protocol.far_targets {
+        let cell = |rule: TarRule| -> String {
+            let Some(t) = m.tar_at_far.iter().find(|t| t.rule == rule && t.far_target == *far) else {
+                return String::new();
+            };
+            match (t.tar, t.far, t.false_accepts) {
+                (Some(tar), Some(f), Some(fa)) => {
+                    let th = t.threshold.map(|x| format!("{x:.4}")).unwrap_or_else(|| "+inf".into());
+                    format!("{} (FAR {f:.2e}, {fa} FA, t={th})", pct(tar))
+                }
+                _ => format!("n/a (< 1/{})", c.impostor),
+            }
+        };
+        let _ = writeln!(s, "  {:<9} {:<40} {}", format!("{far:e}"), cell(TarRule::Strict), cell(TarRule::InsightfaceNearest));
+    }
+    s
+}

@@ -1,0 +1,413 @@
+//! Converting users' embedding files (`.npy` N×D, or safetensors) plus a key list into a store.
+//!
+//! The conversion streams: the source is read in fixed-size chunks (never mapped or loaded
+//! whole), each row is checked (finite, non-zero norm) and written, so resident memory stays at
+//! a few megabytes whatever N is and the speed is the disk's.
+
+use super::{DType, EmbeddingStore, StoreWriter, View};
+use crate::error::{Error, Result};
+use memmap2::Mmap;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// Element types accepted in source files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SrcType {
+    F32,
+    F16,
+    BF16,
+    F64,
+}
+
+impl SrcType {
+    fn size(self) -> usize {
+        match self {
+            SrcType::F32 => 4,
+            SrcType::F16 | SrcType::BF16 => 2,
+            SrcType::F64 => 8,
+        }
+    }
+
+    fn decode(self, bytes: &[u8], out: &mut Vec<f32>) {
+        out.clear();
+        match self {
+            SrcType::F32 => out.extend(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
+            SrcType::F16 => out.extend(bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())),
+            SrcType::BF16 => out.extend(bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())),
+            SrcType::F64 => out.extend(bytes.chunks_exact(8).map(|c| {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(c);
+                f64::from_le_bytes(a) as f32
+            })),
+        }
+    }
+
+    /// f16 sources stay f16 in the store (exact, half the size); everything else becomes f32.
+    fn store_dtype(self) -> DType {
+        match self {
+            SrcType::F16 => DType::F16,
+            _ => DType::F32,
+        }
+    }
+}
+
+/// A row-major N×D matrix at a byte offset inside a file.
+#[derive(Debug, Clone)]
+struct MatrixLoc {
+    path: PathBuf,
+    offset: u64,
+    rows: usize,
+    cols: usize,
+    ty: SrcType,
+}
+
+/// Where a user's embeddings come from.
+#[derive(Debug, Clone)]
+pub struct EmbeddingSource {
+    /// `.npy` (N×D float32/float16/float64) or `.safetensors`.
+    pub embeddings: PathBuf,
+    /// Text file with N image keys, one per line, in row order.
+    pub keys: PathBuf,
+    /// Optional embeddings of the horizontally flipped images (same shape, same key order).
+    /// For safetensors, a tensor named `embeddings_flip` in the same file is used when present.
+    pub flip: Option<PathBuf>,
+}
+
+fn locate(path: &Path, flip_tensor: bool) -> Result<Option<MatrixLoc>> {
+    let is_npy = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    let is_st = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+    if is_npy {
+        if flip_tensor {
+            return Ok(None);
+        }
+        return locate_npy(path).map(Some);
+    }
+    if is_st {
+        return locate_safetensors(path, flip_tensor);
+    }
+    Err(Error::data(path, "unknown embedding file type: expected a .npy or .safetensors file (or an .aifrstore)"))
+}
+
+/// Counts bytes consumed by the header parser, which tells where the data starts.
+struct Counting<R> {
+    inner: R,
+    n: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n += k as u64;
+        Ok(k)
+    }
+}
+
+fn locate_npy(path: &Path) -> Result<MatrixLoc> {
+    let file = File::open(path).map_err(|e| Error::read(path, e))?;
+    let len = file.metadata().map_err(|e| Error::read(path, e))?.len();
+    // The header parser reads byte-wise from an unbuffered reader, so the count is exact.
+    let mut counting = Counting { inner: file, n: 0 };
+    let header = npyz::NpyHeader::from_reader(&mut counting)
+        .map_err(|e| Error::data(path, format!("not a valid .npy header: {e}")))?;
+    let offset = counting.n;
+    let npyz::DType::Plain(ts) = header.dtype() else {
+        return Err(Error::data(path, "structured .npy arrays are not supported; expected a plain float matrix"));
+    };
+    let descr = ts.to_string();
+    let ty = match descr.as_str() {
+        "<f4" => SrcType::F32,
+        "<f2" => SrcType::F16,
+        "<f8" => SrcType::F64,
+        other => {
+            return Err(Error::data(
+                path,
+                format!("dtype '{other}' is not supported; expected little-endian float32 ('<f4'), float16 ('<f2') or float64 ('<f8')"),
+            ))
+        }
+    };
+    if header.order() != npyz::Order::C {
+        return Err(Error::data(path, "Fortran-ordered array; save it with np.ascontiguousarray(x) first"));
+    }
+    let shape = header.shape();
+    if shape.len() != 2 {
+        return Err(Error::data(path, format!("expected a 2-D array (N images × D dims), found shape {shape:?}")));
+    }
+    let (rows, cols) = (shape[0] as usize, shape[1] as usize);
+    check_len(path, offset, rows, cols, ty, len)?;
+    Ok(MatrixLoc { path: path.to_path_buf(), offset, rows, cols, ty })
+}
+
+fn check_len(path: &Path, offset: u64, rows: usize, cols: usize, ty: SrcType, len: u64) -> Result<()> {
+    let need = (rows as u64).checked_mul(cols as u64).and_then(|x| x.checked_mul(ty.size() as u64));
+    if cols == 0 || need.and_then(|n| n.checked_add(offset)) != Some(len) {
+        return Err(Error::data(
+            path,
+            format!(
+                "file is {len} bytes but a {rows}×{cols} matrix starting at byte {offset} needs {}: truncated or corrupted",
+                need.map(|n| (n + offset).to_string()).unwrap_or_else(|| "more than 2^64".into())
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn locate_safetensors(path: &Path, flip: bool) -> Result<Option<MatrixLoc>> {
+    let file = File::open(path).map_err(|e| Error::read(path, e))?;
+    // SAFETY: read-only mapping used only to parse the header; dropped before data is read.
+    let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::read(path, e))?;
+    let (n, meta) = safetensors::SafeTensors::read_metadata(&map)
+        .map_err(|e| Error::data(path, format!("not a valid safetensors file: {e:?}")))?;
+    let tensors = meta.tensors();
+    let name = if flip { "embeddings_flip" } else { "embeddings" };
+    let info = match tensors.get(name) {
+        Some(i) => *i,
+        None if flip => return Ok(None),
+        None if tensors.len() == 1 => tensors.values().next().copied().ok_or_else(|| Error::data(path, "no tensors"))?,
+        None => {
+            let mut names: Vec<_> = tensors.keys().cloned().collect();
+            names.sort();
+            return Err(Error::data(path, format!("no tensor named 'embeddings' (found: {})", names.join(", "))));
+        }
+    };
+    let ty = match info.dtype {
+        safetensors::Dtype::F32 => SrcType::F32,
+        safetensors::Dtype::F16 => SrcType::F16,
+        safetensors::Dtype::BF16 => SrcType::BF16,
+        safetensors::Dtype::F64 => SrcType::F64,
+        d => return Err(Error::data(path, format!("tensor '{name}' has dtype {d:?}; expected F32, F16, BF16 or F64"))),
+    };
+    if info.shape.len() != 2 {
+        return Err(Error::data(path, format!("tensor '{name}' has shape {:?}; expected N×D", info.shape)));
+    }
+    Ok(Some(MatrixLoc {
+        path: path.to_path_buf(),
+        offset: (8 + n + info.data_offsets.0) as u64,
+        rows: info.shape[0],
+        cols: info.shape[1],
+        ty,
+    }))
+}
+
+/// Reads a key list: one non-empty key per line, unique.
+pub fn read_keys(path: &Path) -> Result<Vec<String>> {
+    let text = crate::dataset::read_text(path)?;
+    let mut keys = Vec::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let key = line.strip_suffix('\r').unwrap_or(line);
+        if key.is_empty() {
+            return Err(Error::parse(path, i + 1, "empty key (every line must name one image)"));
+        }
+        if let Some(first) = seen.insert(key, i + 1) {
+            return Err(Error::parse(path, i + 1, format!("duplicate key '{key}' (first on line {first})")));
+        }
+        keys.push(key.to_string());
+    }
+    Ok(keys)
+}
+
+/// Identity of the sources for cache reuse: paths, sizes and modification times (cheap; the
+/// store's own content hash is what results record).
+fn source_fingerprint(paths: &[&Path]) -> Result<[u8; 32]> {
+    let mut h = blake3::Hasher::new();
+    h.update(b"aifr-eval import v1\0");
+    for p in paths {
+        let abs = std::fs::canonicalize(p).map_err(|e| Error::read(p, e))?;
+        let meta = std::fs::metadata(&abs).map_err(|e| Error::read(p, e))?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        h.update(abs.to_string_lossy().as_bytes());
+        h.update(&meta.len().to_le_bytes());
+        h.update(&mtime.to_le_bytes());
+    }
+    Ok(*h.finalize().as_bytes())
+}
+
+/// Imports `src` into a store at `dest` (replacing it).
+pub fn import(src: &EmbeddingSource, dest: &Path) -> Result<EmbeddingStore> {
+    let main = locate(&src.embeddings, false)?.ok_or_else(|| Error::data(&src.embeddings, "no embeddings"))?;
+    let flip = match &src.flip {
+        Some(p) => Some(locate(p, false)?.ok_or_else(|| Error::data(p, "no embeddings"))?),
+        None => locate(&src.embeddings, true)?,
+    };
+    let keys = read_keys(&src.keys)?;
+    if keys.len() != main.rows {
+        return Err(Error::Invalid(format!(
+            "{} has {} keys but {} has {} rows; they must correspond line by line",
+            src.keys.display(),
+            keys.len(),
+            main.path.display(),
+            main.rows
+        )));
+    }
+    if let Some(f) = &flip {
+        if (f.rows, f.cols) != (main.rows, main.cols) {
+            return Err(Error::Invalid(format!(
+                "flip embeddings {} are {}×{} but embeddings {} are {}×{}",
+                f.path.display(),
+                f.rows,
+                f.cols,
+                main.path.display(),
+                main.rows,
+                main.cols
+            )));
+        }
+    }
+    let mut paths: Vec<&Path> = vec![&src.embeddings, &src.keys];
+    if let Some(p) = &src.flip {
+        paths.push(p);
+    }
+    let dtype = main.ty.store_dtype();
+    let views = if flip.is_some() { 2 } else { 1 };
+    let mut w = StoreWriter::create(dest, dtype, main.cols, views, main.rows, source_fingerprint(&paths)?)?;
+    copy_rows(&main, View::Original, &keys, dtype, &mut w)?;
+    if let Some(f) = &flip {
+        copy_rows(f, View::Flipped, &keys, dtype, &mut w)?;
+    }
+    let path = w.finish(&keys)?;
+    EmbeddingStore::open(&path)
+}
+
+/// Imports into `cache_dir`, reusing an existing store made from the same sources.
+pub fn import_cached(src: &EmbeddingSource, cache_dir: &Path) -> Result<EmbeddingStore> {
+    let mut paths: Vec<&Path> = vec![&src.embeddings, &src.keys];
+    if let Some(p) = &src.flip {
+        paths.push(p);
+    }
+    let fp = source_fingerprint(&paths)?;
+    let dest = cache_dir.join(format!("{}.aifrstore", &super::hex(&fp)[..24]));
+    if dest.exists() {
+        if let Ok(store) = EmbeddingStore::open(&dest) {
+            if store.header().source_fingerprint == fp {
+                return Ok(store);
+            }
+        }
+    }
+    import(src, &dest)
+}
+
+const CHUNK_BYTES: usize = 8 << 20;
+
+fn copy_rows(m: &MatrixLoc, view: View, keys: &[String], dtype: DType, w: &mut StoreWriter) -> Result<()> {
+    let mut file = File::open(&m.path).map_err(|e| Error::read(&m.path, e))?;
+    file.seek(SeekFrom::Start(m.offset)).map_err(|e| Error::read(&m.path, e))?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let row_bytes = m.cols * m.ty.size();
+    let rows_per_chunk = (CHUNK_BYTES / row_bytes).max(1);
+    let mut buf = vec![0u8; rows_per_chunk * row_bytes];
+    let mut vals = Vec::with_capacity(rows_per_chunk * m.cols);
+    let mut first = 0usize;
+    while first < m.rows {
+        let n = rows_per_chunk.min(m.rows - first);
+        let bytes = &mut buf[..n * row_bytes];
+        reader.read_exact(bytes).map_err(|e| {
+            Error::data(&m.path, format!("cannot read rows {first}..{} ({e}): file truncated?", first + n))
+        })?;
+        m.ty.decode(bytes, &mut vals);
+        for (r, row) in vals.chunks_exact(m.cols).enumerate() {
+            check_row(&m.path, row, first + r, &keys[first + r])?;
+        }
+        w.write_rows(view, first, &dtype.encode(&vals))?;
+        first += n;
+    }
+    Ok(())
+}
+
+/// An embedding that is not finite or has zero norm cannot be compared; it usually means a failed
+/// image that was written as zeros. Refuse it rather than produce a wrong score.
+fn check_row(path: &Path, row: &[f32], index: usize, key: &str) -> Result<()> {
+    if let Some((col, v)) = row.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::data(path, format!("row {index} (key '{key}') has a non-finite value {v} in column {col}")));
+    }
+    if row.iter().all(|&v| v == 0.0) {
+        return Err(Error::data(path, format!("row {index} (key '{key}') is all zeros (zero-norm embedding)")));
+    }
+    Ok(())
+}
+
+/// Writes a little-endian float32 `.npy` (format 1.0) atomically.
+pub fn write_npy_f32(path: &Path, rows: usize, cols: usize, data: &[f32]) -> Result<()> {
+    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    let mut header = dict.into_bytes();
+    // magic(6) + version(2) + length(2) + header, space-padded to a multiple of 64, '\n'-ended.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(b' ');
+    }
+    header.push(b'\n');
+    let mut out = Vec::with_capacity(10 + header.len() + data.len() * 4);
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(&header);
+    data.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    crate::report::write_atomic(path, &out)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn write_npy_f32(path: &Path, rows: usize, cols: usize, data: &[f32]) {
+        super::write_npy_f32(path, rows, cols, data).unwrap();
+    }
+
+    fn setup(data: &[f32], keys: &str) -> (tempfile::TempDir, EmbeddingSource) {
+        let dir = tempfile::tempdir().unwrap();
+        let e = dir.path().join("e.npy");
+        write_npy_f32(&e, data.len() / 2, 2, data);
+        let k = dir.path().join("k.txt");
+        std::fs::write(&k, keys).unwrap();
+        (dir, EmbeddingSource { embeddings: e, keys: k, flip: None })
+    }
+
+    #[test]
+    fn npy_import_round_trips() {
+        let (dir, src) = setup(&[1.0, 2.0, 3.0, 4.0], "a\nb\n");
+        let s = import(&src, &dir.path().join("s.aifrstore")).unwrap();
+        let mut row = [0f32; 2];
+        s.read_row(s.row_of("b").unwrap(), View::Original, &mut row);
+        assert_eq!(row, [3.0, 4.0]);
+        // Cached import reuses the same file.
+        let c1 = import_cached(&src, dir.path()).unwrap();
+        let c2 = import_cached(&src, dir.path()).unwrap();
+        assert_eq!(c1.path(), c2.path());
+        assert_eq!(c1.fingerprint(), s.fingerprint());
+    }
+
+    #[test]
+    fn bad_rows_are_named() {
+        let (dir, src) = setup(&[1.0, 2.0, f32::NAN, 4.0], "a\nb\n");
+        let e = import(&src, &dir.path().join("s.aifrstore")).unwrap_err().to_string();
+        assert!(e.contains("row 1 (key 'b')") && e.contains("non-finite"), "{e}");
+        let (dir, src) = setup(&[0.0, 0.0, 1.0, 4.0], "a\nb\n");
+        let e = import(&src, &dir.path().join("s.aifrstore")).unwrap_err().to_string();
+        assert!(e.contains("row 0 (key 'a')") && e.contains("zero"), "{e}");
+        assert!(!dir.path().join("s.aifrstore").exists());
+    }
+
+    #[test]
+    fn key_problems_are_reported_with_lines() {
+        let (dir, src) = setup(&[1.0, 2.0, 3.0, 4.0], "a\na\n");
+        let e = import(&src, &dir.path().join("s")).unwrap_err().to_string();
+        assert!(e.contains(":2: duplicate key 'a' (first on line 1)"), "{e}");
+        let (dir, src) = setup(&[1.0, 2.0, 3.0, 4.0], "a\nb\nc\n");
+        let e = import(&src, &dir.path().join("s")).unwrap_err().to_string();
+        assert!(e.contains("has 3 keys but") && e.contains("has 2 rows"), "{e}");
+    }
+
+    #[test]
+    fn truncated_npy_is_refused() {
+        let (dir, src) = setup(&[1.0, 2.0, 3.0, 4.0], "a\nb\n");
+        let bytes = std::fs::read(&src.embeddings).unwrap();
+        std::fs::write(&src.embeddings, &bytes[..bytes.len() - 1]).unwrap();
+        let e = import(&src, &dir.path().join("s")).unwrap_err().to_string();
+        assert!(e.contains("truncated"), "{e}");
+        std::fs::write(&src.embeddings, b"garbage").unwrap();
+        assert!(import(&src, &dir.path().join("s")).unwrap_err().to_string().contains(".npy"));
+    }
+}

@@ -1,0 +1,300 @@
+//! The memory-mapped embedding store every protocol reads and the network writes into.
+//!
+//! Layout (little-endian, one file):
+//! ```text
+//! [0, 4096)        header: magic, version, dtype, dim, views, count, section offsets,
+//!                  source fingerprint, content hash, state, and a hash of the header itself
+//! [4096, …)        rows, view-major: view 0 (the image) rows 0..count, then view 1 (its mirror)
+//! [keys_offset, …) keys, UTF-8, each terminated by '\n'
+//! ```
+//! A store is written as `<name>.partial`, sealed (content hash, state = complete), fsynced and
+//! renamed, so a crashed or killed writer never leaves a file under the final name; a store whose
+//! state, size or header hash is wrong is refused on open with a message saying so.
+
+mod format;
+pub mod import;
+
+pub use format::{DType, StoreHeader};
+
+use crate::error::{Error, Result};
+use format::{HEADER_LEN, STATE_COMPLETE};
+use memmap2::Mmap;
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Which image a row embeds: the image itself or its horizontal mirror.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Original = 0,
+    Flipped = 1,
+}
+
+pub struct EmbeddingStore {
+    path: PathBuf,
+    header: StoreHeader,
+    map: Mmap,
+    /// Byte offset of each key inside the keys section (plus one past the end).
+    key_starts: Vec<u64>,
+    index: OnceLock<HashMap<Box<str>, u32>>,
+}
+
+impl std::fmt::Debug for EmbeddingStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddingStore").field("path", &self.path).field("header", &self.header).finish()
+    }
+}
+
+impl EmbeddingStore {
+    /// Opens a sealed store. Refuses partial, truncated or corrupted files with a clear message.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::read(path, e))?;
+        let len = file.metadata().map_err(|e| Error::read(path, e))?.len();
+        // SAFETY: the file is opened read-only; stores are only ever replaced by rename, never
+        // modified in place, so the mapping does not change under us.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::read(path, e))?;
+        let header = StoreHeader::decode(&map).map_err(|msg| Error::data(path, msg))?;
+        if header.state != STATE_COMPLETE {
+            return Err(Error::data(
+                path,
+                "embedding store is incomplete (its writer did not finish); delete it and run again",
+            ));
+        }
+        let expected = header.keys_offset + header.keys_len;
+        if len != expected {
+            return Err(Error::data(
+                path,
+                format!("embedding store is {len} bytes, header says {expected}: truncated or corrupted"),
+            ));
+        }
+        let keys = &map[header.keys_offset as usize..expected as usize];
+        let text = std::str::from_utf8(keys).map_err(|e| {
+            Error::data(path, format!("key section is not UTF-8 at byte {}", header.keys_offset + e.valid_up_to() as u64))
+        })?;
+        let mut key_starts = Vec::with_capacity(header.count as usize + 1);
+        key_starts.push(0u64);
+        for (i, b) in text.bytes().enumerate() {
+            if b == b'\n' {
+                key_starts.push(i as u64 + 1);
+            }
+        }
+        if key_starts.len() as u64 != header.count + 1 || !text.is_empty() && !text.ends_with('\n') {
+            return Err(Error::data(
+                path,
+                format!("key section holds {} keys, header says {}", key_starts.len() - 1, header.count),
+            ));
+        }
+        Ok(EmbeddingStore { path: path.to_path_buf(), header, map, key_starts, index: OnceLock::new() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn header(&self) -> &StoreHeader {
+        &self.header
+    }
+    pub fn len(&self) -> usize {
+        self.header.count as usize
+    }
+    pub fn is_empty(&self) -> bool {
+        self.header.count == 0
+    }
+    pub fn dim(&self) -> usize {
+        self.header.dim as usize
+    }
+    pub fn has_flip(&self) -> bool {
+        self.header.views == 2
+    }
+    /// Hex of the content hash: identifies exactly these embeddings and keys.
+    pub fn fingerprint(&self) -> String {
+        hex(&self.header.content_hash)
+    }
+
+    pub fn key(&self, row: usize) -> &str {
+        let (a, b) = (self.key_starts[row] as usize, self.key_starts[row + 1] as usize - 1);
+        let base = self.header.keys_offset as usize;
+        // Validated as UTF-8 on open and split at '\n' (an ASCII byte), so this cannot fail.
+        std::str::from_utf8(&self.map[base + a..base + b]).unwrap_or_default()
+    }
+
+    /// Row of `key`, building the key index on first use.
+    pub fn row_of(&self, key: &str) -> Option<usize> {
+        let index = self.index.get_or_init(|| {
+            (0..self.len()).map(|i| (Box::<str>::from(self.key(i)), i as u32)).collect()
+        });
+        index.get(key).map(|&i| i as usize)
+    }
+
+    fn row_bytes(&self, row: usize, view: View) -> &[u8] {
+        let size = self.header.dtype.size() * self.dim();
+        let start = self.header.data_offset as usize
+            + (view as usize * self.len() + row) * size;
+        &self.map[start..start + size]
+    }
+
+    /// Copies one row into `out` as f32 (f16 stores are widened exactly).
+    pub fn read_row(&self, row: usize, view: View, out: &mut [f32]) {
+        self.header.dtype.decode(self.row_bytes(row, view), out);
+    }
+
+    /// Verifies the content hash (a full read of the file).
+    pub fn verify(&self) -> Result<()> {
+        let hash = format::content_hash(&self.map[HEADER_LEN..]);
+        if hash != self.header.content_hash {
+            return Err(Error::data(&self.path, "content hash mismatch: the embedding store is corrupted"));
+        }
+        Ok(())
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes a store under `<path>.partial`, sealing and renaming it on [`StoreWriter::finish`].
+pub struct StoreWriter {
+    final_path: PathBuf,
+    partial: PathBuf,
+    file: File,
+    header: StoreHeader,
+}
+
+impl StoreWriter {
+    pub fn create(
+        path: &Path,
+        dtype: DType,
+        dim: usize,
+        views: usize,
+        count: usize,
+        source_fingerprint: [u8; 32],
+    ) -> Result<Self> {
+        let partial = partial_path(path);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&partial)
+            .map_err(|e| Error::write(&partial, e))?;
+        let data_len = (dtype.size() * dim * views * count) as u64;
+        let header = StoreHeader {
+            dtype,
+            dim: dim as u32,
+            views: views as u32,
+            count: count as u64,
+            data_offset: HEADER_LEN as u64,
+            keys_offset: HEADER_LEN as u64 + data_len,
+            keys_len: 0,
+            source_fingerprint,
+            content_hash: [0; 32],
+            state: 0,
+        };
+        let mut w = StoreWriter { final_path: path.to_path_buf(), partial, file, header };
+        w.write_at(0, &w.header.encode())?;
+        w.file.set_len(w.header.keys_offset).map_err(|e| Error::write(&w.partial, e))?;
+        Ok(w)
+    }
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<()> {
+        self.file.seek(SeekFrom::Start(offset)).map_err(|e| Error::write(&self.partial, e))?;
+        self.file.write_all(bytes).map_err(|e| Error::write(&self.partial, e))
+    }
+
+    /// Writes already-encoded rows (`dtype` bytes) starting at `first_row` of `view`.
+    pub fn write_rows(&mut self, view: View, first_row: usize, encoded: &[u8]) -> Result<()> {
+        let row = self.header.dtype.size() * self.header.dim as usize;
+        debug_assert_eq!(encoded.len() % row, 0);
+        let offset = self.header.data_offset
+            + ((view as usize * self.header.count as usize + first_row) * row) as u64;
+        self.write_at(offset, encoded)
+    }
+
+    /// Appends the keys, hashes the content, marks the store complete and renames it into place.
+    pub fn finish(mut self, keys: &[String]) -> Result<PathBuf> {
+        let mut blob = Vec::with_capacity(keys.iter().map(|k| k.len() + 1).sum());
+        for k in keys {
+            blob.extend_from_slice(k.as_bytes());
+            blob.push(b'\n');
+        }
+        self.header.keys_len = blob.len() as u64;
+        self.write_at(self.header.keys_offset, &blob)?;
+        self.file.flush().map_err(|e| Error::write(&self.partial, e))?;
+        // SAFETY: we own the file exclusively while writing; the map is dropped before the rename.
+        let map = unsafe { Mmap::map(&self.file) }.map_err(|e| Error::write(&self.partial, e))?;
+        self.header.content_hash = format::content_hash(&map[HEADER_LEN..]);
+        drop(map);
+        self.header.state = STATE_COMPLETE;
+        self.write_at(0, &self.header.encode())?;
+        self.file.sync_all().map_err(|e| Error::write(&self.partial, e))?;
+        std::fs::rename(&self.partial, &self.final_path).map_err(|e| Error::write(&self.final_path, e))?;
+        Ok(self.final_path)
+    }
+}
+
+fn partial_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".partial");
+    path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_small(path: &Path) -> PathBuf {
+        let mut w = StoreWriter::create(path, DType::F32, 2, 1, 3, [7; 32]).unwrap();
+        let rows: Vec<f32> = vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8];
+        w.write_rows(View::Original, 0, &DType::F32.encode(&rows)).unwrap();
+        w.finish(&["a".into(), "b/c.jpg".into(), "d".into()]).unwrap()
+    }
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_small(&dir.path().join("s.aifrstore"));
+        let s = EmbeddingStore::open(&p).unwrap();
+        assert_eq!((s.len(), s.dim(), s.has_flip()), (3, 2, false));
+        assert_eq!(s.row_of("b/c.jpg"), Some(1));
+        assert_eq!(s.row_of("zz"), None);
+        let mut out = [0f32; 2];
+        s.read_row(2, View::Original, &mut out);
+        assert_eq!(out, [0.6, 0.8]);
+        s.verify().unwrap();
+        assert!(!partial_path(&p).exists());
+    }
+
+    #[test]
+    fn unfinished_store_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.aifrstore");
+        let w = StoreWriter::create(&p, DType::F32, 2, 1, 3, [0; 32]).unwrap();
+        drop(w);
+        assert!(!p.exists());
+        let e = EmbeddingStore::open(&partial_path(&p)).unwrap_err().to_string();
+        assert!(e.contains("incomplete"), "{e}");
+    }
+
+    #[test]
+    fn truncated_and_corrupted_stores_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write_small(&dir.path().join("s.aifrstore"));
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() - 3]).unwrap();
+        assert!(EmbeddingStore::open(&p).unwrap_err().to_string().contains("truncated"));
+        let mut bad = bytes.clone();
+        bad[20] ^= 1; // count
+        std::fs::write(&p, &bad).unwrap();
+        assert!(EmbeddingStore::open(&p).unwrap_err().to_string().contains("header"));
+        let mut bad = bytes.clone();
+        bad[HEADER_LEN + 1] ^= 0x40; // a data byte
+        std::fs::write(&p, &bad).unwrap();
+        assert!(EmbeddingStore::open(&p).unwrap().verify().is_err());
+        std::fs::write(&p, b"short").unwrap();
+        assert!(EmbeddingStore::open(&p).is_err());
+    }
+}

@@ -1,0 +1,274 @@
+//! The binary as users run it: every documented command, and every kind of bad input giving a
+//! clear message and the documented exit code, with no partial output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_aifr-eval"));
+    c.env_remove("AIFR_DATA_DIR").env_remove("AIFR_DATASETS").env_remove("AIFR_CACHE_DIR");
+    c
+}
+
+fn run(args: &[&str], dir: &Path) -> Output {
+    bin().args(args).current_dir(dir).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn shared(rel: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference").join(rel);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("SKIP: {} not found (the ../shared reference data is absent)", p.display());
+        None
+    }
+}
+
+fn write_npy(path: &Path, rows: usize, cols: usize, data: &[f32]) {
+    aifr_eval::store::import::write_npy_f32(path, rows, cols, data).unwrap();
+}
+
+/// A tiny LFW-layout benchmark: 2 folds × (2 matched + 2 mismatched), 2-D embeddings.
+struct Tiny {
+    dir: tempfile::TempDir,
+}
+
+impl Tiny {
+    fn new() -> Tiny {
+        let dir = tempfile::tempdir().unwrap();
+        let lfw = dir.path().join("data/lfw");
+        std::fs::create_dir_all(&lfw).unwrap();
+        std::fs::write(
+            lfw.join("pairs.txt"),
+            "2\t2\nA\t1\t2\nB\t1\t2\nA\t1\tB\t1\nA\t2\tB\t2\nC\t1\t2\nD\t1\t2\nC\t1\tD\t1\nC\t2\tD\t2\n",
+        )
+        .unwrap();
+        let t = Tiny { dir };
+        t.embeddings(&[[1.0, 0.1], [0.9, 0.2], [0.1, 1.0], [0.2, 0.8], [1.0, -0.2], [0.8, -0.1], [-0.3, 1.0], [-0.2, 0.9]]);
+        t
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn keys(&self) -> Vec<String> {
+        ["A", "B", "C", "D"].iter().flat_map(|n| (1..=2).map(move |i| format!("{n}/{n}_{i:04}.jpg"))).collect()
+    }
+
+    fn embeddings(&self, rows: &[[f32; 2]]) {
+        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+        write_npy(&self.path().join("emb.npy"), rows.len(), 2, &flat);
+        let keys = self.keys()[..rows.len()].join("\n") + "\n";
+        std::fs::write(self.path().join("keys.txt"), keys).unwrap();
+    }
+
+    fn run(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["run", "lfw", "--data-dir", "data", "--cache-dir", "cache", "--embeddings", "emb.npy", "--keys", "keys.txt", "--out", "out"];
+        args.extend_from_slice(extra);
+        run(&args, self.path())
+    }
+}
+
+#[test]
+fn run_writes_results_and_table() {
+    let t = Tiny::new();
+    let o = t.run(&[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    // Hand-checked: fold 0's threshold (trained on fold 1) accepts impostor A2-B2 (cos 0.447).
+    assert!(out.contains("2-fold accuracy  87.500%"), "{out}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(t.path().join("out/results.json")).unwrap()).unwrap();
+    assert_eq!(r["schema_version"], 1);
+    assert_eq!(r["counts"]["pairs"], 8);
+    assert_eq!(r["protocol"]["flip_fusion"], "none");
+    assert_eq!(r["metrics"]["accuracy"]["fold_accuracies"], serde_json::json!([0.75, 1.0]));
+    assert_eq!(r["benchmark"]["files"][0]["path"], "lfw/pairs.txt");
+    assert!(t.path().join("out/timings.json").exists());
+}
+
+#[test]
+fn malformed_pairs_line_names_file_and_line() {
+    let t = Tiny::new();
+    std::fs::write(t.path().join("data/lfw/pairs.txt"), "2\t2\nA\t1\t2\nB\t1\n").unwrap();
+    let o = t.run(&[]);
+    assert_eq!(o.status.code(), Some(3));
+    let e = stderr(&o);
+    assert!(e.contains("pairs.txt:3: expected a matched pair"), "{e}");
+    assert!(!t.path().join("out/results.json").exists());
+}
+
+#[test]
+fn missing_keys_are_counted_and_listed() {
+    let t = Tiny::new();
+    t.embeddings(&[[1.0, 0.1], [0.9, 0.2], [0.1, 1.0], [0.2, 0.8], [1.0, -0.2]]);
+    let o = t.run(&[]);
+    assert_eq!(o.status.code(), Some(3));
+    let e = stderr(&o);
+    assert!(e.contains("3 of the 8 images the benchmark references are not in the embeddings"), "{e}");
+    assert!(e.contains("'C/C_0002.jpg'"), "{e}");
+}
+
+#[test]
+fn nan_and_zero_norm_embeddings_are_refused() {
+    let t = Tiny::new();
+    let mut rows = [[1.0, 0.1], [0.9, 0.2], [0.1, 1.0], [0.2, 0.8], [1.0, -0.2], [0.8, -0.1], [-0.3, 1.0], [-0.2, 0.9]];
+    rows[3] = [f32::NAN, 1.0];
+    t.embeddings(&rows);
+    let o = t.run(&[]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("row 3 (key 'B/B_0002.jpg') has a non-finite value"), "{}", stderr(&o));
+    rows[3] = [0.0, 0.0];
+    t.embeddings(&rows);
+    let o = t.run(&[]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("zero-norm"), "{}", stderr(&o));
+}
+
+#[test]
+fn flip_dimension_mismatch_is_refused() {
+    let t = Tiny::new();
+    write_npy(&t.path().join("flip.npy"), 8, 3, &[1.0; 24]);
+    let o = t.run(&["--flip-embeddings", "flip.npy"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("are 8×3 but embeddings"), "{}", stderr(&o));
+    // Asking for fusion without flips is a clear error too.
+    let o = t.run(&["--flip", "sum"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("needs embeddings of the mirrored images"), "{}", stderr(&o));
+}
+
+#[test]
+fn empty_class_is_refused() {
+    // The real small_lfw.bin holds 10 genuine pairs and no impostors: no threshold can be chosen.
+    let Some(p) = shared("small_lfw.bin") else { return };
+    let t = Tiny::new();
+    let root = t.path().join("data/faces_emore");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::copy(p, root.join("agedb_30.bin")).unwrap();
+    let rows: Vec<f32> = (0..40).map(|i| 1.0 + (i % 7) as f32).collect();
+    write_npy(&t.path().join("bin.npy"), 20, 2, &rows);
+    let o = run(&["run", "agedb30", "--data-dir", "data", "--cache-dir", "cache", "--embeddings", "bin.npy", "--out", "out"], t.path());
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no impostor pairs"), "{}", stderr(&o));
+    assert!(!t.path().join("out/results.json").exists());
+}
+
+#[test]
+fn unwritable_output_directory_leaves_nothing() {
+    let t = Tiny::new();
+    std::fs::write(t.path().join("out"), "a file where the output directory should be").unwrap();
+    let o = t.run(&[]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot write"), "{}", stderr(&o));
+}
+
+#[test]
+fn missing_files_and_unknown_benchmarks() {
+    let t = Tiny::new();
+    let o = run(&["run", "agedb30", "--data-dir", "data", "--embeddings", "emb.npy"], t.path());
+    assert_eq!(o.status.code(), Some(4));
+    assert!(stderr(&o).contains("agedb_30.bin (bin)"), "{}", stderr(&o));
+    let o = run(&["run", "nope", "--embeddings", "emb.npy"], t.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown benchmark 'nope'"), "{}", stderr(&o));
+    let o = t.run(&["--mode", "bogus"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&["run", "lfw", "--data-dir", "data", "--embeddings", "absent.npy", "--keys", "keys.txt"], t.path());
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+}
+
+#[test]
+fn datasets_lists_present_and_missing_files() {
+    let t = Tiny::new();
+    let o = run(&["datasets", "--data-dir", "data"], t.path());
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("lfw ") && out.contains("ready"), "{out}");
+    assert!(out.contains("MISSING bin") && out.contains("agedb_30.bin"), "{out}");
+    assert!(out.contains("ijbc") && out.contains("protocol not implemented yet"), "{out}");
+}
+
+#[test]
+fn demo_is_deterministic_across_thread_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut outputs = Vec::new();
+    for threads in ["1", "2"] {
+        let out = format!("demo{threads}");
+        let o = bin().args(["demo", "--out", &out]).env("RAYON_NUM_THREADS", threads).current_dir(dir.path()).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        outputs.push(std::fs::read(dir.path().join(&out).join("results.json")).unwrap());
+    }
+    assert_eq!(outputs[0], outputs[1], "results.json differs between 1 and 2 threads");
+    let r: serde_json::Value = serde_json::from_slice(&outputs[0]).unwrap();
+    let acc = r["metrics"]["accuracy"]["mean"].as_f64().unwrap();
+    assert!((0.9..0.995).contains(&acc), "demo accuracy {acc} should be realistic, not trivial");
+}
+
+#[test]
+fn import_and_verify_store() {
+    let t = Tiny::new();
+    let o = run(&["import", "--embeddings", "emb.npy", "--keys", "keys.txt", "-o", "s.aifrstore"], t.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["verify-store", "s.aifrstore"], t.path());
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("ok — 8 rows × 2"));
+    let o = run(&["run", "lfw", "--data-dir", "data", "--embeddings", "s.aifrstore", "--out", "o2"], t.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut bytes = std::fs::read(t.path().join("s.aifrstore")).unwrap();
+    bytes[4096 + 5] ^= 0x01; // a data byte: only the content hash can notice
+    std::fs::write(t.path().join("s.aifrstore"), &bytes).unwrap();
+    let o = run(&["verify-store", "s.aifrstore"], t.path());
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("content hash mismatch"), "{}", stderr(&o));
+}
+
+#[test]
+fn real_lfw_pairs_file_has_6000_pairs_in_10_folds() {
+    let Some(p) = shared("lfw_pairs.txt") else { return };
+    let b = aifr_eval::dataset::lfw::read_pairs(&p).unwrap();
+    assert_eq!(b.pairs.len(), 6000);
+    assert_eq!(b.folds, 10);
+    assert_eq!(b.keys.len(), 7701, "distinct images");
+    for fold in 0..10 {
+        let f: Vec<_> = b.pairs.iter().filter(|x| x.fold == fold).collect();
+        assert_eq!(f.iter().filter(|x| x.genuine).count(), 300);
+        assert_eq!(f.iter().filter(|x| !x.genuine).count(), 300);
+    }
+    // No identity appears in two folds.
+    let mut owner = std::collections::HashMap::new();
+    for x in &b.pairs {
+        for k in [x.a, x.b] {
+            let name = b.keys[k as usize].split('/').next().unwrap().to_string();
+            assert_eq!(*owner.entry(name).or_insert(x.fold), x.fold);
+        }
+    }
+}
+
+#[test]
+fn real_small_lfw_bin_reads_as_pairs() {
+    let Some(p) = shared("small_lfw.bin") else { return };
+    let b = aifr_eval::dataset::bin_pairs::read_pairs(&p, 10).unwrap();
+    assert_eq!((b.keys.len(), b.pairs.len()), (20, 10));
+    assert!(b.pairs.iter().all(|x| x.genuine));
+    assert_eq!(b.pairs.iter().map(|x| x.fold).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+}
+
+#[test]
+fn truncated_and_corrupt_bin_are_refused() {
+    let Some(p) = shared("small_lfw.bin") else { return };
+    let t = Tiny::new();
+    let root = t.path().join("data/faces_emore");
+    std::fs::create_dir_all(&root).unwrap();
+    let bytes = std::fs::read(p).unwrap();
+    std::fs::write(root.join("agedb_30.bin"), &bytes[..bytes.len() / 2]).unwrap();
+    let o = run(&["run", "agedb30", "--data-dir", "data", "--embeddings", "emb.npy"], t.path());
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("agedb_30.bin: not a valid insightface .bin pack"), "{}", stderr(&o));
+    std::fs::write(root.join("agedb_30.bin"), b"\x80\x04garbage").unwrap();
+    let o = run(&["run", "agedb30", "--data-dir", "data", "--embeddings", "emb.npy"], t.path());
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+}
