@@ -1,6 +1,7 @@
 //! Importing an N×512 float32 `.npy` (default N = 1,000,000, 2 GB; set AIFR_BENCH_ROWS) into the
-//! embedding store: throughput next to a plain sequential read of the same file (the disk-speed
-//! reference, same run), and the process's peak resident memory.
+//! embedding store: throughput next to a plain sequential read and a plain copy (read + write +
+//! fsync) of the same file in the same run (the disk-speed references), and the process's peak
+//! resident memory.
 //!
 //! Run: `cargo bench --bench store_import`
 
@@ -59,6 +60,24 @@ fn main() {
     while f.read(&mut buf).expect("read") > 0 {}
     let read_s = t.elapsed().as_secs_f64();
 
+    // Copy reference: read + write + fsync of the same bytes, what "disk speed" means for a
+    // conversion that must write its output.
+    let t = Instant::now();
+    {
+        let mut src = std::fs::File::open(&npy).expect("open");
+        let mut dst = std::fs::File::create(dir.path().join("copy.bin")).expect("create");
+        loop {
+            let k = src.read(&mut buf).expect("read");
+            if k == 0 {
+                break;
+            }
+            dst.write_all(&buf[..k]).expect("write");
+        }
+        dst.sync_all().expect("sync");
+    }
+    let copy_s = t.elapsed().as_secs_f64();
+    std::fs::remove_file(dir.path().join("copy.bin")).expect("rm");
+
     let t = Instant::now();
     let src = EmbeddingSource { embeddings: npy.clone(), keys: keys.clone(), flip: None };
     let store = import(&src, &dir.path().join("emb.aifrstore")).expect("import");
@@ -66,6 +85,11 @@ fn main() {
     let mb = bytes / 1e6;
     println!("rows={rows} dim={dim} file={mb:.0} MB threads={}", rayon::current_num_threads());
     println!("sequential read  {read_s:.2} s  {:.0} MB/s", mb / read_s);
-    println!("import to store  {import_s:.2} s  {:.0} MB/s  ({:.2}x the plain read time; includes validation, write, fsync and content hash)", mb / import_s, import_s / read_s);
+    println!("plain copy+fsync {copy_s:.2} s  {:.0} MB/s", mb / copy_s);
+    println!(
+        "import to store  {import_s:.2} s  {:.0} MB/s  ({:.2}x the copy time; includes validation, content hash, fsync)",
+        mb / import_s,
+        import_s / copy_s
+    );
     println!("peak RSS before import {rss_before:.0} MB, after {:.0} MB (store rows: {})", peak_rss_mb(), store.len());
 }

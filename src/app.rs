@@ -61,7 +61,11 @@ impl Clock {
         self.last = now;
     }
     fn finish(self) -> Timings {
-        Timings { stages: self.stages, total_seconds: self.start.elapsed().as_secs_f64(), threads: rayon::current_num_threads() }
+        Timings {
+            stages: self.stages,
+            total_seconds: self.start.elapsed().as_secs_f64(),
+            threads: rayon::current_num_threads(),
+        }
     }
 }
 
@@ -70,7 +74,12 @@ fn file_fingerprint(role: &str, path: &Path, data_dir: &Path) -> Result<FileFing
     h.update_mmap_rayon(path).map_err(|e| Error::read(path, e))?;
     let bytes = std::fs::metadata(path).map_err(|e| Error::read(path, e))?.len();
     let rel = path.strip_prefix(data_dir).unwrap_or(path);
-    Ok(FileFingerprint { role: role.into(), path: rel.to_string_lossy().replace('\\', "/"), bytes, blake3: h.finalize().to_hex().to_string() })
+    Ok(FileFingerprint {
+        role: role.into(),
+        path: rel.to_string_lossy().replace('\\', "/"),
+        bytes,
+        blake3: h.finalize().to_hex().to_string(),
+    })
 }
 
 fn is_store(path: &Path) -> bool {
@@ -92,7 +101,9 @@ pub fn open_embeddings(
     }
     if is_store(embeddings) {
         if keys.is_some() || flip.is_some() {
-            return Err(Error::Config("--keys/--flip-embeddings apply to .npy/.safetensors input, not to an embedding store".into()));
+            return Err(Error::Config(
+                "--keys/--flip-embeddings apply to .npy/.safetensors input, not to an embedding store".into(),
+            ));
         }
         return EmbeddingStore::open(embeddings);
     }
@@ -152,11 +163,7 @@ pub fn load_pair_benchmark(env: &Env, name: &str, folds: usize) -> Result<(PairB
         Format::InsightfaceBin => bin_pairs::read_pairs(&path, folds)?,
         other => return Err(Error::Config(format!("format {other:?} is not a pair-verification format"))),
     };
-    let prints = bench
-        .sources
-        .iter()
-        .map(|p| file_fingerprint(role, p, &env.data_dir))
-        .collect::<Result<Vec<_>>>()?;
+    let prints = bench.sources.iter().map(|p| file_fingerprint(role, p, &env.data_dir)).collect::<Result<Vec<_>>>()?;
     Ok((bench, prints))
 }
 
@@ -181,7 +188,12 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
         schema_version: SCHEMA_VERSION,
         kind: "pair_verification",
         software: Software::current(),
-        benchmark: BenchmarkInfo { name: req.benchmark.clone(), title: entry.title.clone(), format: entry.format, files },
+        benchmark: BenchmarkInfo {
+            name: req.benchmark.clone(),
+            title: entry.title.clone(),
+            format: entry.format,
+            files,
+        },
         protocol: ProtocolInfo {
             name: protocol.name.clone(),
             mode: mode_label(mode),
@@ -197,7 +209,9 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
             accept_rule: match mode {
                 FoldMode::Strict => "same iff score >= threshold",
                 FoldMode::Insightface => "k-fold: same iff distance < threshold; ROC: score >= threshold",
-                FoldMode::Facexzoo => "k-fold: same iff score > threshold, different iff score < threshold; ROC: score >= threshold",
+                FoldMode::Facexzoo => {
+                    "k-fold: same iff score > threshold, different iff score < threshold; ROC: score >= threshold"
+                }
             },
         },
         embeddings: EmbeddingsInfo {

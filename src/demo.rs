@@ -33,7 +33,15 @@ pub struct DemoSpec {
 
 impl Default for DemoSpec {
     fn default() -> Self {
-        DemoSpec { seed: 7, folds: 10, pairs_per_fold: 300, identities_per_fold: 120, dim: 128, noise: 1.4, drift_per_decade: 0.5 }
+        DemoSpec {
+            seed: 7,
+            folds: 10,
+            pairs_per_fold: 300,
+            identities_per_fold: 120,
+            dim: 128,
+            noise: 1.4,
+            drift_per_decade: 0.5,
+        }
     }
 }
 
@@ -53,7 +61,12 @@ struct Identity {
 }
 
 fn gaussian(rng: &mut ChaCha8Rng, n: usize, sd: f64) -> Vec<f64> {
-    (0..n).map(|_| { let z: f64 = StandardNormal.sample(rng); sd * z }).collect()
+    (0..n)
+        .map(|_| {
+            let z: f64 = StandardNormal.sample(rng);
+            sd * z
+        })
+        .collect()
 }
 
 fn unit(mut v: Vec<f64>) -> Vec<f64> {
@@ -80,7 +93,8 @@ pub fn generate(spec: &DemoSpec, dir: &Path) -> Result<DemoFiles> {
     // Pairs: matched within an identity, mismatched across two identities of the same fold.
     let mut lines = vec![format!("{}\t{}", spec.folds, spec.pairs_per_fold)];
     for fold in 0..spec.folds {
-        let ids: Vec<&Identity> = identities[fold * spec.identities_per_fold..(fold + 1) * spec.identities_per_fold].iter().collect();
+        let ids: Vec<&Identity> =
+            identities[fold * spec.identities_per_fold..(fold + 1) * spec.identities_per_fold].iter().collect();
         let mut matched: Vec<(usize, u32, u32)> = Vec::new();
         for (k, id) in ids.iter().enumerate() {
             let n = id.ages.len() as u32;

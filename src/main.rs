@@ -2,12 +2,12 @@
 
 use aifr_eval::app::{self, Env, RunRequest};
 use aifr_eval::config::{FlipChoice, Registry};
+use aifr_eval::demo;
 use aifr_eval::error::{exit, Error};
 use aifr_eval::metrics::FoldMode;
 use aifr_eval::report::terminal::verification_table;
 use aifr_eval::store::import::{import, EmbeddingSource};
 use aifr_eval::store::EmbeddingStore;
-use aifr_eval::demo;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -63,7 +63,9 @@ enum Command {
     #[command(after_help = "Example:\n  aifr-eval demo                 # writes reports/demo/results.json")]
     Demo(DemoArgs),
     /// Convert .npy/.safetensors embeddings plus a key list into an embedding store.
-    #[command(after_help = "Example:\n  aifr-eval import --embeddings emb.npy --keys keys.txt --output lfw_r50.aifrstore")]
+    #[command(
+        after_help = "Example:\n  aifr-eval import --embeddings emb.npy --keys keys.txt --output lfw_r50.aifrstore"
+    )]
     Import(ImportArgs),
     /// Check an embedding store (header, size, content hash) and print what it holds.
     #[command(after_help = "Example:\n  aifr-eval verify-store lfw_r50.aifrstore")]
@@ -233,12 +235,28 @@ fn run(cli: Cli) -> Result<(), Error> {
         Command::Import(a) => {
             let src = EmbeddingSource { embeddings: a.embeddings, keys: a.keys, flip: a.flip_embeddings };
             let s = import(&src, &a.output)?;
-            println!("wrote {}: {} rows × {} ({}), flip {}, fingerprint {}", s.path().display(), s.len(), s.dim(), s.header().dtype.name(), s.has_flip(), s.fingerprint());
+            println!(
+                "wrote {}: {} rows × {} ({}), flip {}, fingerprint {}",
+                s.path().display(),
+                s.len(),
+                s.dim(),
+                s.header().dtype.name(),
+                s.has_flip(),
+                s.fingerprint()
+            );
         }
         Command::VerifyStore { store } => {
             let s = EmbeddingStore::open(&store)?;
             s.verify()?;
-            println!("{}: ok — {} rows × {} ({}), flip {}, fingerprint {}", store.display(), s.len(), s.dim(), s.header().dtype.name(), s.has_flip(), s.fingerprint());
+            println!(
+                "{}: ok — {} rows × {} ({}), flip {}, fingerprint {}",
+                store.display(),
+                s.len(),
+                s.dim(),
+                s.header().dtype.name(),
+                s.has_flip(),
+                s.fingerprint()
+            );
         }
     }
     Ok(())

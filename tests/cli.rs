@@ -48,7 +48,16 @@ impl Tiny {
         )
         .unwrap();
         let t = Tiny { dir };
-        t.embeddings(&[[1.0, 0.1], [0.9, 0.2], [0.1, 1.0], [0.2, 0.8], [1.0, -0.2], [0.8, -0.1], [-0.3, 1.0], [-0.2, 0.9]]);
+        t.embeddings(&[
+            [1.0, 0.1],
+            [0.9, 0.2],
+            [0.1, 1.0],
+            [0.2, 0.8],
+            [1.0, -0.2],
+            [0.8, -0.1],
+            [-0.3, 1.0],
+            [-0.2, 0.9],
+        ]);
         t
     }
 
@@ -68,7 +77,20 @@ impl Tiny {
     }
 
     fn run(&self, extra: &[&str]) -> Output {
-        let mut args = vec!["run", "lfw", "--data-dir", "data", "--cache-dir", "cache", "--embeddings", "emb.npy", "--keys", "keys.txt", "--out", "out"];
+        let mut args = vec![
+            "run",
+            "lfw",
+            "--data-dir",
+            "data",
+            "--cache-dir",
+            "cache",
+            "--embeddings",
+            "emb.npy",
+            "--keys",
+            "keys.txt",
+            "--out",
+            "out",
+        ];
         args.extend_from_slice(extra);
         run(&args, self.path())
     }
@@ -82,7 +104,8 @@ fn run_writes_results_and_table() {
     let out = String::from_utf8_lossy(&o.stdout);
     // Hand-checked: fold 0's threshold (trained on fold 1) accepts impostor A2-B2 (cos 0.447).
     assert!(out.contains("2-fold accuracy  87.500%"), "{out}");
-    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(t.path().join("out/results.json")).unwrap()).unwrap();
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.path().join("out/results.json")).unwrap()).unwrap();
     assert_eq!(r["schema_version"], 1);
     assert_eq!(r["counts"]["pairs"], 8);
     assert_eq!(r["protocol"]["flip_fusion"], "none");
@@ -152,7 +175,10 @@ fn empty_class_is_refused() {
     std::fs::copy(p, root.join("agedb_30.bin")).unwrap();
     let rows: Vec<f32> = (0..40).map(|i| 1.0 + (i % 7) as f32).collect();
     write_npy(&t.path().join("bin.npy"), 20, 2, &rows);
-    let o = run(&["run", "agedb30", "--data-dir", "data", "--cache-dir", "cache", "--embeddings", "bin.npy", "--out", "out"], t.path());
+    let o = run(
+        &["run", "agedb30", "--data-dir", "data", "--cache-dir", "cache", "--embeddings", "bin.npy", "--out", "out"],
+        t.path(),
+    );
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("no impostor pairs"), "{}", stderr(&o));
     assert!(!t.path().join("out/results.json").exists());
@@ -199,7 +225,12 @@ fn demo_is_deterministic_across_thread_counts() {
     let mut outputs = Vec::new();
     for threads in ["1", "2"] {
         let out = format!("demo{threads}");
-        let o = bin().args(["demo", "--out", &out]).env("RAYON_NUM_THREADS", threads).current_dir(dir.path()).output().unwrap();
+        let o = bin()
+            .args(["demo", "--out", &out])
+            .env("RAYON_NUM_THREADS", threads)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
         outputs.push(std::fs::read(dir.path().join(&out).join("results.json")).unwrap());
     }

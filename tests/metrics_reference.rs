@@ -49,7 +49,8 @@ fn exact_roc_vertices() {
         let roc = Roc::new(&c.scores, &c.labels).unwrap();
         let got = roc.vertices();
         // Built from the k-fold sort, the ROC must be identical.
-        let sorted = SortedPairs::new(&c.scores, &c.labels, &c.folds, c.v["n_folds"].as_u64().unwrap() as usize).unwrap();
+        let sorted =
+            SortedPairs::new(&c.scores, &c.labels, &c.folds, c.v["n_folds"].as_u64().unwrap() as usize).unwrap();
         assert_eq!(Roc::from_sorted(&sorted).vertices(), got, "{}: from_sorted", c.name);
         let r = &c.v["roc"];
         let (fpr, tpr) = (f64s(&r["fpr"]), f64s(&r["tpr"]));
@@ -87,7 +88,9 @@ fn auc_and_eer() {
 fn tar_at_far_both_rules() {
     for c in cases() {
         let roc = Roc::new(&c.scores, &c.labels).unwrap();
-        for (rule, key) in [(TarRule::Strict, "tar_at_far_strict"), (TarRule::InsightfaceNearest, "tar_at_far_insightface")] {
+        for (rule, key) in
+            [(TarRule::Strict, "tar_at_far_strict"), (TarRule::InsightfaceNearest, "tar_at_far_insightface")]
+        {
             let expected = c.v[key].as_array().unwrap();
             assert_eq!(expected.len(), c.v["far_targets"].as_array().unwrap().len());
             for e in expected {

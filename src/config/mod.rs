@@ -187,7 +187,19 @@ mod tests {
     #[test]
     fn builtin_files_parse() {
         let r = Registry::builtin().unwrap();
-        for name in ["lfw", "agedb30", "calfw", "cplfw", "cfp_fp", "cfp_ff", "ijbb", "ijbc", "megaface_fgnet", "megaface_facescrub", "fgnet"] {
+        for name in [
+            "lfw",
+            "agedb30",
+            "calfw",
+            "cplfw",
+            "cfp_fp",
+            "cfp_ff",
+            "ijbb",
+            "ijbc",
+            "megaface_fgnet",
+            "megaface_facescrub",
+            "fgnet",
+        ] {
             assert!(r.datasets.contains_key(name), "{name}");
         }
         let p = PairProtocol::builtin().unwrap();
@@ -203,7 +215,8 @@ mod tests {
 
     #[test]
     fn bad_registry_is_a_config_error() {
-        let e = Registry::parse("[x]\ntitle='t'\nformat='lfw_pairs'\nprotocol='p'\nroot='r'\nfiles={}\n", "f.toml").unwrap_err();
+        let e = Registry::parse("[x]\ntitle='t'\nformat='lfw_pairs'\nprotocol='p'\nroot='r'\nfiles={}\n", "f.toml")
+            .unwrap_err();
         assert!(e.to_string().contains("needs a 'pairs' entry"), "{e}");
         assert!(Registry::parse("[x]\nformat='nope'", "f.toml").is_err());
     }

@@ -30,13 +30,19 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
         entries.push((i + 1, name.to_string(), label != 0));
     }
     if entries.is_empty() || entries.len() % 2 != 0 {
-        return Err(Error::data(path, format!("expected an even, non-zero number of lines (two per pair), found {}", entries.len())));
+        return Err(Error::data(
+            path,
+            format!("expected an even, non-zero number of lines (two per pair), found {}", entries.len()),
+        ));
     }
     let n_pos = entries.chunks(2).take_while(|p| p[0].2).count();
     let n_pairs = entries.len() / 2;
     let n_neg = n_pairs - n_pos;
     if n_pos < FOLDS || n_neg < FOLDS {
-        return Err(Error::data(path, format!("{n_pos} positive and {n_neg} negative pairs: need at least {FOLDS} of each for {FOLDS} folds")));
+        return Err(Error::data(
+            path,
+            format!("{n_pos} positive and {n_neg} negative pairs: need at least {FOLDS} of each for {FOLDS} folds"),
+        ));
     }
     let mut table = KeyTable::default();
     let mut pairs = Vec::with_capacity(n_pairs);
@@ -44,7 +50,11 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
         let genuine = k < n_pos;
         for (line, _, positive) in p {
             if *positive != genuine {
-                let want = if genuine { "a non-zero label (positive pairs come first)" } else { "label 0 (negative pairs follow the positives)" };
+                let want = if genuine {
+                    "a non-zero label (positive pairs come first)"
+                } else {
+                    "label 0 (negative pairs follow the positives)"
+                };
                 return Err(Error::parse(path, *line, format!("pair {} expects {want}", k + 1)));
             }
         }
@@ -52,7 +62,13 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
         let (a, b) = (table.intern(p[0].1.clone()), table.intern(p[1].1.clone()));
         pairs.push(Pair { a, b, genuine, fold: fold as u32 });
     }
-    Ok(PairBenchmark { keys: table.into_keys(), pairs, folds: FOLDS, keys_are_row_order: false, sources: vec![path.to_path_buf()] })
+    Ok(PairBenchmark {
+        keys: table.into_keys(),
+        pairs,
+        folds: FOLDS,
+        keys_are_row_order: false,
+        sources: vec![path.to_path_buf()],
+    })
 }
 
 #[cfg(test)]

@@ -1023,7 +1023,13 @@ impl<'d> Vm<'d> {
                 if !matches!(shape.v, Value::Int(_)) {
                     self.shape_arg(shape, &context, at)?;
                 }
-                self.bytes_arg(typecode, &context, at)?;
+                // numpy always passes the placeholder typecode b'b'.
+                let typecode = self.bytes_arg(typecode, &context, at)?;
+                let code = typecode.bytes(self.data);
+                if code != b"b" {
+                    let head = code.get(..8).unwrap_or(code);
+                    return Err(unexpected(at, &context, "typecode b'b'", format!("bytes {head:02x?}")));
+                }
                 Ok(Value::Array(Rc::new(RefCell::new(None))))
             }
             Global::Scalar => {
@@ -1108,16 +1114,21 @@ impl<'d> Vm<'d> {
             return Err(bad(format!("byte order \"{}\"", quote(&endian))));
         }
         if version >= 3 {
-            let simple = match items {
-                [_, _, sub, names, fields, elsize, align, flags, rest @ ..] => {
-                    rest.len() <= 1
-                        && [sub, names, fields].iter().all(|o| matches!(o.v, Value::None))
-                        && matches!((&elsize.v, &align.v, &flags.v), (Value::Int(-1), Value::Int(-1), Value::Int(0)))
-                }
-                _ => false,
-            };
-            if !simple {
+            let [_, _, sub, names, fields, elsize, align, flags, rest @ ..] = items else {
                 return Err(bad(format!("a version-{version} tuple of {} items", items.len())));
+            };
+            if rest.len() > 1 {
+                return Err(bad(format!("a version-{version} tuple of {} items", items.len())));
+            }
+            for (what, o) in [("subarray", sub), ("names", names), ("fields", fields)] {
+                if !matches!(o.v, Value::None) {
+                    return Err(bad(format!("{what} {}", o.v.describe(self.data))));
+                }
+            }
+            for (what, o, want) in [("elsize", elsize, -1), ("alignment", align, -1), ("flags", flags, 0)] {
+                if !matches!(o.v, Value::Int(v) if v == want) {
+                    return Err(bad(format!("{what} {}", o.v.describe(self.data))));
+                }
             }
         }
         Ok(())
@@ -1722,17 +1733,17 @@ mod tests {
     #[test]
     fn deep_nesting_is_bounded() {
         let mut data = vec![0x80, 2, b'N'];
-        data.extend(std::iter::repeat(0x85).take(200_000));
+        data.resize(data.len() + 200_000, 0x85);
         data.push(b'.');
         let e = parse_bin(&data).unwrap_err();
         assert!(matches!(e, BinError::LimitExceeded { offset: 35, .. }), "{e:?}");
         // Many open MARKs / stack entries are bounded by the input and simply rejected.
         let mut marks = vec![0x80, 2];
-        marks.extend(std::iter::repeat(b'(').take(100_000));
+        marks.resize(marks.len() + 100_000, b'(');
         marks.push(b'.');
         assert!(parse_bin(&marks).is_err());
         let mut nones = vec![0x80, 2];
-        nones.extend(std::iter::repeat(b'N').take(100_000));
+        nones.resize(nones.len() + 100_000, b'N');
         nones.push(b'.');
         assert!(parse_bin(&nones).is_err());
     }
@@ -1783,7 +1794,7 @@ mod tests {
         for _ in 0..100_000 {
             deep.extend_from_slice(b"](");
         }
-        deep.extend(std::iter::repeat(b'e').take(100_000));
+        deep.resize(deep.len() + 100_000, b'e');
         deep.push(b'.');
         assert!(matches!(parse_bin(&deep), Err(BinError::LimitExceeded { .. })));
     }
@@ -1872,5 +1883,20 @@ mod tests {
         short[shape_at + 3] = 2;
         let e = parse_bin(&short).unwrap_err();
         assert!(e.to_string().contains("shape (N, 1) or (N,)"), "{e}");
+        // numpy reads flag bits of a dtype state (e.g. "pickles as a list"): only the
+        // builtin (-1, -1, 0) is accepted for 1-byte types.
+        let flags_at =
+            data.windows(12).position(|w| w == b"J\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00").expect("dtype state");
+        let mut flags = data.clone();
+        flags[flags_at + 11] = 50;
+        let e = parse_bin(&flags).unwrap_err();
+        assert!(e.to_string().contains("BUILD numpy.dtype: expected a state like"), "{e}");
+        assert!(e.to_string().ends_with("found flags int 50"), "{e}");
+        // _reconstruct's placeholder typecode is always b'b'.
+        let tc_at = data.windows(3).position(|w| w == b"C\x01b").expect("typecode");
+        let mut tc = data.clone();
+        tc[tc_at + 2] = b'"';
+        let e = parse_bin(&tc).unwrap_err();
+        assert!(e.to_string().contains("expected typecode b'b', found bytes [22]"), "{e}");
     }
 }

@@ -24,12 +24,19 @@ pub fn read_pairs(path: &Path) -> Result<PairBenchmark> {
 
 pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
-    let (_, header) = lines.next().ok_or_else(|| Error::parse(path, 1, "empty file: expected a header like '10\\t300'"))?;
+    let (_, header) =
+        lines.next().ok_or_else(|| Error::parse(path, 1, "empty file: expected a header like '10\\t300'"))?;
     let head: Vec<&str> = header.split_whitespace().collect();
     let (folds, per_fold) = match head.as_slice() {
         [f, n] => (number(path, 1, f, "number of folds")?, number(path, 1, n, "pairs per fold")?),
         [n] => (1, number(path, 1, n, "pairs per fold")?),
-        _ => return Err(Error::parse(path, 1, format!("expected a header '<folds>\\t<pairs per fold>', found '{header}'"))),
+        _ => {
+            return Err(Error::parse(
+                path,
+                1,
+                format!("expected a header '<folds>\\t<pairs per fold>', found '{header}'"),
+            ))
+        }
     };
     let mut table = KeyTable::default();
     let mut pairs = Vec::with_capacity((folds * per_fold * 2) as usize);
@@ -57,7 +64,11 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
                         image_key(n2, number(path, ln, i2, "image number")?),
                     ),
                     _ => {
-                        let want = if genuine { "a matched pair 'name n1 n2'" } else { "a mismatched pair 'name1 n1 name2 n2'" };
+                        let want = if genuine {
+                            "a matched pair 'name n1 n2'"
+                        } else {
+                            "a mismatched pair 'name1 n1 name2 n2'"
+                        };
                         return Err(Error::parse(
                             path,
                             ln,

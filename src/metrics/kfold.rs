@@ -85,7 +85,9 @@ impl SortedPairs {
         let sorted = SortedPairs { values, genuine, folds, k, fold_totals };
         let [gen, imp] = sorted.totals();
         for (fold, &[fg, fi]) in sorted.fold_totals.iter().enumerate() {
-            for (class, split, count) in [(true, "train", gen - fg), (true, "test", fg), (false, "train", imp - fi), (false, "test", fi)] {
+            for (class, split, count) in
+                [(true, "train", gen - fg), (true, "test", fg), (false, "train", imp - fi), (false, "test", fi)]
+            {
                 if count == 0 {
                     return Err(MetricError::FoldEmptyClass { fold, class: class_name(class), split });
                 }

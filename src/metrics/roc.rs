@@ -227,10 +227,7 @@ impl Roc {
             far: None,
             threshold: None,
             false_accepts: None,
-            note: Some(format!(
-                "FAR {far:e} is below 1/N_impostor = 1/{} and cannot be measured",
-                self.n_imp
-            )),
+            note: Some(format!("FAR {far:e} is below 1/N_impostor = 1/{} and cannot be measured", self.n_imp)),
         }
     }
 

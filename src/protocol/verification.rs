@@ -123,7 +123,11 @@ fn fused(store: &EmbeddingStore, rows: &[usize], fusion: Fusion) -> (Vec<Vec<f64
         .unzip()
 }
 
-pub fn evaluate(bench: &PairBenchmark, store: &EmbeddingStore, params: &VerificationParams) -> Result<VerificationOutcome> {
+pub fn evaluate(
+    bench: &PairBenchmark,
+    store: &EmbeddingStore,
+    params: &VerificationParams,
+) -> Result<VerificationOutcome> {
     let rows = resolve_rows(bench, store)?;
     let (emb, norms) = fused(store, &rows, params.fusion);
     // A fused vector can still be zero (e + e_flip = 0) or overflow: refuse it by key.
@@ -159,7 +163,12 @@ pub fn evaluate(bench: &PairBenchmark, store: &EmbeddingStore, params: &Verifica
         tar_at_far.extend(params.far_targets.iter().map(|&f| roc.tar_at_far(f, rule)));
     }
     let views = if store.has_flip() { 2 } else { 1 };
-    let xnorm = bench.pairs.iter().flat_map(|p| [p.a, p.b]).map(|i| norms[i as usize][..views].iter().sum::<f64>()).sum::<f64>()
+    let xnorm = bench
+        .pairs
+        .iter()
+        .flat_map(|p| [p.a, p.b])
+        .map(|i| norms[i as usize][..views].iter().sum::<f64>())
+        .sum::<f64>()
         / (bench.pairs.len() * 2 * views) as f64;
     Ok(VerificationOutcome {
         counts: bench.counts(),
@@ -230,5 +239,4 @@ mod tests {
         let e = evaluate(&bench, &store, &params(Fusion::Sum)).unwrap_err().to_string();
         assert!(e.contains("'c'") && e.contains("zero or non-finite norm"), "{e}");
     }
-
 }

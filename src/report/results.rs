@@ -22,7 +22,11 @@ pub struct Software {
 
 impl Software {
     pub fn current() -> Self {
-        Software { name: env!("CARGO_PKG_NAME"), version: env!("CARGO_PKG_VERSION"), commit: option_env!("AIFR_GIT_COMMIT") }
+        Software {
+            name: env!("CARGO_PKG_NAME"),
+            version: env!("CARGO_PKG_VERSION"),
+            commit: option_env!("AIFR_GIT_COMMIT"),
+        }
     }
 }
 

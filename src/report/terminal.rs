@@ -45,7 +45,13 @@ pub fn verification_table(r: &VerificationResults) -> String {
                 _ => format!("n/a (< 1/{})", c.impostor),
             }
         };
-        let _ = writeln!(s, "  {:<9} {:<40} {}", format!("{far:e}"), cell(TarRule::Strict), cell(TarRule::InsightfaceNearest));
+        let _ = writeln!(
+            s,
+            "  {:<9} {:<40} {}",
+            format!("{far:e}"),
+            cell(TarRule::Strict),
+            cell(TarRule::InsightfaceNearest)
+        );
     }
     s
 }

@@ -69,12 +69,6 @@ pub struct StoreHeader {
     pub state: u32,
 }
 
-pub fn content_hash(bytes: &[u8]) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    h.update_rayon(bytes);
-    *h.finalize().as_bytes()
-}
-
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
@@ -146,7 +140,10 @@ impl StoreHeader {
             .and_then(|x| x.checked_mul(h.views as u64))
             .and_then(|x| x.checked_mul(h.count));
         if h.dim == 0 || !(1..=2).contains(&h.views) || h.data_offset != HEADER_LEN as u64 {
-            return Err(format!("inconsistent header (dim {}, views {}, data offset {})", h.dim, h.views, h.data_offset));
+            return Err(format!(
+                "inconsistent header (dim {}, views {}, data offset {})",
+                h.dim, h.views, h.data_offset
+            ));
         }
         if data_len.and_then(|d| d.checked_add(h.data_offset)) != Some(h.keys_offset)
             || h.keys_offset.checked_add(h.keys_len).is_none()

@@ -35,7 +35,9 @@ impl SrcType {
         match self {
             SrcType::F32 => out.extend(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
             SrcType::F16 => out.extend(bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())),
-            SrcType::BF16 => out.extend(bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())),
+            SrcType::BF16 => {
+                out.extend(bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()))
+            }
             SrcType::F64 => out.extend(bytes.chunks_exact(8).map(|c| {
                 let mut a = [0u8; 8];
                 a.copy_from_slice(c);
@@ -164,7 +166,9 @@ fn locate_safetensors(path: &Path, flip: bool) -> Result<Option<MatrixLoc>> {
     let info = match tensors.get(name) {
         Some(i) => *i,
         None if flip => return Ok(None),
-        None if tensors.len() == 1 => tensors.values().next().copied().ok_or_else(|| Error::data(path, "no tensors"))?,
+        None if tensors.len() == 1 => {
+            tensors.values().next().copied().ok_or_else(|| Error::data(path, "no tensors"))?
+        }
         None => {
             let mut names: Vec<_> = tensors.keys().cloned().collect();
             names.sort();
@@ -313,7 +317,12 @@ fn copy_rows(m: &MatrixLoc, view: View, keys: &[String], dtype: DType, w: &mut S
         for (r, row) in vals.chunks_exact(m.cols).enumerate() {
             check_row(&m.path, row, first + r, &keys[first + r])?;
         }
-        w.write_rows(view, first, &dtype.encode(&vals))?;
+        // Same element type: the source bytes are already the store's encoding.
+        if m.ty.store_dtype().size() == m.ty.size() {
+            w.write_rows(view, first, bytes)?;
+        } else {
+            w.write_rows(view, first, &dtype.encode(&vals))?;
+        }
         first += n;
     }
     Ok(())

@@ -71,7 +71,10 @@ impl EmbeddingStore {
         }
         let keys = &map[header.keys_offset as usize..expected as usize];
         let text = std::str::from_utf8(keys).map_err(|e| {
-            Error::data(path, format!("key section is not UTF-8 at byte {}", header.keys_offset + e.valid_up_to() as u64))
+            Error::data(
+                path,
+                format!("key section is not UTF-8 at byte {}", header.keys_offset + e.valid_up_to() as u64),
+            )
         })?;
         let mut key_starts = Vec::with_capacity(header.count as usize + 1);
         key_starts.push(0u64);
@@ -121,16 +124,14 @@ impl EmbeddingStore {
 
     /// Row of `key`, building the key index on first use.
     pub fn row_of(&self, key: &str) -> Option<usize> {
-        let index = self.index.get_or_init(|| {
-            (0..self.len()).map(|i| (Box::<str>::from(self.key(i)), i as u32)).collect()
-        });
+        let index =
+            self.index.get_or_init(|| (0..self.len()).map(|i| (Box::<str>::from(self.key(i)), i as u32)).collect());
         index.get(key).map(|&i| i as usize)
     }
 
     fn row_bytes(&self, row: usize, view: View) -> &[u8] {
         let size = self.header.dtype.size() * self.dim();
-        let start = self.header.data_offset as usize
-            + (view as usize * self.len() + row) * size;
+        let start = self.header.data_offset as usize + (view as usize * self.len() + row) * size;
         &self.map[start..start + size]
     }
 
@@ -139,14 +140,24 @@ impl EmbeddingStore {
         self.header.dtype.decode(self.row_bytes(row, view), out);
     }
 
-    /// Verifies the content hash (a full read of the file).
+    /// Verifies the content hash (a full streaming read of the file).
     pub fn verify(&self) -> Result<()> {
-        let hash = format::content_hash(&self.map[HEADER_LEN..]);
+        let hash = hash_file_from(&self.path, HEADER_LEN as u64)?;
         if hash != self.header.content_hash {
             return Err(Error::data(&self.path, "content hash mismatch: the embedding store is corrupted"));
         }
         Ok(())
     }
+}
+
+/// blake3 of a file from `offset` to its end, read in chunks (the file is not mapped, so resident
+/// memory stays small however large the store is).
+fn hash_file_from(path: &Path, offset: u64) -> Result<[u8; 32]> {
+    let mut f = File::open(path).map_err(|e| Error::read(path, e))?;
+    f.seek(SeekFrom::Start(offset)).map_err(|e| Error::read(path, e))?;
+    let mut h = blake3::Hasher::new();
+    h.update_reader(&mut f).map_err(|e| Error::read(path, e))?;
+    Ok(*h.finalize().as_bytes())
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -159,6 +170,9 @@ pub struct StoreWriter {
     partial: PathBuf,
     file: File,
     header: StoreHeader,
+    /// Running content hash while rows arrive in file order (the importer's case); `None` once
+    /// a write lands out of order, and `finish` then re-reads the file to hash it.
+    hasher: Option<(blake3::Hasher, u64)>,
 }
 
 impl StoreWriter {
@@ -194,7 +208,8 @@ impl StoreWriter {
             content_hash: [0; 32],
             state: 0,
         };
-        let mut w = StoreWriter { final_path: path.to_path_buf(), partial, file, header };
+        let hasher = Some((blake3::Hasher::new(), header.data_offset));
+        let mut w = StoreWriter { final_path: path.to_path_buf(), partial, file, header, hasher };
         w.write_at(0, &w.header.encode())?;
         w.file.set_len(w.header.keys_offset).map_err(|e| Error::write(&w.partial, e))?;
         Ok(w)
@@ -209,9 +224,19 @@ impl StoreWriter {
     pub fn write_rows(&mut self, view: View, first_row: usize, encoded: &[u8]) -> Result<()> {
         let row = self.header.dtype.size() * self.header.dim as usize;
         debug_assert_eq!(encoded.len() % row, 0);
-        let offset = self.header.data_offset
-            + ((view as usize * self.header.count as usize + first_row) * row) as u64;
+        let offset = self.header.data_offset + ((view as usize * self.header.count as usize + first_row) * row) as u64;
+        self.hash_sequential(offset, encoded);
         self.write_at(offset, encoded)
+    }
+
+    fn hash_sequential(&mut self, offset: u64, bytes: &[u8]) {
+        match &mut self.hasher {
+            Some((h, next)) if *next == offset => {
+                h.update_rayon(bytes);
+                *next += bytes.len() as u64;
+            }
+            _ => self.hasher = None,
+        }
     }
 
     /// Appends the keys, hashes the content, marks the store complete and renames it into place.
@@ -222,12 +247,14 @@ impl StoreWriter {
             blob.push(b'\n');
         }
         self.header.keys_len = blob.len() as u64;
-        self.write_at(self.header.keys_offset, &blob)?;
+        let keys_offset = self.header.keys_offset;
+        self.hash_sequential(keys_offset, &blob);
+        self.write_at(keys_offset, &blob)?;
         self.file.flush().map_err(|e| Error::write(&self.partial, e))?;
-        // SAFETY: we own the file exclusively while writing; the map is dropped before the rename.
-        let map = unsafe { Mmap::map(&self.file) }.map_err(|e| Error::write(&self.partial, e))?;
-        self.header.content_hash = format::content_hash(&map[HEADER_LEN..]);
-        drop(map);
+        self.header.content_hash = match self.hasher.take() {
+            Some((h, end)) if end == keys_offset + blob.len() as u64 => *h.finalize().as_bytes(),
+            _ => hash_file_from(&self.partial, HEADER_LEN as u64)?,
+        };
         self.header.state = STATE_COMPLETE;
         self.write_at(0, &self.header.encode())?;
         self.file.sync_all().map_err(|e| Error::write(&self.partial, e))?;
