@@ -9,6 +9,7 @@ use crate::report::results::{
     mode_label, BenchmarkInfo, EmbeddingsInfo, FileFingerprint, ProtocolInfo, Software, Timings, VerificationResults,
     SCHEMA, SCHEMA_VERSION,
 };
+use crate::report::run::write_pair_scores;
 use crate::report::{to_json, write_atomic};
 use crate::store::import::{import_cached, EmbeddingSource};
 use crate::store::EmbeddingStore;
@@ -224,6 +225,9 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
         counts: outcome.counts,
         metrics: outcome.metrics,
     };
+    write_atomic(&req.out_dir.join("curves.json"), &to_json(&outcome.curves))?;
+    write_pair_scores(&req.out_dir.join("pair_scores.npy"), &outcome.pairs)?;
+    // results.json last: its presence means the run directory is complete.
     let results_path = req.out_dir.join("results.json");
     write_atomic(&results_path, &to_json(&results))?;
     clock.lap("write results");

@@ -13,6 +13,8 @@ pub mod exit {
     pub const INVALID_INPUT: i32 = 3;
     pub const MISSING_INPUT: i32 = 4;
     pub const OUTPUT: i32 = 5;
+    /// `aifr-eval gate`: the run is worse than the baseline beyond tolerance.
+    pub const REGRESSION: i32 = 6;
 }
 
 #[derive(Debug, thiserror::Error)]

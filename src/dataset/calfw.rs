@@ -62,8 +62,12 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
         let (a, b) = (table.intern(p[0].1.clone()), table.intern(p[1].1.clone()));
         pairs.push(Pair { a, b, genuine, fold: fold as u32 });
     }
+    // Image names are `<identity>_<nnnn>.jpg`.
+    let (keys, identities) =
+        table.into_keys_and_identities(|k| k.rsplit_once('_').map_or(k, |(identity, _)| identity));
     Ok(PairBenchmark {
-        keys: table.into_keys(),
+        keys,
+        identities: Some(identities),
         pairs,
         folds: FOLDS,
         keys_are_row_order: false,

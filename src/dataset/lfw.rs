@@ -84,8 +84,11 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
     if let Some((ln, line)) = lines.find(|(_, l)| !l.trim().is_empty()) {
         return Err(Error::parse(path, ln, format!("unexpected extra line after {} pairs: '{line}'", pairs.len())));
     }
+    // Key `<name>/<name>_<nnnn>.jpg`: the identity is the directory.
+    let (keys, identities) = table.into_keys_and_identities(|k| k.split('/').next().unwrap_or(k));
     Ok(PairBenchmark {
-        keys: table.into_keys(),
+        keys,
+        identities: Some(identities),
         pairs,
         folds: folds as usize,
         keys_are_row_order: false,

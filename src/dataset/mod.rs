@@ -25,6 +25,9 @@ pub struct PairBenchmark {
     pub keys: Vec<String>,
     pub pairs: Vec<Pair>,
     pub folds: usize,
+    /// Identity index of each key, when the layout names identities (LFW, CALFW); the bootstrap
+    /// resamples identities. `None` for packs that carry no identity (insightface `.bin`).
+    pub identities: Option<Vec<u32>>,
     /// True when `keys` is the natural row order of the benchmark's images (insightface `.bin`:
     /// row i is image i), so embeddings in that order need no key file.
     pub keys_are_row_order: bool,
@@ -93,8 +96,19 @@ impl KeyTable {
         i
     }
 
-    pub fn into_keys(self) -> Vec<String> {
-        self.keys
+    /// The keys plus an identity index per key, `identity(key)` naming the identity.
+    pub fn into_keys_and_identities(self, identity: impl Fn(&str) -> &str) -> (Vec<String>, Vec<u32>) {
+        let mut names: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+        let ids = self
+            .keys
+            .iter()
+            .map(|k| {
+                let n = names.len() as u32;
+                *names.entry(identity(k)).or_insert(n)
+            })
+            .collect();
+        drop(names);
+        (self.keys, ids)
     }
 }
 

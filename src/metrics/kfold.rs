@@ -48,6 +48,8 @@ pub struct SortedPairs {
     values: Vec<f64>,
     genuine: Vec<bool>,
     folds: Vec<u32>,
+    /// Original index of each sorted position.
+    order: Vec<u32>,
     k: usize,
     /// Per fold (#genuine, #impostor).
     fold_totals: Vec<[usize; 2]>,
@@ -82,7 +84,8 @@ impl SortedPairs {
         for (f, g) in folds.iter().zip(&genuine) {
             fold_totals[*f as usize][!*g as usize] += 1;
         }
-        let sorted = SortedPairs { values, genuine, folds, k, fold_totals };
+        let order = order.iter().map(|&(_, i)| i).collect();
+        let sorted = SortedPairs { values, genuine, folds, order, k, fold_totals };
         let [gen, imp] = sorted.totals();
         for (fold, &[fg, fi]) in sorted.fold_totals.iter().enumerate() {
             for (class, split, count) in
@@ -135,6 +138,11 @@ impl SortedPairs {
         correct.iter().zip(&self.fold_totals).map(|(&c, &[g, i])| ratio(c, g + i)).collect()
     }
 
+    /// Index in the caller's arrays of the pair at sorted position `p`.
+    pub(crate) fn original_index(&self, p: usize) -> usize {
+        self.order[p] as usize
+    }
+
     /// (value, genuine) at sorted position `p`, for the ROC.
     pub(crate) fn at(&self, p: usize) -> (f64, bool) {
         (self.values[p], self.genuine[p])
@@ -165,6 +173,23 @@ pub fn kfold_sorted(mode: FoldMode, pairs: &SortedPairs) -> KFoldAccuracy {
         fold_accuracies,
         thresholds,
         reported_spread: mode.reported_spread(),
+    }
+}
+
+/// Whether a pair with this value is classified correctly at `threshold` under `mode`'s rule.
+pub fn fold_correct(mode: FoldMode, value: f64, genuine: bool, threshold: f64) -> bool {
+    match mode {
+        FoldMode::Strict => (value >= threshold) == genuine,
+        // Same iff distance < t.
+        FoldMode::Insightface => (value < threshold) == genuine,
+        // A value equal to t is wrong for both classes.
+        FoldMode::Facexzoo => {
+            if genuine {
+                value > threshold
+            } else {
+                value < threshold
+            }
+        }
     }
 }
 
@@ -229,7 +254,7 @@ fn strict(pairs: &SortedPairs) -> (Vec<f64>, Vec<f64>) {
             }
         })
         .collect();
-    let acc = pairs.test_accuracies(|v, g, f| (v >= thresholds[f]) == g);
+    let acc = pairs.test_accuracies(|v, g, f| fold_correct(FoldMode::Strict, v, g, thresholds[f]));
     (thresholds, acc)
 }
 
@@ -256,7 +281,7 @@ fn insightface(pairs: &SortedPairs) -> (Vec<f64>, Vec<f64>) {
         }
     }
     let thresholds: Vec<f64> = best.iter().map(|b| b.0).collect();
-    let acc = pairs.test_accuracies(|d, g, f| (d < thresholds[f]) == g);
+    let acc = pairs.test_accuracies(|d, g, f| fold_correct(FoldMode::Insightface, d, g, thresholds[f]));
     (thresholds, acc)
 }
 
@@ -286,8 +311,7 @@ fn facexzoo(pairs: &SortedPairs) -> (Vec<f64>, Vec<f64>) {
             best_t
         })
         .collect();
-    // A test score equal to t is wrong for both classes.
-    let acc = pairs.test_accuracies(|s, g, f| if g { s > thresholds[f] } else { s < thresholds[f] });
+    let acc = pairs.test_accuracies(|s, g, f| fold_correct(FoldMode::Facexzoo, s, g, thresholds[f]));
     (thresholds, acc)
 }
 

@@ -4,11 +4,12 @@
 //! Conventions (PROTOCOLS.md): a score is a similarity (higher = more alike); "accept at t" means
 //! `score >= t` unless a compat mode says otherwise. Counts are integers, ratios are f64.
 
+pub mod bootstrap;
 pub mod kfold;
 pub mod roc;
 pub mod stats;
 
-pub use kfold::{kfold_accuracy, kfold_sorted, FoldMode, KFoldAccuracy, SortedPairs};
+pub use kfold::{fold_correct, kfold_accuracy, kfold_sorted, FoldMode, KFoldAccuracy, SortedPairs};
 pub use roc::{Eer, Roc, RocPoint, TarAtFar, TarRule};
 
 /// Why a metric cannot be computed from the given scores.

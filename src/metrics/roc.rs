@@ -8,6 +8,9 @@ use super::{validated, MetricError, SortedPairs};
 use rayon::prelude::*;
 use serde::Serialize;
 
+/// Below this many allowed false accepts a TAR@FAR value is flagged as barely measurable.
+pub const FRAGILE_FALSE_ACCEPTS: u64 = 10;
+
 /// Cumulative counts at each distinct score value, in descending order of the value.
 #[derive(Debug, Clone)]
 pub struct Roc {
@@ -112,23 +115,34 @@ impl Roc {
 
     /// The same ROC from pairs already sorted for the k-fold protocols (no second sort).
     pub fn from_sorted(pairs: &SortedPairs) -> Self {
-        let n = pairs.len();
+        Self::from_sorted_weighted(pairs, None)
+    }
+
+    /// The ROC with each pair counted `weights[i]` times (i = the pair's original index): a
+    /// bootstrap resample without re-sorting. Weight 0 drops a pair.
+    pub fn from_sorted_weighted(pairs: &SortedPairs, weights: Option<&[u32]>) -> Self {
         let (mut thresholds, mut tp, mut fp) = (Vec::new(), Vec::new(), Vec::new());
         let (mut g, mut i) = (0u64, 0u64);
-        let mut p = n;
+        let mut p = pairs.len();
         while p > 0 {
             let t = pairs.at(p - 1).0;
+            let (g0, i0) = (g, i);
             while p > 0 && pairs.at(p - 1).0 == t {
-                if pairs.at(p - 1).1 {
-                    g += 1;
+                let (_, genuine) = pairs.at(p - 1);
+                let w = weights.map_or(1, |w| w[pairs.original_index(p - 1)] as u64);
+                if genuine {
+                    g += w;
                 } else {
-                    i += 1;
+                    i += w;
                 }
                 p -= 1;
             }
-            thresholds.push(t);
-            tp.push(g);
-            fp.push(i);
+            // A value whose pairs all have weight 0 is absent from this resample.
+            if (g, i) != (g0, i0) {
+                thresholds.push(t);
+                tp.push(g);
+                fp.push(i);
+            }
         }
         Roc { thresholds, tp, fp, n_gen: g, n_imp: i }
     }
@@ -235,10 +249,19 @@ impl Roc {
         if !self.measurable(far) {
             return self.unavailable(far, rule);
         }
-        match rule {
+        let mut t = match rule {
             TarRule::Strict => self.tar_strict(far),
             TarRule::InsightfaceNearest => self.tar_nearest(far),
+        };
+        // Few allowed false accepts make the operating point rest on a handful of impostor scores.
+        let allowed = (far * self.n_imp as f64).floor() as u64;
+        if allowed < FRAGILE_FALSE_ACCEPTS {
+            t.note = Some(format!(
+                "barely measurable: FAR {far:e} of {} impostor pairs allows only {allowed} false accept(s)",
+                self.n_imp
+            ));
         }
+        t
     }
 
     fn tar_strict(&self, far: f64) -> TarAtFar {

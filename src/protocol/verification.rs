@@ -4,7 +4,9 @@
 use crate::config::FlipChoice;
 use crate::dataset::{PairBenchmark, PairCounts};
 use crate::error::{Error, Result};
-use crate::metrics::{kfold_sorted, Eer, FoldMode, KFoldAccuracy, Roc, SortedPairs, TarAtFar, TarRule};
+use crate::metrics::bootstrap::{interval, over_resamples, resample_stats, BootstrapSpec, Interval, ResampleStats};
+use crate::metrics::{fold_correct, kfold_sorted, Eer, FoldMode, KFoldAccuracy, Roc, SortedPairs, TarAtFar, TarRule};
+use crate::report::run::{Curves, MarkedThreshold, PairScores};
 use crate::store::{EmbeddingStore, View};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -63,14 +65,42 @@ pub struct VerificationMetrics {
     /// Mean L2 norm of the raw embeddings of every pair entry (both flips when present), as
     /// insightface prints it.
     pub xnorm: f64,
+    pub bootstrap: BootstrapSummary,
+}
+
+/// Strict-rule TAR@FAR interval at one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct TarInterval {
+    pub far_target: f64,
+    pub rule: TarRule,
+    #[serde(flatten)]
+    pub interval: Interval,
+}
+
+/// 95% cluster-bootstrap intervals (docs/results-schema.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct BootstrapSummary {
+    /// "identity" (identities resampled, each pair belonging to its first image's identity) or
+    /// "pair" when the benchmark names no identities.
+    pub unit: &'static str,
+    pub clusters: usize,
+    #[serde(flatten)]
+    pub spec: BootstrapSpec,
+    /// Pooled accuracy with each fold's threshold held at its k-fold value.
+    pub accuracy: Interval,
+    pub tar_at_far: Vec<TarInterval>,
+    pub auc: Interval,
+    pub eer: Interval,
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct VerificationOutcome {
     pub counts: PairCounts,
     pub metrics: VerificationMetrics,
-    /// Pair scores (cosine), in pair order; kept for reports.
-    pub scores: Vec<f64>,
+    pub curves: Curves,
+    /// Per-pair data for reports and paired comparisons between runs.
+    pub pairs: PairScores,
 }
 
 /// Rows in the store for every benchmark key; all missing keys are reported together.
@@ -158,6 +188,19 @@ pub fn evaluate(
         kfold_sorted(params.mode, &by_score)
     };
     let roc = Roc::from_sorted(&by_score);
+    let values = if params.mode == FoldMode::Insightface { &dist } else { &scores };
+    let correct: Vec<bool> =
+        (0..labels.len()).map(|i| fold_correct(params.mode, values[i], labels[i], accuracy.thresholds[folds[i]])).collect();
+    let (clusters, n_clusters, unit) = match &bench.identities {
+        Some(ids) => {
+            let c: Vec<u32> = bench.pairs.iter().map(|p| ids[p.a as usize]).collect();
+            let n = ids.iter().max().map_or(0, |&m| m as usize + 1);
+            (c, n, "identity")
+        }
+        None => ((0..bench.pairs.len() as u32).collect(), bench.pairs.len(), "pair"),
+    };
+    let spec = BootstrapSpec::default();
+    let bootstrap = bootstrap_summary(&by_score, &correct, &clusters, n_clusters, unit, &params.far_targets, &spec);
     let mut tar_at_far = Vec::new();
     for rule in [TarRule::Strict, TarRule::InsightfaceNearest] {
         tar_at_far.extend(params.far_targets.iter().map(|&f| roc.tar_at_far(f, rule)));
@@ -170,16 +213,75 @@ pub fn evaluate(
         .map(|i| norms[i as usize][..views].iter().sum::<f64>())
         .sum::<f64>()
         / (bench.pairs.len() * 2 * views) as f64;
+    let eer = roc.eer();
+    let mut marked: Vec<MarkedThreshold> =
+        eer.iter().map(|e| MarkedThreshold { label: "EER".into(), threshold: e.threshold }).collect();
+    marked.extend(tar_at_far.iter().filter(|t| t.rule == TarRule::Strict).filter_map(|t| {
+        t.threshold.map(|threshold| MarkedThreshold { label: format!("FAR={:e} (strict)", t.far_target), threshold })
+    }));
+    if params.mode != FoldMode::Insightface {
+        let mean = accuracy.thresholds.iter().sum::<f64>() / accuracy.thresholds.len() as f64;
+        marked.push(MarkedThreshold { label: "k-fold mean threshold".into(), threshold: mean });
+    }
+    let curves = Curves::build(&roc, &scores, &labels, marked);
+    let pairs = PairScores {
+        score: scores,
+        genuine: labels,
+        fold: folds.iter().map(|&f| f as u32).collect(),
+        cluster: clusters,
+        correct,
+    };
     Ok(VerificationOutcome {
         counts: bench.counts(),
         metrics: VerificationMetrics {
             accuracy,
-            roc: RocSummary { auc: roc.auc(), eer: roc.eer(), vertices: roc.len() },
+            roc: RocSummary { auc: roc.auc(), eer, vertices: roc.len() },
             tar_at_far,
             xnorm,
+            bootstrap,
         },
-        scores,
+        curves,
+        pairs,
     })
+}
+
+/// Intervals for accuracy, strict TAR@FAR, AUC and EER from `spec.resamples` cluster resamples.
+fn bootstrap_summary(
+    by_score: &SortedPairs,
+    correct: &[bool],
+    clusters: &[u32],
+    n_clusters: usize,
+    unit: &'static str,
+    far_targets: &[f64],
+    spec: &BootstrapSpec,
+) -> BootstrapSummary {
+    let full = resample_stats(by_score, correct, far_targets, None);
+    let samples = over_resamples(clusters, n_clusters, spec, |w| resample_stats(by_score, correct, far_targets, Some(w)));
+    let column = |f: &dyn Fn(&ResampleStats) -> f64| -> Vec<f64> { samples.iter().map(f).collect() };
+    let tar_at_far = far_targets
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| full.tar[*i].is_finite())
+        .map(|(i, &far_target)| TarInterval {
+            far_target,
+            rule: TarRule::Strict,
+            interval: interval(full.tar[i], column(&|s| s.tar[i]), spec.confidence),
+        })
+        .collect();
+    let note = (unit == "pair").then(|| {
+        "the benchmark names no identities (insightface .bin pack): pairs are resampled, which understates the spread"
+            .to_string()
+    });
+    BootstrapSummary {
+        unit,
+        clusters: n_clusters,
+        spec: *spec,
+        accuracy: interval(full.accuracy, column(&|s| s.accuracy), spec.confidence),
+        tar_at_far,
+        auc: interval(full.auc, column(&|s| s.auc), spec.confidence),
+        eer: interval(full.eer, column(&|s| s.eer), spec.confidence),
+        note,
+    }
 }
 
 #[cfg(test)]
@@ -198,7 +300,7 @@ mod tests {
         let pairs = (0..2)
             .flat_map(|fold| [Pair { a: 0, b: 1, genuine: true, fold }, Pair { a: 2, b: 3, genuine: false, fold }])
             .collect();
-        (PairBenchmark { keys, pairs, folds: 2, keys_are_row_order: false, sources: vec![] }, store)
+        (PairBenchmark { keys, identities: None, pairs, folds: 2, keys_are_row_order: false, sources: vec![] }, store)
     }
 
     fn params(fusion: Fusion) -> VerificationParams {
@@ -213,14 +315,14 @@ mod tests {
         let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-12, "{a} vs {b}");
         // none: cos([3,4],[1,0]) = 0.6; cos([0,2],[1,1]) = 1/sqrt2.
         let none = s(Fusion::None);
-        close(none.scores[0], 0.6);
-        close(none.scores[1], 0.5f64.sqrt());
+        close(none.pairs.score[0], 0.6);
+        close(none.pairs.score[1], 0.5f64.sqrt());
         // sum: [7,7]·[1,1] -> 1; [0,4]·[3,3] -> 1/sqrt2.
         let sum = s(Fusion::Sum);
-        close(sum.scores[0], 1.0);
-        close(sum.scores[1], 0.5f64.sqrt());
+        close(sum.pairs.score[0], 1.0);
+        close(sum.pairs.score[1], 0.5f64.sqrt());
         // concat: [3,4,4,3]/sqrt50 · [1,0,0,1]/sqrt2 = 6/10.
-        close(s(Fusion::Concat).scores[0], 0.6);
+        close(s(Fusion::Concat).pairs.score[0], 0.6);
         // XNorm over both views of every pair entry: (5+5 + 1+1 + 2+2 + sqrt2+sqrt8)/8 per pair.
         close(sum.metrics.xnorm, (5. + 5. + 1. + 1. + 2. + 2. + 2f64.sqrt() + 8f64.sqrt()) / 8.0);
     }

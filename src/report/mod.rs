@@ -1,7 +1,9 @@
 //! Everything written for people and machines: results.json (versioned schema), the terminal
 //! table, and atomic file output.
 
+pub mod compare;
 pub mod results;
+pub mod run;
 pub mod terminal;
 
 use crate::error::{Error, Result};

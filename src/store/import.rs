@@ -340,21 +340,43 @@ fn check_row(path: &Path, row: &[f32], index: usize, key: &str) -> Result<()> {
     Ok(())
 }
 
-/// Writes a little-endian float32 `.npy` (format 1.0) atomically.
-pub fn write_npy_f32(path: &Path, rows: usize, cols: usize, data: &[f32]) -> Result<()> {
-    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+/// Writes a little-endian `.npy` (format 1.0) atomically; `descr` is the numpy type string.
+fn write_npy(path: &Path, descr: &str, rows: usize, cols: usize, data: Vec<u8>) -> Result<()> {
+    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     let mut header = dict.into_bytes();
     // magic(6) + version(2) + length(2) + header, space-padded to a multiple of 64, '\n'-ended.
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(b' ');
     }
     header.push(b'\n');
-    let mut out = Vec::with_capacity(10 + header.len() + data.len() * 4);
+    let mut out = Vec::with_capacity(10 + header.len() + data.len());
     out.extend_from_slice(b"\x93NUMPY\x01\x00");
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(&header);
-    data.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    out.extend_from_slice(&data);
     crate::report::write_atomic(path, &out)
+}
+
+pub fn write_npy_f32(path: &Path, rows: usize, cols: usize, data: &[f32]) -> Result<()> {
+    write_npy(path, "<f4", rows, cols, data.iter().flat_map(|v| v.to_le_bytes()).collect())
+}
+
+pub fn write_npy_f64(path: &Path, rows: usize, cols: usize, data: &[f64]) -> Result<()> {
+    write_npy(path, "<f8", rows, cols, data.iter().flat_map(|v| v.to_le_bytes()).collect())
+}
+
+/// Reads a small 2-D float64 `.npy` whole: (rows, cols, row-major data).
+pub fn read_npy_f64(path: &Path) -> Result<(usize, usize, Vec<f64>)> {
+    let m = locate_npy(path)?;
+    if m.ty != SrcType::F64 {
+        return Err(Error::data(path, "expected a float64 ('<f8') array"));
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::read(path, e))?;
+    let data = bytes[m.offset as usize..]
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        .collect();
+    Ok((m.rows, m.cols, data))
 }
 
 #[cfg(test)]
