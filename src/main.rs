@@ -211,6 +211,11 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Demo(a) => {
             let spec = demo::DemoSpec { seed: a.seed, ..Default::default() };
+            // The generated files are new each time, so an older cached store can never match.
+            let cache = a.out.join("cache");
+            if cache.exists() {
+                std::fs::remove_dir_all(&cache).map_err(|e| Error::write(&cache, e))?;
+            }
             let files = demo::generate(&spec, &a.out.join("data"))?;
             let env = Env {
                 data_dir: files.data_dir.clone(),

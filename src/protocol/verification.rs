@@ -20,6 +20,16 @@ pub enum Fusion {
     None,
 }
 
+impl Fusion {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fusion::Sum => "sum",
+            Fusion::Concat => "concat",
+            Fusion::None => "none",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct VerificationParams {
     pub mode: FoldMode,
@@ -42,7 +52,8 @@ pub fn resolve_fusion(choice: FlipChoice, mode: FoldMode, store: &EmbeddingStore
             ""
         };
         return Err(Error::Invalid(format!(
-            "flip fusion '{fusion:?}' needs embeddings of the mirrored images, but {} has none; provide --flip-embeddings{hint}",
+            "flip fusion '{}' needs embeddings of the mirrored images, but {} has none; provide --flip-embeddings{hint}",
+            fusion.name(),
             store.path().display()
         )));
     }

@@ -182,3 +182,41 @@ impl Curves {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Roc;
+
+    #[test]
+    fn curves_thin_huge_rocs_but_keep_the_ends() {
+        let n = 20_000;
+        let scores: Vec<f64> = (0..n).map(|i| i as f64 / n as f64).collect();
+        let genuine: Vec<bool> = (0..n).map(|i| i % 3 == 0).collect();
+        let roc = Roc::new(&scores, &genuine).unwrap();
+        let c = Curves::build(&roc, &scores, &genuine, vec![]);
+        assert!(c.roc.far.len() <= 2 * MAX_CURVE_POINTS && c.roc.far.len() > 100, "{}", c.roc.far.len());
+        assert_eq!((c.roc.far[0], c.roc.tar[0], c.roc.threshold[0]), (0.0, 0.0, None));
+        assert_eq!((*c.roc.far.last().unwrap(), *c.roc.tar.last().unwrap()), (1.0, 1.0));
+        assert!(c.roc.far.windows(2).all(|w| w[0] <= w[1]));
+        let total: u64 = c.score_histogram.genuine.iter().chain(&c.score_histogram.impostor).sum();
+        assert_eq!(total, n as u64);
+    }
+
+    #[test]
+    fn pair_scores_round_trip_and_reject_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = PairScores {
+            score: vec![0.5, -0.25],
+            genuine: vec![true, false],
+            fold: vec![0, 9],
+            cluster: vec![3, 7],
+            correct: vec![true, false],
+        };
+        let path = dir.path().join("pair_scores.npy");
+        write_pair_scores(&path, &p).unwrap();
+        assert_eq!(read_pair_scores(&path).unwrap(), p);
+        crate::store::import::write_npy_f64(&path, 1, 5, &[0.5, 2.0, 0.0, 0.0, 1.0]).unwrap();
+        assert!(read_pair_scores(&path).unwrap_err().to_string().contains("row 0"));
+    }
+}

@@ -15,8 +15,14 @@ pub fn verification_table(r: &VerificationResults) -> String {
     let _ = writeln!(s, "{} — {}", r.benchmark.name, r.benchmark.title);
     let _ = writeln!(
         s,
-        "  {} pairs ({} genuine, {} impostor), {} images, {} folds; mode {}, flip fusion {:?}",
-        c.pairs, c.genuine, c.impostor, c.images, c.folds, r.protocol.mode, r.protocol.flip_fusion
+        "  {} pairs ({} genuine, {} impostor), {} images, {} folds; mode {}, flip fusion {}",
+        c.pairs,
+        c.genuine,
+        c.impostor,
+        c.images,
+        c.folds,
+        r.protocol.mode,
+        r.protocol.flip_fusion.name()
     );
     let a = &m.accuracy;
     let (pm, label) = if a.reported_spread == "std" { (a.spread.std, "std") } else { (a.spread.se, "SE") };
@@ -28,6 +34,18 @@ pub fn verification_table(r: &VerificationResults) -> String {
         100.0 * pm,
         100.0 * a.spread.std,
         100.0 * a.spread.se
+    );
+    let b = &m.bootstrap;
+    let _ = writeln!(
+        s,
+        "  {:.0}% bootstrap CI over {} {}: accuracy [{}, {}]   AUC [{:.6}, {:.6}]",
+        100.0 * b.spec.confidence,
+        b.clusters,
+        if b.unit == "identity" { "identities" } else { "pairs" },
+        pct(b.accuracy.lo),
+        pct(b.accuracy.hi),
+        b.auc.lo,
+        b.auc.hi
     );
     let eer = m.roc.eer.map(|e| format!("{} at score {:.4}", pct(e.eer), e.threshold)).unwrap_or_else(|| "n/a".into());
     let _ = writeln!(s, "  AUC {:.6}   EER {eer}   XNorm {:.4}", m.roc.auc, m.xnorm);
