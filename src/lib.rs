@@ -7,6 +7,7 @@ pub mod config;
 pub mod dataset;
 pub mod demo;
 pub mod error;
+pub mod gate;
 pub mod metrics;
 pub mod protocol;
 pub mod report;

@@ -222,30 +222,37 @@ impl FoldCounters {
 
 fn strict(pairs: &SortedPairs) -> (Vec<f64>, Vec<f64>) {
     let k = pairs.k;
-    let train: Vec<[usize; 2]> = (0..k).map(|f| pairs.train_totals(f)).collect();
     // Candidates ascending: below everything (accept all), then "just above" each group of equal
-    // values. A group without training values of fold f repeats f's previous count and `>`
-    // keeps the first, so each fold's winner ends a group holding one of its training values.
-    let mut best: Vec<(usize, Option<usize>)> = train.iter().map(|t| (t[0], None)).collect();
-    let mut c = FoldCounters::new(k);
+    // values. Relative to accepting all, a threshold above sorted[..=p] gains one per training
+    // impostor and loses one per training genuine below it: gain_f(p) = S(p) − S_f(p), with S the
+    // running (impostors − genuine) over all pairs and S_f over fold f's own pairs. A group
+    // without training values of fold f repeats f's previous gain and `>` keeps the first, so each
+    // fold's winner ends a group holding one of its training values.
     let n = pairs.len();
+    let mut s_all = 0i64;
+    let mut s_fold = vec![0i64; k];
+    let mut best_gain = vec![0i64; k];
+    let mut best_end = vec![usize::MAX; k];
     for p in 0..n {
-        c.add(pairs.folds[p], pairs.genuine[p]);
+        let step = if pairs.genuine[p] { -1 } else { 1 };
+        s_all += step;
+        s_fold[pairs.folds[p] as usize] += step;
         if p + 1 < n && pairs.values[p + 1] == pairs.values[p] {
             continue;
         }
-        for (f, b) in best.iter_mut().enumerate() {
-            let [g, i] = c.train(f);
-            let correct = (train[f][0] - g) + i;
-            if correct > b.0 {
-                *b = (correct, Some(p));
-            }
+        // Branch-free over folds so the compiler can vectorise it.
+        for ((b, e), sf) in best_gain.iter_mut().zip(best_end.iter_mut()).zip(&s_fold) {
+            let gain = s_all - sf;
+            let better = gain > *b;
+            *b = if better { gain } else { *b };
+            *e = if better { p } else { *e };
         }
     }
+    let best: Vec<Option<usize>> = best_end.iter().map(|&e| (e != usize::MAX).then_some(e)).collect();
     let thresholds: Vec<f64> = (0..k)
         .map(|f| {
             let (lo, hi) = pairs.train_range(f);
-            match best[f].1 {
+            match best[f] {
                 None => lo - 1.0,
                 Some(p) => match (p + 1..n).find(|&q| pairs.folds[q] as usize != f) {
                     Some(q) => (pairs.values[p] + pairs.values[q]) / 2.0,
@@ -286,31 +293,44 @@ fn insightface(pairs: &SortedPairs) -> (Vec<f64>, Vec<f64>) {
 }
 
 fn facexzoo(pairs: &SortedPairs) -> (Vec<f64>, Vec<f64>) {
-    let thresholds: Vec<f64> = (0..pairs.k)
-        .map(|fold| {
-            let [n_gen, n_imp] = pairs.train_totals(fold);
-            let (lo, hi) = pairs.train_range(fold);
-            let step = (hi - lo) / 1000.0;
-            let f = fold as u32;
-            let (mut best_t, mut best) = (f64::NAN, f64::NEG_INFINITY);
-            let (mut p, mut le) = (0usize, [0usize; 2]);
-            for j in 1..=1000 {
-                let t = lo + step * j as f64;
-                // Thresholds ascend, so the position only moves forward.
-                while p < pairs.len() && pairs.values[p] <= t {
-                    let train = (pairs.folds[p] != f) as usize;
-                    le[!pairs.genuine[p] as usize] += train;
-                    p += 1;
-                }
-                let tpr = ratio(n_gen - le[0], n_gen);
-                let fpr = ratio(n_imp - le[1], n_imp);
-                if tpr - fpr > best {
-                    (best_t, best) = (t, tpr - fpr);
+    let k = pairs.k;
+    // Each fold's grid spans its training min..max, which is the global min..max unless the fold
+    // holds an extreme value; folds with the same range share one sweep over the sorted pairs.
+    let ranges: Vec<(f64, f64)> = (0..k).map(|f| pairs.train_range(f)).collect();
+    let mut thresholds = vec![f64::NAN; k];
+    let mut done = vec![false; k];
+    for first in 0..k {
+        if done[first] {
+            continue;
+        }
+        let (lo, hi) = ranges[first];
+        let group: Vec<usize> = (first..k).filter(|&f| !done[f] && ranges[f] == (lo, hi)).collect();
+        group.iter().for_each(|&f| done[f] = true);
+        let totals: Vec<[usize; 2]> = group.iter().map(|&f| pairs.train_totals(f)).collect();
+        let mut best = vec![(f64::NAN, f64::NEG_INFINITY); group.len()];
+        let step = (hi - lo) / 1000.0;
+        let mut c = FoldCounters::new(k);
+        let mut p = 0usize;
+        for j in 1..=1000 {
+            let t = lo + step * j as f64;
+            // Thresholds ascend, so the position only moves forward.
+            while p < pairs.len() && pairs.values[p] <= t {
+                c.add(pairs.folds[p], pairs.genuine[p]);
+                p += 1;
+            }
+            for ((&f, &[n_gen, n_imp]), b) in group.iter().zip(&totals).zip(best.iter_mut()) {
+                let [gen_le, imp_le] = c.train(f);
+                let tpr = ratio(n_gen - gen_le, n_gen);
+                let fpr = ratio(n_imp - imp_le, n_imp);
+                if tpr - fpr > b.1 {
+                    *b = (t, tpr - fpr);
                 }
             }
-            best_t
-        })
-        .collect();
+        }
+        for (&f, b) in group.iter().zip(&best) {
+            thresholds[f] = b.0;
+        }
+    }
     let acc = pairs.test_accuracies(|s, g, f| fold_correct(FoldMode::Facexzoo, s, g, thresholds[f]));
     (thresholds, acc)
 }

@@ -1,9 +1,12 @@
 //! Everything written for people and machines: results.json (versioned schema), the terminal
 //! table, and atomic file output.
 
+pub mod charts;
 pub mod compare;
+pub mod html;
 pub mod results;
 pub mod run;
+pub mod summary;
 pub mod terminal;
 
 use crate::error::{Error, Result};

@@ -1,0 +1,515 @@
+//! `aifr-eval gate`: is a run worse than its baseline? A regression gate for CI.
+//!
+//! Two modes:
+//! * statistical (default): accuracy, AUC, EER and strict TAR@FAR each regress when they get worse
+//!   by more than a tolerance AND (when configured and both runs have pair scores) the paired
+//!   cluster-bootstrap interval of the difference excludes zero on the worse side; rules in
+//!   `gate.toml` (embedded, overridable);
+//! * exact: every value of results.json (except `software`), curves.json and pair_scores.npy must
+//!   be bit-identical, so any code change that moves any number fails the project's own CI.
+//!
+//! Unusable input (different benchmark, protocol, mode, pairs; unreadable files) is an `Err`,
+//! never a pass. Outputs are deterministic: no timestamps anywhere.
+
+mod exact;
+mod render;
+
+use crate::error::{Error, Result};
+use crate::report::compare::{check_comparable, paired_differences, MetricDiff};
+use crate::report::run::RunData;
+use crate::report::write_atomic;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The built-in configuration (`gate.toml` at the repository root).
+pub const DEFAULT_GATE_TOML: &str = include_str!("../../gate.toml");
+
+/// Fallbacks for keys no table sets (documented in gate.toml).
+const FALLBACK_TOLERANCE: f64 = 0.0;
+const FALLBACK_REQUIRE_SIGNIFICANT: bool = true;
+
+/// Changes this close to the tolerance count as equal to it: `0.9785 − 0.9765` is
+/// `0.0020000000000000018` in binary, and "worse by exactly the tolerance" must pass.
+const TOLERANCE_SLACK: f64 = 1e-12;
+
+/// One table of gate.toml (`[defaults]`, `[metrics.<name>]`); unset keys fall through.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleTable {
+    pub tolerance: Option<f64>,
+    pub require_significant: Option<bool>,
+    pub enabled: Option<bool>,
+}
+
+/// The rule that applies to one metric, after lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MetricRule {
+    pub tolerance: f64,
+    pub require_significant: bool,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    exact: bool,
+    #[serde(default)]
+    defaults: RuleTable,
+    #[serde(default)]
+    metrics: BTreeMap<String, RuleTable>,
+}
+
+/// Gate configuration: mode and per-metric rules.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GateConfig {
+    /// Exact mode (`--exact`): bit-identical outputs required; the rules below are not used.
+    pub exact: bool,
+    pub defaults: RuleTable,
+    /// Keyed `accuracy`, `auc`, `eer`, `tar@far` or `tar@far=<FAR>`.
+    pub metrics: BTreeMap<String, RuleTable>,
+    /// Where the configuration came from, for messages.
+    pub source: String,
+}
+
+/// FAR of a `tar@far=<x>` key, if it is one.
+fn far_of_key(key: &str) -> Option<f64> {
+    key.strip_prefix("tar@far=").and_then(|x| x.trim().parse::<f64>().ok())
+}
+
+impl GateConfig {
+    /// The embedded gate.toml.
+    pub fn builtin() -> Result<Self> {
+        Self::parse(DEFAULT_GATE_TOML, "<built-in gate.toml>")
+    }
+
+    /// A configuration file, replacing the built-in one as a whole.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Exact mode (for the project's own CI): no rules needed.
+    pub fn exact() -> Self {
+        GateConfig { exact: true, source: "--exact".into(), ..Default::default() }
+    }
+
+    /// The same configuration with exact mode switched on or off (for `--exact`).
+    pub fn with_exact(mut self, exact: bool) -> Self {
+        self.exact = exact;
+        self
+    }
+
+    /// Parses gate.toml text; `source` names it in error messages.
+    pub fn parse(text: &str, source: &str) -> Result<Self> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| Error::Config(format!("{source}: {e}")))?;
+        let check = |name: &str, t: &RuleTable| -> Result<()> {
+            match t.tolerance {
+                Some(x) if !(x.is_finite() && x >= 0.0) => Err(Error::Config(format!(
+                    "{source}: [{name}] tolerance must be a finite number >= 0, found {x}"
+                ))),
+                _ => Ok(()),
+            }
+        };
+        check("defaults", &raw.defaults)?;
+        for (key, table) in &raw.metrics {
+            let known = matches!(key.as_str(), "accuracy" | "auc" | "eer" | "tar@far")
+                || far_of_key(key).is_some_and(|f| f > 0.0 && f <= 1.0);
+            if !known {
+                return Err(Error::Config(format!(
+                    "{source}: unknown metric [metrics.\"{key}\"]; expected accuracy, auc, eer, \"tar@far\" or \"tar@far=<FAR in (0, 1]>\""
+                )));
+            }
+            check(&format!("metrics.\"{key}\""), table)?;
+        }
+        Ok(GateConfig { exact: raw.exact, defaults: raw.defaults, metrics: raw.metrics, source: source.into() })
+    }
+
+    /// The rule for `metric` (`accuracy`, `auc`, `eer` or `tar@far=<FAR>`), first match winning:
+    /// its own table, then `tar@far` for TAR targets, then `[defaults]`, then the fallbacks.
+    pub fn rule(&self, metric: &str) -> MetricRule {
+        let mut chain: Vec<&RuleTable> = Vec::new();
+        if let Some(far) = far_of_key(metric) {
+            // Numeric match, so "tar@far=0.0001" configures the target printed as 1e-4.
+            chain.extend(self.metrics.iter().filter(|(k, _)| far_of_key(k) == Some(far)).map(|(_, t)| t));
+            chain.extend(self.metrics.get("tar@far"));
+        } else {
+            chain.extend(self.metrics.get(metric));
+        }
+        chain.push(&self.defaults);
+        MetricRule {
+            tolerance: chain.iter().find_map(|t| t.tolerance).unwrap_or(FALLBACK_TOLERANCE),
+            require_significant: chain
+                .iter()
+                .find_map(|t| t.require_significant)
+                .unwrap_or(FALLBACK_REQUIRE_SIGNIFICANT),
+            enabled: chain.iter().find_map(|t| t.enabled).unwrap_or(true),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Improved,
+    Unchanged,
+    Regressed,
+    /// Not compared (unavailable in a run, or disabled); never fails.
+    Skipped,
+    /// Exact mode: some value differs at all; fails.
+    Changed,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Improved => "improved",
+            Verdict::Unchanged => "unchanged",
+            Verdict::Regressed => "regressed",
+            Verdict::Skipped => "skipped",
+            Verdict::Changed => "changed",
+        }
+    }
+
+    pub fn fails(self) -> bool {
+        matches!(self, Verdict::Regressed | Verdict::Changed)
+    }
+}
+
+/// One gated metric (or, in exact mode, one compared file).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateRow {
+    /// `accuracy`, `auc`, `eer`, `tar@far=1e-3`; exact mode: `results.json`, `curves.json`, `pair_scores.npy`.
+    pub metric: String,
+    pub baseline: Option<f64>,
+    pub current: Option<f64>,
+    /// current − baseline.
+    pub diff: Option<f64>,
+    /// Paired bootstrap interval of `diff` (both runs have pair scores).
+    pub interval: Option<(f64, f64)>,
+    pub tolerance: Option<f64>,
+    pub higher_is_better: bool,
+    pub verdict: Verdict,
+    /// Why: the change against tolerance and interval, or why the metric was skipped.
+    pub note: String,
+}
+
+/// Exact mode: one value that differs, rendered as JSON (`(absent)` where a side lacks it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PathDiff {
+    /// Which file row (`GateRow::metric`) it belongs to.
+    pub file: String,
+    /// e.g. `metrics.accuracy.fold_accuracies[3]`, `pair_scores[17].score`.
+    pub path: String,
+    pub baseline: String,
+    pub current: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GateOutcome {
+    pub current: String,
+    pub baseline: String,
+    pub exact: bool,
+    /// Confidence level of the intervals (the baseline's bootstrap setting).
+    pub confidence: f64,
+    pub rows: Vec<GateRow>,
+    /// Exact mode: every value that differs, in file order.
+    pub differences: Vec<PathDiff>,
+    /// Run-level remarks (e.g. significance not tested because pair scores are missing).
+    pub notes: Vec<String>,
+}
+
+impl GateOutcome {
+    /// No metric regressed (and, in exact mode, nothing changed).
+    pub fn passed(&self) -> bool {
+        !self.rows.iter().any(|r| r.verdict.fails())
+    }
+
+    /// Process exit code: `exit::OK`, or `exit::REGRESSION` when the gate fails.
+    pub fn exit_code(&self) -> i32 {
+        if self.passed() {
+            crate::error::exit::OK
+        } else {
+            crate::error::exit::REGRESSION
+        }
+    }
+
+    pub fn count(&self, verdict: Verdict) -> usize {
+        self.rows.iter().filter(|r| r.verdict == verdict).count()
+    }
+
+    /// Compact text for the terminal.
+    pub fn table(&self) -> String {
+        render::table(self)
+    }
+
+    /// GitHub-flavoured Markdown for a CI job summary or PR comment.
+    pub fn markdown(&self) -> String {
+        render::markdown(self)
+    }
+
+    /// JUnit XML: one `<testsuite name="aifr-eval gate">`, one `<testcase>` per row.
+    pub fn junit_xml(&self) -> String {
+        render::junit_xml(self)
+    }
+}
+
+fn results_path(run: &RunData) -> std::path::PathBuf {
+    run.dir.join("results.json")
+}
+
+/// Refuses runs on different benchmark files: `check_comparable` only looks at names, and two
+/// instances of one benchmark (e.g. demos with different seeds) share a name.
+fn check_same_benchmark_files(baseline: &RunData, current: &RunData) -> Result<()> {
+    let prints = |run: &RunData| -> Vec<(String, String)> {
+        let files = run.results.pointer("/benchmark/files").and_then(Value::as_array);
+        let field = |f: &Value, k: &str| f.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
+        files.map(|v| v.iter().map(|f| (field(f, "path"), field(f, "blake3"))).collect()).unwrap_or_default()
+    };
+    let (b, c) = (prints(baseline), prints(current));
+    if b != c {
+        let show = |v: &[(String, String)]| {
+            v.iter().map(|(p, h)| format!("{p} blake3 {}", h.get(..12).unwrap_or(h))).collect::<Vec<_>>().join(", ")
+        };
+        return Err(Error::Invalid(format!(
+            "cannot gate: {} and {} were evaluated on different benchmark files ({} vs {}): not the same benchmark",
+            baseline.dir.display(),
+            current.dir.display(),
+            show(&b),
+            show(&c)
+        )));
+    }
+    Ok(())
+}
+
+/// A metric's value in one run, or why there is none (a reason to skip it).
+type Reading = std::result::Result<f64, String>;
+
+fn number_at(run: &RunData, ptr: &str, required: bool) -> Result<Reading> {
+    match run.results.pointer(ptr) {
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(x) if x.is_finite() => Ok(Ok(x)),
+            _ => Err(Error::data(&results_path(run), format!("{ptr} is not a finite number"))),
+        },
+        Some(Value::Null) | None if !required => Ok(Err(format!("{ptr} is null or absent in {}", run.name()))),
+        Some(other) => Err(Error::data(&results_path(run), format!("{ptr} should be a number, found {other}"))),
+        None => Err(Error::data(&results_path(run), format!("{ptr} is missing"))),
+    }
+}
+
+/// Strict TAR entries of a run, keyed by the FAR target's metric name.
+fn strict_tars(run: &RunData) -> Result<Vec<(String, f64, Reading)>> {
+    let entries = run.results.pointer("/metrics/tar_at_far").and_then(Value::as_array);
+    let Some(entries) = entries else {
+        return Err(Error::data(&results_path(run), "metrics.tar_at_far is missing or not an array"));
+    };
+    let mut out = Vec::new();
+    for e in entries.iter().filter(|e| e["rule"] == "strict") {
+        let Some(far) = e["far_target"].as_f64() else {
+            return Err(Error::data(&results_path(run), format!("tar_at_far entry without a numeric far_target: {e}")));
+        };
+        let reading = match (e["available"].as_bool(), e["tar"].as_f64()) {
+            (Some(true), Some(t)) if t.is_finite() => Ok(t),
+            _ => Err(e["note"].as_str().map_or_else(|| format!("not available in {}", run.name()), |n| n.to_string())),
+        };
+        out.push((format!("tar@far={far:e}"), far, reading));
+    }
+    Ok(out)
+}
+
+/// Which metrics to gate, with each run's reading, in report order.
+fn readings(baseline: &RunData, current: &RunData) -> Result<Vec<(String, bool, Reading, Reading)>> {
+    let mut rows = Vec::new();
+    for (name, ptr, required, higher) in [
+        ("accuracy", "/metrics/accuracy/mean", true, true),
+        ("auc", "/metrics/roc/auc", true, true),
+        // EER is null when all scores are equal (schema): skip rather than refuse.
+        ("eer", "/metrics/roc/eer/eer", false, false),
+    ] {
+        rows.push((name.to_string(), higher, number_at(baseline, ptr, required)?, number_at(current, ptr, required)?));
+    }
+    let cur_tars = strict_tars(current)?;
+    for (name, far, b) in strict_tars(baseline)? {
+        let c = cur_tars
+            .iter()
+            .find(|(_, f, _)| *f == far)
+            .map_or_else(|| Err(format!("no strict TAR at FAR {far:e} in {}", current.name())), |(_, _, r)| r.clone());
+        rows.push((name, true, b, c));
+    }
+    Ok(rows)
+}
+
+/// Pair-score statistics of both runs, or why there are none.
+enum Paired {
+    Diffs(Vec<MetricDiff>),
+    Unavailable(String),
+}
+
+fn fmt_iv(lo: f64, hi: f64) -> String {
+    format!("[{lo:+.6}, {hi:+.6}]")
+}
+
+/// The verdict for one metric with both readings present.
+fn judge(
+    name: &str,
+    higher: bool,
+    (b, c): (f64, f64),
+    rule: MetricRule,
+    md: Option<&MetricDiff>,
+    paired: &Paired,
+    confidence: f64,
+) -> GateRow {
+    let diff = c - b;
+    // Positive = worse, in the metric's units.
+    let worse = if higher { -diff } else { diff };
+    let interval = md.map(|m| (m.lo, m.hi)).filter(|(lo, hi)| lo.is_finite() && hi.is_finite());
+    let pct = format!("{:.0}%", confidence * 100.0);
+    let mut notes = Vec::new();
+    if let Some(m) = md {
+        // results.json and pair_scores.npy must describe the same run (a stale file would make the
+        // interval describe other data). Accuracy is left out: its mean of fold accuracies equals
+        // the pooled rate only when folds have equal sizes.
+        if name != "accuracy" && ((m.a - b).abs() > 1e-9 || (m.b - c).abs() > 1e-9) {
+            notes.push(format!(
+                "results.json ({b}, {c}) and pair_scores.npy ({}, {}) disagree; the interval comes from pair_scores.npy",
+                m.a, m.b
+            ));
+        }
+    }
+    let beyond = worse.abs() > rule.tolerance + TOLERANCE_SLACK;
+    let verdict = if !beyond {
+        if diff != 0.0 {
+            notes.push(format!("within tolerance ({:+.6})", diff));
+        }
+        Verdict::Unchanged
+    } else {
+        let (word, candidate) = if worse > 0.0 { ("worse", Verdict::Regressed) } else { ("better", Verdict::Improved) };
+        let head = format!("{word} by {:.6} (> tolerance {:.6})", worse.abs(), rule.tolerance);
+        if !rule.require_significant {
+            notes.push(format!("{head}; significance not required"));
+            candidate
+        } else if let Some((lo, hi)) = interval {
+            // Interval entirely on the side of the change (strictly: touching 0 is not enough).
+            let toward_change = if diff > 0.0 { lo > 0.0 } else { hi < 0.0 };
+            if toward_change {
+                notes.push(format!("{head}; {pct} interval of Δ {} excludes 0", fmt_iv(lo, hi)));
+                candidate
+            } else {
+                notes.push(format!("{head} but the {pct} interval of Δ {} includes 0: not significant", fmt_iv(lo, hi)));
+                Verdict::Unchanged
+            }
+        } else {
+            let why = match paired {
+                Paired::Unavailable(why) => why.clone(),
+                Paired::Diffs(_) => "the bootstrap interval is undefined for this metric".into(),
+            };
+            notes.push(format!("{head}; significance not tested ({why})"));
+            candidate
+        }
+    };
+    GateRow {
+        metric: name.to_string(),
+        baseline: Some(b),
+        current: Some(c),
+        diff: Some(diff),
+        interval,
+        tolerance: Some(rule.tolerance),
+        higher_is_better: higher,
+        verdict,
+        note: notes.join("; "),
+    }
+}
+
+/// Gates `current` against `baseline`. `Err` when the runs are not comparable or unreadable.
+pub fn gate(current: &RunData, baseline: &RunData, cfg: &GateConfig) -> Result<GateOutcome> {
+    check_comparable(baseline, current).map_err(|e| match e {
+        Error::Invalid(m) => Error::Invalid(format!("cannot gate: {m}")),
+        other => other,
+    })?;
+    check_same_benchmark_files(baseline, current)?;
+    let confidence = baseline.results.pointer("/metrics/bootstrap/confidence").and_then(Value::as_f64).unwrap_or(0.95);
+    let mut outcome = GateOutcome {
+        current: current.dir.display().to_string(),
+        baseline: baseline.dir.display().to_string(),
+        exact: cfg.exact,
+        confidence,
+        rows: Vec::new(),
+        differences: Vec::new(),
+        notes: Vec::new(),
+    };
+    if cfg.exact {
+        exact::compare(current, baseline, &mut outcome)?;
+        return Ok(outcome);
+    }
+    let rows = readings(baseline, current)?;
+    let wants_significance = rows.iter().any(|(name, ..)| {
+        let r = cfg.rule(name);
+        r.enabled && r.require_significant
+    });
+    let paired = match (&baseline.pairs, &current.pairs) {
+        // Only pay for the bootstrap when a rule uses it.
+        (Some(_), Some(_)) if wants_significance => Paired::Diffs(paired_differences(baseline, current)?),
+        (Some(_), Some(_)) => Paired::Unavailable("no rule requires significance".into()),
+        (b, c) => {
+            let missing: Vec<String> =
+                [(b.is_none(), baseline), (c.is_none(), current)].iter().filter(|(m, _)| *m).map(|(_, r)| r.name()).collect();
+            let why = format!("no pair_scores.npy in {}", missing.join(" and "));
+            outcome.notes.push(format!("{why}: tolerances only, no paired significance test"));
+            Paired::Unavailable(why)
+        }
+    };
+    for (name, higher, b, c) in rows {
+        let rule = cfg.rule(&name);
+        let skipped = |note: String| GateRow {
+            metric: name.clone(),
+            baseline: b.as_ref().ok().copied(),
+            current: c.as_ref().ok().copied(),
+            diff: None,
+            interval: None,
+            tolerance: Some(rule.tolerance),
+            higher_is_better: higher,
+            verdict: Verdict::Skipped,
+            note,
+        };
+        let row = match (&b, &c) {
+            _ if !rule.enabled => skipped(format!("disabled in {}", cfg.source)),
+            (Err(why), _) => skipped(format!("baseline: {why}")),
+            (_, Err(why)) => skipped(format!("current: {why}")),
+            (Ok(bv), Ok(cv)) => {
+                let md = match &paired {
+                    Paired::Diffs(d) => d.iter().find(|m| m.metric == name),
+                    Paired::Unavailable(_) => None,
+                };
+                judge(&name, higher, (*bv, *cv), rule, md, &paired, confidence)
+            }
+        };
+        outcome.rows.push(row);
+    }
+    Ok(outcome)
+}
+
+/// Files of a run directory that make up a baseline (timings.json is not deterministic).
+const BASELINE_FILES: [&str; 3] = ["curves.json", "pair_scores.npy", "results.json"];
+
+/// Makes `current_dir`'s run the baseline: copies results.json, curves.json and pair_scores.npy
+/// (each atomically; results.json last, since its presence marks a complete run directory) and
+/// removes baseline companions the current run lacks, so no stale file pairs with new results.
+pub fn update_baseline(current_dir: &Path, baseline_dir: &Path) -> Result<()> {
+    // Loading validates the run, so a broken directory never becomes the baseline.
+    let run = RunData::load(current_dir)?;
+    if baseline_dir.is_file() {
+        return Err(Error::Config(format!("baseline {} is a file; give the baseline directory", baseline_dir.display())));
+    }
+    for name in BASELINE_FILES {
+        let (src, dst) = (run.dir.join(name), baseline_dir.join(name));
+        if src.exists() {
+            let bytes = std::fs::read(&src).map_err(|e| Error::read(&src, e))?;
+            write_atomic(&dst, &bytes)?;
+        } else if dst.exists() {
+            std::fs::remove_file(&dst).map_err(|e| Error::write(&dst, e))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,952 @@
+//! Human-readable reports: one self-contained HTML page (inline CSS, no JavaScript, images by
+//! relative path) for one run or a side-by-side comparison of several, plus PNG charts and the
+//! paper-style summary table.
+//!
+//! Every string that comes from a dataset, a results file or the user (titles, paths, keys,
+//! directory names, labels) goes through `escape_html`. The page has no timestamps, so the same
+//! inputs give byte-identical output.
+
+use super::charts::{self, RocSeries};
+use super::compare::{paired_differences, MetricDiff};
+use super::run::RunData;
+use super::{summary, write_atomic};
+use crate::error::{Error, Result};
+use serde_json::Value;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+/// Escapes `&`, `<`, `>`, `"` and `'` so any string is safe in element text and quoted attributes.
+pub fn escape_html(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + s.len() / 8);
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            _ => o.push(c),
+        }
+    }
+    o
+}
+
+/// Writes the report for one or more runs into `out_dir` and returns the paths written.
+///
+/// One run: `out_dir/<index_name>`, `roc.png`, `det.png`, `scores.png`. Several runs: ROC and DET
+/// overlay all runs, tables are side by side with differences against the first run, and each run
+/// gets `scores-<i>.png`. Both also write `summary.md` and `summary.tex` (the paper table).
+/// `index_name` is a plain file name such as `report.html` or `index.html`.
+pub fn write_report(runs: &[RunData], out_dir: &Path, index_name: &str) -> Result<Vec<PathBuf>> {
+    if runs.is_empty() {
+        return Err(Error::Invalid("a report needs at least one run directory".into()));
+    }
+    let plain = Path::new(index_name).file_name().is_some_and(|n| n == index_name);
+    if !plain || index_name.starts_with('.') {
+        return Err(Error::Invalid(format!("report file name {index_name:?} must be a plain file name like report.html")));
+    }
+    let names = display_names(runs);
+    let mut written = Vec::new();
+    let mut put = |name: &str, bytes: &[u8]| -> Result<()> {
+        let path = out_dir.join(name);
+        write_atomic(&path, bytes)?;
+        written.push(path);
+        Ok(())
+    };
+
+    let charts = build_charts(runs, &names);
+    for c in charts.iter_all() {
+        if let Ok(img) = &c.image {
+            put(&img.file, &img.png)?;
+        }
+    }
+    let (md, tex) = summary::paper_table(runs);
+    put("summary.md", md.as_bytes())?;
+    put("summary.tex", tex.as_bytes())?;
+    let page = if runs.len() == 1 { single_page(&runs[0], &names[0], &charts) } else { multi_page(runs, &names, &charts) };
+    put(index_name, page.as_bytes())?;
+    Ok(written)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names, numbers and JSON access
+
+/// Run names for headings and legends: the directory name, widened to parent/name (then the full
+/// path, then a number) where two runs would otherwise look the same.
+fn display_names(runs: &[RunData]) -> Vec<String> {
+    let tail = |d: &Path, k: usize| -> String {
+        let parts: Vec<String> = d.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+        parts[parts.len().saturating_sub(k)..].join("/")
+    };
+    let candidates: [Box<dyn Fn(&RunData) -> String>; 3] =
+        [Box::new(|r| r.name()), Box::new(|r| tail(&r.dir, 2)), Box::new(|r| r.dir.display().to_string())];
+    for f in &candidates {
+        let names: Vec<String> = runs.iter().map(f).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        if sorted.len() == names.len() {
+            return names;
+        }
+    }
+    runs.iter().enumerate().map(|(i, r)| format!("{} #{}", r.name(), i + 1)).collect()
+}
+
+fn num(v: &Value, ptr: &str) -> Option<f64> {
+    v.pointer(ptr).and_then(Value::as_f64).filter(|x| x.is_finite())
+}
+
+fn int(v: &Value, ptr: &str) -> Option<u64> {
+    v.pointer(ptr).and_then(Value::as_u64)
+}
+
+/// A JSON scalar as text (strings unquoted); None for null or absent.
+fn text(v: &Value, ptr: &str) -> Option<String> {
+    match v.pointer(ptr)? {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// Escaped text of a JSON field, or a dash.
+fn field(v: &Value, ptr: &str) -> String {
+    text(v, ptr).map_or_else(|| DASH.to_string(), |s| escape_html(&s))
+}
+
+const DASH: &str = "–";
+
+fn pct(x: f64) -> String {
+    format!("{:.3}%", 100.0 * x)
+}
+
+fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    x.map_or_else(|| DASH.to_string(), f)
+}
+
+fn far_label(x: f64) -> String {
+    format!("{x:e}")
+}
+
+fn same_far(a: f64, b: f64) -> bool {
+    (a - b).abs() <= a.abs().max(b.abs()) * 1e-9
+}
+
+/// One `metrics.tar_at_far` entry.
+#[derive(Debug, Clone)]
+struct TarEntry {
+    far_target: f64,
+    rule: String,
+    tar: Option<f64>,
+    far: Option<f64>,
+    threshold: Option<f64>,
+    false_accepts: Option<u64>,
+    note: Option<String>,
+}
+
+fn tar_entries(r: &Value) -> Vec<TarEntry> {
+    let Some(list) = r.pointer("/metrics/tar_at_far").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|e| {
+            let available = e["available"].as_bool().unwrap_or(true);
+            Some(TarEntry {
+                far_target: e["far_target"].as_f64()?,
+                rule: e["rule"].as_str().unwrap_or("strict").to_string(),
+                tar: e["tar"].as_f64().filter(|_| available),
+                far: e["far"].as_f64(),
+                threshold: e["threshold"].as_f64(),
+                false_accepts: e["false_accepts"].as_u64(),
+                note: e["note"].as_str().map(str::to_string),
+            })
+        })
+        .collect()
+}
+
+/// FAR targets in first-seen order.
+fn far_targets(entries: &[TarEntry]) -> Vec<f64> {
+    let mut out: Vec<f64> = Vec::new();
+    for e in entries {
+        if !out.iter().any(|&f| same_far(f, e.far_target)) {
+            out.push(e.far_target);
+        }
+    }
+    out
+}
+
+fn find_tar<'a>(entries: &'a [TarEntry], far: f64, rule: &str) -> Option<&'a TarEntry> {
+    entries.iter().find(|e| e.rule == rule && same_far(e.far_target, far))
+}
+
+/// Bootstrap interval (lo, hi) of a metric, when the run has one.
+fn ci(r: &Value, metric: &str) -> Option<(f64, f64)> {
+    let b = r.pointer("/metrics/bootstrap")?.get(metric)?;
+    Some((b["lo"].as_f64()?, b["hi"].as_f64()?))
+}
+
+fn tar_ci(r: &Value, far: f64, rule: &str) -> Option<(f64, f64)> {
+    r.pointer("/metrics/bootstrap/tar_at_far")?.as_array()?.iter().find_map(|e| {
+        let hit = e["rule"].as_str().unwrap_or("strict") == rule && same_far(e["far_target"].as_f64()?, far);
+        if hit {
+            Some((e["lo"].as_f64()?, e["hi"].as_f64()?))
+        } else {
+            None
+        }
+    })
+}
+
+fn confidence(r: &Value) -> f64 {
+    num(r, "/metrics/bootstrap/confidence").unwrap_or(0.95)
+}
+
+fn pct_ci(r: &Value, iv: Option<(f64, f64)>) -> String {
+    iv.map_or_else(String::new, |(lo, hi)| {
+        format!(" <span class=\"ci\">{:.0}% CI [{}, {}]</span>", 100.0 * confidence(r), pct(lo), pct(hi))
+    })
+}
+
+/// "97.850% ± 0.187 (SE)" as the reference tools print it.
+fn accuracy_text(r: &Value) -> String {
+    let Some(mean) = num(r, "/metrics/accuracy/mean") else {
+        return DASH.into();
+    };
+    let spread = text(r, "/metrics/accuracy/reported_spread").unwrap_or_else(|| "se".into());
+    let (pm, label) = if spread == "std" {
+        (num(r, "/metrics/accuracy/std"), "std")
+    } else {
+        (num(r, "/metrics/accuracy/se"), "SE")
+    };
+    match pm {
+        Some(pm) => format!("{} ± {:.3} ({label})", pct(mean), 100.0 * pm),
+        None => pct(mean),
+    }
+}
+
+fn eer_text(r: &Value) -> String {
+    match (num(r, "/metrics/roc/eer/eer"), num(r, "/metrics/roc/eer/threshold")) {
+        (Some(e), Some(t)) => format!("{} at threshold {t:.4}", pct(e)),
+        (Some(e), None) => pct(e),
+        _ => DASH.into(),
+    }
+}
+
+fn score_axis(r: &Value) -> &'static str {
+    let score = text(r, "/protocol/score").unwrap_or_default().to_ascii_lowercase();
+    if score.contains("cosine") {
+        "Cosine similarity"
+    } else {
+        "Score"
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Charts
+
+struct Image {
+    file: String,
+    png: Vec<u8>,
+}
+
+/// A chart that was drawn, or why not.
+struct Chart {
+    alt: String,
+    caption: String,
+    image: std::result::Result<Image, String>,
+}
+
+struct Charts {
+    roc: Chart,
+    det: Chart,
+    /// One per run, in run order.
+    scores: Vec<Chart>,
+}
+
+impl Charts {
+    fn iter_all(&self) -> impl Iterator<Item = &Chart> {
+        [&self.roc, &self.det].into_iter().chain(&self.scores)
+    }
+}
+
+fn chart(alt: &str, caption: String, file: String, png: Result<Vec<u8>>) -> Chart {
+    Chart { alt: alt.into(), caption, image: png.map(|png| Image { file, png }).map_err(|e| e.to_string()) }
+}
+
+fn build_charts(runs: &[RunData], names: &[String]) -> Charts {
+    let series: Vec<RocSeries<'_>> = runs
+        .iter()
+        .zip(names)
+        .filter_map(|(run, name)| {
+            let curves = run.curves.as_ref()?;
+            let r = &run.results;
+            let entries = tar_entries(r);
+            Some(RocSeries {
+                label: name.clone(),
+                roc: &curves.roc,
+                n_impostor: int(r, "/counts/impostor").unwrap_or(0),
+                n_genuine: int(r, "/counts/genuine").unwrap_or(0),
+                points: entries
+                    .iter()
+                    .filter(|e| e.rule == "strict")
+                    .filter_map(|e| Some((e.far?, e.tar?)))
+                    .filter(|p| p.0 > 0.0)
+                    .collect(),
+                eer: num(r, "/metrics/roc/eer/eer"),
+            })
+        })
+        .collect();
+    let missing = runs.len() - series.len();
+    let no_curves = || Err(Error::Missing("no curves.json in the run directory (re-run the evaluation to get charts)".into()));
+    let note = if missing > 0 && !series.is_empty() {
+        format!(" {missing} run(s) without curves.json are not drawn.")
+    } else {
+        String::new()
+    };
+    let single = runs.len() == 1;
+    let title = |what: &str| {
+        if single {
+            let bench = text(&runs[0].results, "/benchmark/name").unwrap_or_default();
+            format!("{what} — {} ({bench})", names[0])
+        } else {
+            format!("{what} — {} runs", runs.len())
+        }
+    };
+    let (roc_png, det_png) = if series.is_empty() {
+        (no_curves(), no_curves())
+    } else {
+        (charts::roc_chart(&series, &title("ROC")), charts::det_chart(&series, &title("DET")))
+    };
+    let roc = chart(
+        "ROC curve: true accept rate against false accept rate (log scale)",
+        format!("ROC over the exact score vertices; dots mark the TAR@FAR operating points (strict rule). FAR below 1/N impostor pairs cannot be measured and is not drawn.{note}"),
+        "roc.png".into(),
+        roc_png,
+    );
+    let det = chart(
+        "DET curve: false reject rate against false accept rate (both log scale)",
+        format!("Detection error trade-off (FRR = 1 − TAR); crosses mark the equal error rate.{note}"),
+        "det.png".into(),
+        det_png,
+    );
+    let scores = runs
+        .iter()
+        .zip(names)
+        .enumerate()
+        .map(|(i, (run, name))| {
+            let file = if single { "scores.png".to_string() } else { format!("scores-{}.png", i + 1) };
+            let png = match &run.curves {
+                Some(c) => charts::score_histogram_chart(c, &format!("Score distributions — {name}"), score_axis(&run.results)),
+                None => no_curves(),
+            };
+            chart(
+                "Histograms of genuine and impostor scores with the marked thresholds",
+                "Genuine and impostor score histograms, each normalised to its own number of pairs; dashed lines are the marked thresholds (accept iff score ≥ threshold).".into(),
+                file,
+                png,
+            )
+        })
+        .collect();
+    Charts { roc, det, scores }
+}
+
+fn png_size(png: &[u8]) -> Option<(u32, u32)> {
+    let be = |r: std::ops::Range<usize>| png.get(r).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes);
+    Some((be(16..20)?, be(20..24)?))
+}
+
+fn figure(out: &mut String, c: &Chart) {
+    match &c.image {
+        Ok(img) => {
+            let size = png_size(&img.png).map_or_else(String::new, |(w, h)| format!(" width=\"{w}\" height=\"{h}\""));
+            let _ = writeln!(
+                out,
+                "<figure><img src=\"{}\" alt=\"{}\"{size}><figcaption>{}</figcaption></figure>",
+                escape_html(&img.file),
+                escape_html(&c.alt),
+                escape_html(&c.caption)
+            );
+        }
+        Err(why) => {
+            let _ = writeln!(out, "<p class=\"note\">{} not drawn: {}</p>", escape_html(&c.alt), escape_html(why));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Page pieces
+
+const CSS: &str = r#"
+:root{color-scheme:light}
+body{font-family:"DejaVu Sans",system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0 auto;max-width:1120px;padding:24px 28px 48px;color:#1b1b1b;background:#fff;line-height:1.45}
+h1{font-size:1.65em;margin:0 0 4px}
+h2{font-size:1.25em;margin:34px 0 10px;border-bottom:1px solid #d8d8d8;padding-bottom:4px}
+h3{font-size:1.05em;margin:20px 0 6px}
+p.sub{margin:0;color:#555}
+table{border-collapse:collapse;margin:8px 0 14px;font-size:.9em}
+th,td{border:1px solid #d4d4d4;padding:4px 9px;text-align:left;vertical-align:top}
+thead th{background:#eef1f4}
+th[scope=row]{background:#f7f8f9;font-weight:600;white-space:nowrap}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.ci,.delta{display:block;font-size:.85em;color:#555;white-space:nowrap}
+.better{color:#0a7a3d}.worse{color:#b3261e}
+code{font-family:"DejaVu Sans Mono",ui-monospace,Menlo,Consolas,monospace;font-size:.88em;word-break:break-all}
+figure{margin:18px 0}
+figure img{max-width:100%;height:auto;border:1px solid #e2e2e2}
+figcaption{color:#555;font-size:.88em;margin-top:4px}
+.note{background:#fff8e1;border-left:4px solid #e0a800;padding:6px 10px}
+.muted{color:#666}
+details{margin:10px 0}
+summary{cursor:pointer;font-weight:600}
+footer{margin-top:40px;color:#777;font-size:.85em}
+"#;
+
+fn page_start(out: &mut String, title: &str) {
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
+        escape_html(title)
+    );
+}
+
+fn page_end(out: &mut String) {
+    let _ = write!(
+        out,
+        "<footer>Written by aifr-eval {} from results.json and curves.json. Numbers are those of the results files; the page has no timestamp so the same runs always give the same report.</footer>\n</body>\n</html>\n",
+        escape_html(env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// A two-column table of (already escaped) label/value rows.
+fn kv_table(out: &mut String, rows: &[(&str, String)]) {
+    out.push_str("<table class=\"kv\">\n");
+    for (k, v) in rows {
+        let _ = writeln!(out, "<tr><th scope=\"row\">{}</th><td>{v}</td></tr>", escape_html(k));
+    }
+    out.push_str("</table>\n");
+}
+
+fn bootstrap_text(r: &Value) -> String {
+    let Some(b) = r.pointer("/metrics/bootstrap").filter(|b| b.is_object()) else {
+        return "<span class=\"muted\">not in this results file</span>".into();
+    };
+    let unit = b["unit"].as_str().unwrap_or("?");
+    let units = if unit == "identity" { "identities".to_string() } else { format!("{unit}s") };
+    let mut s = format!(
+        "{:.0}% percentile intervals, {} resamples of {} {}, seed {}",
+        100.0 * confidence(r),
+        field(r, "/metrics/bootstrap/resamples"),
+        field(r, "/metrics/bootstrap/clusters"),
+        escape_html(&units),
+        field(r, "/metrics/bootstrap/seed"),
+    );
+    if let Some(note) = text(r, "/metrics/bootstrap/note") {
+        let _ = write!(s, "<br><span class=\"muted\">{}</span>", escape_html(&note));
+    }
+    s
+}
+
+fn summary_rows(r: &Value) -> Vec<(&'static str, String)> {
+    let counts = format!(
+        "{} pairs ({} genuine, {} impostor), {} distinct images",
+        field(r, "/counts/pairs"),
+        field(r, "/counts/genuine"),
+        field(r, "/counts/impostor"),
+        field(r, "/counts/images")
+    );
+    let acc = format!(
+        "{}<span class=\"ci\">std {}, SE {} (percentage points)</span>{}",
+        escape_html(&accuracy_text(r)),
+        opt(num(r, "/metrics/accuracy/std"), |x| format!("{:.3}", 100.0 * x)),
+        opt(num(r, "/metrics/accuracy/se"), |x| format!("{:.3}", 100.0 * x)),
+        pct_ci(r, ci(r, "accuracy"))
+    );
+    let auc = format!(
+        "{}{}",
+        opt(num(r, "/metrics/roc/auc"), |x| format!("{x:.6}")),
+        ci(r, "auc").map_or_else(String::new, |(lo, hi)| format!(
+            " <span class=\"ci\">{:.0}% CI [{lo:.6}, {hi:.6}]</span>",
+            100.0 * confidence(r)
+        ))
+    );
+    let eer = format!("{}{}", escape_html(&eer_text(r)), pct_ci(r, ci(r, "eer")));
+    let embeddings = format!(
+        "{} × {} {}, mirrored views: {}<br><code>{}</code>",
+        field(r, "/embeddings/count"),
+        field(r, "/embeddings/dim"),
+        field(r, "/embeddings/dtype"),
+        match r.pointer("/embeddings/has_flip").and_then(Value::as_bool) {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => DASH,
+        },
+        field(r, "/embeddings/fingerprint")
+    );
+    let benchmark = format!(
+        "{} <span class=\"muted\">({}, format {})</span>",
+        field(r, "/benchmark/title"),
+        field(r, "/benchmark/name"),
+        field(r, "/benchmark/format")
+    );
+    let protocol = format!(
+        "{}; mode <b>{}</b>, fold mode {}, flip fusion <b>{}</b>, {} folds",
+        field(r, "/protocol/name"),
+        field(r, "/protocol/mode"),
+        field(r, "/protocol/fold_mode"),
+        field(r, "/protocol/flip_fusion"),
+        field(r, "/protocol/folds")
+    );
+    let folds = text(r, "/counts/folds").or_else(|| text(r, "/protocol/folds")).unwrap_or_else(|| "k".into());
+    vec![
+        ("Benchmark", benchmark),
+        ("Protocol", protocol),
+        ("Score", format!("{}; {}", field(r, "/protocol/score"), field(r, "/protocol/accept_rule"))),
+        ("Counts", counts),
+        (if folds == "10" { "10-fold accuracy" } else { "k-fold accuracy" }, acc),
+        ("AUC", auc),
+        ("EER", eer),
+        ("XNorm", opt(num(r, "/metrics/xnorm"), |x| format!("{x:.4}"))),
+        ("Bootstrap", bootstrap_text(r)),
+        ("Embeddings", embeddings),
+        (
+            "Software",
+            format!(
+                "{} {} <span class=\"muted\">commit {}</span>",
+                field(r, "/software/name"),
+                field(r, "/software/version"),
+                field(r, "/software/commit")
+            ),
+        ),
+    ]
+}
+
+const RULES: [(&str, &str); 2] = [("strict", "strict"), ("insightface_nearest", "insightface nearest")];
+
+fn tar_table(out: &mut String, r: &Value) {
+    let entries = tar_entries(r);
+    if entries.is_empty() {
+        out.push_str("<p class=\"muted\">No TAR@FAR entries in this results file.</p>\n");
+        return;
+    }
+    out.push_str("<table>\n<thead>\n<tr><th rowspan=\"2\">FAR target</th>");
+    for (_, title) in RULES {
+        let _ = write!(out, "<th colspan=\"4\">TAR ({title} rule)</th>");
+    }
+    out.push_str("<th rowspan=\"2\">Note</th></tr>\n<tr>");
+    for _ in RULES {
+        out.push_str("<th>TAR</th><th>achieved FAR</th><th>threshold</th><th>false accepts</th>");
+    }
+    out.push_str("</tr>\n</thead>\n<tbody>\n");
+    for far in far_targets(&entries) {
+        let _ = write!(out, "<tr><th scope=\"row\">{}</th>", far_label(far));
+        let mut notes: Vec<String> = Vec::new();
+        for (rule, _) in RULES {
+            let e = find_tar(&entries, far, rule);
+            match e.and_then(|e| e.tar.map(|t| (e, t))) {
+                Some((e, tar)) => {
+                    let _ = write!(
+                        out,
+                        "<td class=\"num\">{}{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>",
+                        pct(tar),
+                        pct_ci(r, tar_ci(r, far, rule)),
+                        opt(e.far, |x| format!("{x:.2e}")),
+                        e.threshold.map_or_else(|| "+∞".to_string(), |x| format!("{x:.4}")),
+                        e.false_accepts.map_or_else(|| DASH.to_string(), |x| x.to_string()),
+                    );
+                }
+                None => {
+                    let _ = write!(out, "<td class=\"num\">n/a</td><td class=\"num\">{DASH}</td><td class=\"num\">{DASH}</td><td class=\"num\">{DASH}</td>");
+                }
+            }
+            if let Some(n) = e.and_then(|e| e.note.clone()) {
+                if !notes.contains(&n) {
+                    notes.push(n);
+                }
+            }
+        }
+        let notes: Vec<String> = notes.iter().map(|n| escape_html(n)).collect();
+        let _ = writeln!(out, "<td>{}</td></tr>", notes.join("<br>"));
+    }
+    out.push_str("</tbody>\n</table>\n");
+}
+
+fn fold_values(r: &Value, key: &str) -> Vec<Option<f64>> {
+    r.pointer(&format!("/metrics/accuracy/{key}"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(Value::as_f64).collect())
+        .unwrap_or_default()
+}
+
+fn fold_table(out: &mut String, r: &Value) {
+    let acc = fold_values(r, "fold_accuracies");
+    if acc.is_empty() {
+        out.push_str("<p class=\"muted\">No per-fold accuracies in this results file.</p>\n");
+        return;
+    }
+    let th = fold_values(r, "thresholds");
+    let mode = text(r, "/metrics/accuracy/mode").unwrap_or_default();
+    let th_title = if mode.contains("insightface") { "threshold (distance)" } else { "threshold (score)" };
+    let _ = writeln!(out, "<table>\n<thead><tr><th>fold</th><th>accuracy</th><th>{th_title}</th></tr></thead>\n<tbody>");
+    for (i, a) in acc.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "<tr><th scope=\"row\">{}</th><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            i + 1,
+            opt(*a, pct),
+            opt(th.get(i).copied().flatten(), |x| format!("{x:.4}"))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "</tbody>\n<tfoot><tr><th scope=\"row\">mean</th><td class=\"num\">{}</td><td></td></tr></tfoot>\n</table>",
+        escape_html(&accuracy_text(r))
+    );
+}
+
+fn files_table(out: &mut String, r: &Value) {
+    let Some(files) = r.pointer("/benchmark/files").and_then(Value::as_array).filter(|f| !f.is_empty()) else {
+        return;
+    };
+    out.push_str("<table>\n<thead><tr><th>role</th><th>path (in the data directory)</th><th>bytes</th><th>BLAKE3</th></tr></thead>\n<tbody>\n");
+    for f in files {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td><code>{}</code></td><td class=\"num\">{}</td><td><code>{}</code></td></tr>",
+            field(f, "/role"),
+            field(f, "/path"),
+            field(f, "/bytes"),
+            field(f, "/blake3")
+        );
+    }
+    out.push_str("</tbody>\n</table>\n");
+}
+
+fn single_page(run: &RunData, name: &str, charts: &Charts) -> String {
+    let r = &run.results;
+    let mut out = String::new();
+    let bench = text(r, "/benchmark/title").or_else(|| text(r, "/benchmark/name")).unwrap_or_default();
+    page_start(&mut out, &format!("{name} — aifr-eval report"));
+    let _ = writeln!(
+        out,
+        "<header><h1>{}</h1><p class=\"sub\">{} · mode {} · flip fusion {} · <code>{}</code></p></header>",
+        escape_html(name),
+        escape_html(&bench),
+        field(r, "/protocol/mode"),
+        field(r, "/protocol/flip_fusion"),
+        escape_html(&run.dir.display().to_string())
+    );
+    out.push_str("<h2>Summary</h2>\n");
+    kv_table(&mut out, &summary_rows(r));
+    out.push_str("<h2>TAR at fixed FAR</h2>\n");
+    tar_table(&mut out, r);
+    out.push_str("<h2>Charts</h2>\n");
+    for c in charts.iter_all() {
+        figure(&mut out, c);
+    }
+    out.push_str("<h2>Per-fold accuracy</h2>\n");
+    fold_table(&mut out, r);
+    out.push_str("<h2>Benchmark files</h2>\n");
+    files_table(&mut out, r);
+    page_end(&mut out);
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several runs
+
+/// Paired bootstrap differences b − a (metric names `accuracy`, `auc`, `eer`, `tar@far=<target>`),
+/// or why they are unavailable: the report still renders without them.
+fn paired(a: &RunData, b: &RunData) -> std::result::Result<Vec<MetricDiff>, String> {
+    paired_differences(a, b).map_err(|e| e.to_string())
+}
+
+/// Readable name of a paired-difference metric key.
+fn metric_title(key: &str) -> String {
+    match key {
+        "accuracy" => "k-fold accuracy".into(),
+        "auc" => "AUC".into(),
+        "eer" => "EER".into(),
+        _ => match key.strip_prefix("tar@far=") {
+            Some(far) => format!("TAR@FAR={far} (strict)"),
+            None => key.into(),
+        },
+    }
+}
+
+/// How a metric's values and differences are printed.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// A rate: values in %, differences in percentage points.
+    Rate,
+    /// AUC: six decimals.
+    Plain,
+}
+
+fn fmt_value(kind: Kind, x: f64) -> String {
+    match kind {
+        Kind::Rate => pct(x),
+        Kind::Plain => format!("{x:.6}"),
+    }
+}
+
+fn fmt_diff(kind: Kind, d: f64) -> String {
+    match kind {
+        Kind::Rate => format!("{:+.3} pp", 100.0 * d),
+        Kind::Plain => format!("{d:+.6}"),
+    }
+}
+
+/// A numeric comparison row.
+struct MetricRow {
+    label: String,
+    /// Name in the paired differences.
+    key: String,
+    kind: Kind,
+    /// Whether higher is better (for colouring intervals that exclude zero).
+    higher_better: bool,
+    values: Vec<Option<f64>>,
+    /// Each run's own bootstrap interval.
+    ci: Vec<Option<(f64, f64)>>,
+}
+
+fn metric_rows(runs: &[RunData]) -> Vec<MetricRow> {
+    let mut rows = vec![
+        MetricRow {
+            label: "k-fold accuracy (mean)".into(),
+            key: "accuracy".into(),
+            kind: Kind::Rate,
+            higher_better: true,
+            values: runs.iter().map(|r| num(&r.results, "/metrics/accuracy/mean")).collect(),
+            ci: runs.iter().map(|r| ci(&r.results, "accuracy")).collect(),
+        },
+        MetricRow {
+            label: "AUC".into(),
+            key: "auc".into(),
+            kind: Kind::Plain,
+            higher_better: true,
+            values: runs.iter().map(|r| num(&r.results, "/metrics/roc/auc")).collect(),
+            ci: runs.iter().map(|r| ci(&r.results, "auc")).collect(),
+        },
+        MetricRow {
+            label: "EER".into(),
+            key: "eer".into(),
+            kind: Kind::Rate,
+            higher_better: false,
+            values: runs.iter().map(|r| num(&r.results, "/metrics/roc/eer/eer")).collect(),
+            ci: runs.iter().map(|r| ci(&r.results, "eer")).collect(),
+        },
+    ];
+    let entries: Vec<Vec<TarEntry>> = runs.iter().map(|r| tar_entries(&r.results)).collect();
+    let mut fars: Vec<f64> = Vec::new();
+    for f in entries.iter().flat_map(|e| far_targets(e)) {
+        if !fars.iter().any(|&g| same_far(f, g)) {
+            fars.push(f);
+        }
+    }
+    for (rule, title) in RULES {
+        for &far in &fars {
+            let values: Vec<Option<f64>> = entries.iter().map(|e| find_tar(e, far, rule).and_then(|e| e.tar)).collect();
+            if values.iter().all(Option::is_none) {
+                continue;
+            }
+            rows.push(MetricRow {
+                label: format!("TAR@FAR={} ({title})", far_label(far)),
+                key: if rule == "strict" { format!("tar@far={far:e}") } else { String::new() },
+                kind: Kind::Rate,
+                higher_better: true,
+                values,
+                ci: runs.iter().map(|r| tar_ci(&r.results, far, rule)).collect(),
+            });
+        }
+    }
+    rows
+}
+
+fn multi_page(runs: &[RunData], names: &[String], charts: &Charts) -> String {
+    let mut out = String::new();
+    page_start(&mut out, &format!("Comparison of {} runs — aifr-eval report", runs.len()));
+    let _ = writeln!(
+        out,
+        "<header><h1>Comparison of {} runs</h1><p class=\"sub\">Differences are against run 1 ({}).</p></header>",
+        runs.len(),
+        escape_html(&names[0])
+    );
+
+    out.push_str("<h2>Runs</h2>\n<table>\n<thead><tr><th>#</th><th>run</th><th>directory</th><th>benchmark</th><th>mode</th><th>flip fusion</th><th>pairs</th><th>embeddings fingerprint</th></tr></thead>\n<tbody>\n");
+    for (i, (run, name)) in runs.iter().zip(names).enumerate() {
+        let r = &run.results;
+        let fp = text(r, "/embeddings/fingerprint").map_or_else(|| DASH.to_string(), |f| escape_html(&f.chars().take(16).collect::<String>()));
+        let _ = writeln!(
+            out,
+            "<tr><td class=\"num\">{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td><code>{fp}…</code></td></tr>",
+            i + 1,
+            escape_html(name),
+            escape_html(&run.dir.display().to_string()),
+            field(r, "/benchmark/name"),
+            field(r, "/protocol/mode"),
+            field(r, "/protocol/flip_fusion"),
+            field(r, "/counts/pairs"),
+        );
+    }
+    out.push_str("</tbody>\n</table>\n");
+    let benches: Vec<Option<String>> = runs.iter().map(|r| text(&r.results, "/benchmark/name")).collect();
+    if benches.iter().any(|b| *b != benches[0]) {
+        out.push_str("<p class=\"note\">The runs are on different benchmarks: their numbers are not directly comparable and no paired differences are computed.</p>\n");
+    }
+
+    // Paired differences against run 1, per later run.
+    let diffs: Vec<std::result::Result<Vec<MetricDiff>, String>> = runs[1..].iter().map(|b| paired(&runs[0], b)).collect();
+
+    out.push_str("<h2>Metrics side by side</h2>\n<table>\n<thead><tr><th>metric</th>");
+    for (i, name) in names.iter().enumerate() {
+        let _ = write!(out, "<th>{}. {}</th>", i + 1, escape_html(name));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    let text_row = |out: &mut String, label: &str, cell: &dyn Fn(&Value) -> String| {
+        let _ = write!(out, "<tr><th scope=\"row\">{}</th>", escape_html(label));
+        for run in runs {
+            let _ = write!(out, "<td>{}</td>", cell(&run.results));
+        }
+        out.push_str("</tr>\n");
+    };
+    text_row(&mut out, "benchmark", &|r| field(r, "/benchmark/title"));
+    text_row(&mut out, "mode / flip fusion", &|r| format!("{} / {}", field(r, "/protocol/mode"), field(r, "/protocol/flip_fusion")));
+    text_row(&mut out, "pairs (genuine / impostor)", &|r| {
+        format!("{} ({} / {})", field(r, "/counts/pairs"), field(r, "/counts/genuine"), field(r, "/counts/impostor"))
+    });
+    text_row(&mut out, "k-fold accuracy ± spread", &|r| escape_html(&accuracy_text(r)));
+    for row in metric_rows(runs) {
+        let _ = write!(out, "<tr><th scope=\"row\">{}</th>", escape_html(&row.label));
+        let base = row.values[0];
+        for (j, v) in row.values.iter().enumerate() {
+            let own_ci = row.ci[j];
+            let mut cell = opt(*v, |x| fmt_value(row.kind, x));
+            if let Some((lo, hi)) = own_ci {
+                let _ = write!(cell, "<span class=\"ci\">CI [{}, {}]</span>", fmt_value(row.kind, lo), fmt_value(row.kind, hi));
+            }
+            if j > 0 {
+                let paired_diff = diffs[j - 1].as_ref().ok().and_then(|d| d.iter().find(|d| !row.key.is_empty() && d.metric == row.key));
+                match (paired_diff, base, v) {
+                    (Some(d), _, _) => {
+                        let excludes_zero = d.lo > 0.0 || d.hi < 0.0;
+                        let class = match (excludes_zero, (d.diff > 0.0) == row.higher_better) {
+                            (false, _) => "delta",
+                            (true, true) => "delta better",
+                            (true, false) => "delta worse",
+                        };
+                        let _ = write!(
+                            cell,
+                            "<span class=\"{class}\">Δ {} [{}, {}]</span>",
+                            fmt_diff(row.kind, d.diff),
+                            fmt_diff(row.kind, d.lo),
+                            fmt_diff(row.kind, d.hi)
+                        );
+                    }
+                    (None, Some(a), Some(b)) => {
+                        let _ = write!(cell, "<span class=\"delta\">Δ {}</span>", fmt_diff(row.kind, b - a));
+                    }
+                    _ => {}
+                }
+            }
+            let _ = write!(out, "<td class=\"num\">{cell}</td>");
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
+    out.push_str("<p class=\"muted\">CI: each run's own bootstrap interval. Δ: difference against run 1; with [lo, hi] it is the paired bootstrap interval of the difference (both runs resampled with the same identities), coloured when it excludes zero.</p>\n");
+
+    out.push_str("<h2>Paired differences against run 1</h2>\n");
+    for (j, d) in diffs.iter().enumerate() {
+        let _ = writeln!(out, "<h3>{}. {} − 1. {}</h3>", j + 2, escape_html(&names[j + 1]), escape_html(&names[0]));
+        match d {
+            Ok(d) if !d.is_empty() => {
+                out.push_str("<table>\n<thead><tr><th>metric</th><th>run 1</th><th>this run</th><th>difference</th><th>interval</th></tr></thead>\n<tbody>\n");
+                for d in d {
+                    let kind = if d.metric == "auc" { Kind::Plain } else { Kind::Rate };
+                    let _ = writeln!(
+                        out,
+                        "<tr><th scope=\"row\">{}</th><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">[{}, {}]</td></tr>",
+                        escape_html(&metric_title(&d.metric)),
+                        fmt_value(kind, d.a),
+                        fmt_value(kind, d.b),
+                        fmt_diff(kind, d.diff),
+                        fmt_diff(kind, d.lo),
+                        fmt_diff(kind, d.hi)
+                    );
+                }
+                out.push_str("</tbody>\n</table>\n");
+            }
+            Ok(_) => out.push_str("<p class=\"muted\">No metrics to compare.</p>\n"),
+            Err(why) => {
+                let _ = writeln!(out, "<p class=\"note\">Not available: {}</p>", escape_html(why));
+            }
+        }
+    }
+
+    out.push_str("<h2>Charts</h2>\n");
+    figure(&mut out, &charts.roc);
+    figure(&mut out, &charts.det);
+    for (i, c) in charts.scores.iter().enumerate() {
+        let _ = writeln!(out, "<h3>{}. {}</h3>", i + 1, escape_html(&names[i]));
+        figure(&mut out, c);
+    }
+
+    out.push_str("<h2>Per-fold accuracy</h2>\n<table>\n<thead><tr><th>fold</th>");
+    for (i, name) in names.iter().enumerate() {
+        let _ = write!(out, "<th>{}. {}</th>", i + 1, escape_html(name));
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+    let folds: Vec<Vec<Option<f64>>> = runs.iter().map(|r| fold_values(&r.results, "fold_accuracies")).collect();
+    for k in 0..folds.iter().map(Vec::len).max().unwrap_or(0) {
+        let _ = write!(out, "<tr><th scope=\"row\">{}</th>", k + 1);
+        for f in &folds {
+            let _ = write!(out, "<td class=\"num\">{}</td>", opt(f.get(k).copied().flatten(), pct));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</tbody>\n<tfoot><tr><th scope=\"row\">mean</th>");
+    for run in runs {
+        let _ = write!(out, "<td class=\"num\">{}</td>", escape_html(&accuracy_text(&run.results)));
+    }
+    out.push_str("</tr></tfoot>\n</table>\n");
+
+    out.push_str("<h2>Run details</h2>\n");
+    for (i, (run, name)) in runs.iter().zip(names).enumerate() {
+        let _ = writeln!(out, "<details>\n<summary>{}. {}</summary>", i + 1, escape_html(name));
+        kv_table(&mut out, &summary_rows(&run.results));
+        tar_table(&mut out, &run.results);
+        fold_table(&mut out, &run.results);
+        files_table(&mut out, &run.results);
+        out.push_str("</details>\n");
+    }
+    page_end(&mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_quotes() {
+        assert_eq!(escape_html("<script>alert('x')</script>"), "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;");
+        assert_eq!(escape_html("a & b \"c\""), "a &amp; b &quot;c&quot;");
+        assert_eq!(escape_html("plain ünïcode"), "plain ünïcode");
+    }
+
+    #[test]
+    fn duplicate_directory_names_are_widened() {
+        let run = |d: &str| RunData { dir: PathBuf::from(d), results: Value::Null, curves: None, pairs: None };
+        let names = display_names(&[run("reports/a/lfw"), run("reports/b/lfw")]);
+        assert_eq!(names, ["a/lfw", "b/lfw"]);
+        let names = display_names(&[run("x/lfw"), run("x/lfw")]);
+        assert_eq!(names, ["lfw #1", "lfw #2"]);
+    }
+
+    #[test]
+    fn rejects_index_names_with_directories() {
+        let run = RunData { dir: PathBuf::from("r"), results: Value::Null, curves: None, pairs: None };
+        let dir = std::env::temp_dir();
+        assert!(write_report(std::slice::from_ref(&run), &dir, "../x.html").is_err());
+        assert!(write_report(&[], &dir, "index.html").is_err());
+    }
+}
