@@ -9,7 +9,8 @@ use crate::report::results::{
     mode_label, BenchmarkInfo, EmbeddingsInfo, FileFingerprint, ProtocolInfo, Software, Timings, VerificationResults,
     SCHEMA, SCHEMA_VERSION,
 };
-use crate::report::run::write_pair_scores;
+use crate::report::html::write_report;
+use crate::report::run::{write_pair_scores, RunData};
 use crate::report::{to_json, write_atomic};
 use crate::store::import::{import_cached, EmbeddingSource};
 use crate::store::EmbeddingStore;
@@ -43,6 +44,8 @@ pub struct RunReport {
     pub results: VerificationResults,
     pub timings: Timings,
     pub results_path: PathBuf,
+    /// The HTML report written next to results.json.
+    pub report: PathBuf,
 }
 
 struct Clock {
@@ -231,7 +234,10 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
     let results_path = req.out_dir.join("results.json");
     write_atomic(&results_path, &to_json(&results))?;
     clock.lap("write results");
+    let report = req.out_dir.join("report.html");
+    write_report(&[RunData::load(&req.out_dir)?], &req.out_dir, "report.html")?;
+    clock.lap("write report");
     let timings = clock.finish();
     write_atomic(&req.out_dir.join("timings.json"), &to_json(&timings))?;
-    Ok(RunReport { results, timings, results_path })
+    Ok(RunReport { results, timings, results_path, report })
 }

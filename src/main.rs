@@ -5,6 +5,8 @@ use aifr_eval::config::{FlipChoice, Registry};
 use aifr_eval::demo;
 use aifr_eval::error::{exit, Error};
 use aifr_eval::metrics::FoldMode;
+use aifr_eval::report::html::write_report;
+use aifr_eval::report::run::RunData;
 use aifr_eval::report::terminal::verification_table;
 use aifr_eval::store::import::{import, EmbeddingSource};
 use aifr_eval::store::EmbeddingStore;
@@ -67,6 +69,12 @@ enum Command {
         after_help = "Example:\n  aifr-eval import --embeddings emb.npy --keys keys.txt --output lfw_r50.aifrstore"
     )]
     Import(ImportArgs),
+    /// Write an HTML report (PNG charts, Markdown/LaTeX summary) for one or more run directories.
+    #[command(after_help = "Examples:
+  aifr-eval report reports/lfw                          # one run: reports/lfw/report.html
+  aifr-eval report reports/lfw-r50 reports/lfw-mbf      # compare: reports/compare/index.html
+  aifr-eval report runs/* --out reports/paper")]
+    Report(ReportArgs),
     /// Check an embedding store (header, size, content hash) and print what it holds.
     #[command(after_help = "Example:\n  aifr-eval verify-store lfw_r50.aifrstore")]
     VerifyStore { store: PathBuf },
@@ -136,6 +144,16 @@ struct DemoArgs {
 }
 
 #[derive(Args, Debug)]
+struct ReportArgs {
+    /// Run directories (each holding results.json), or results.json files.
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// Output directory [default: the run directory for one run, reports/compare for several].
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 struct ImportArgs {
     #[arg(long)]
     embeddings: PathBuf,
@@ -185,7 +203,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             let r = app::run_pairs(&env, &req)?;
             if !a.quiet {
                 print!("{}", verification_table(&r.results));
-                println!("  wrote {} ({:.2} s)", r.results_path.display(), r.timings.total_seconds);
+                println!("  wrote {} and {} ({:.2} s)", r.results_path.display(), r.report.display(), r.timings.total_seconds);
             }
         }
         Command::Datasets => {
@@ -235,7 +253,19 @@ fn run(cli: Cli) -> Result<(), Error> {
             let r = app::run_pairs(&env, &req)?;
             println!("synthetic benchmark (seed {}) in {}", a.seed, files.data_dir.display());
             print!("{}", verification_table(&r.results));
-            println!("  wrote {} ({:.2} s)", r.results_path.display(), r.timings.total_seconds);
+            println!("  wrote {} and {} ({:.2} s)", r.results_path.display(), r.report.display(), r.timings.total_seconds);
+        }
+        Command::Report(a) => {
+            let runs = a.runs.iter().map(|p| RunData::load(p)).collect::<Result<Vec<_>, _>>()?;
+            let (out, index) = match (&a.out, runs.as_slice()) {
+                (Some(o), _) => (o.clone(), "index.html"),
+                (None, [one]) => (one.dir.clone(), "report.html"),
+                (None, _) => (PathBuf::from("reports/compare"), "index.html"),
+            };
+            let written = write_report(&runs, &out, index)?;
+            for p in &written {
+                println!("wrote {}", p.display());
+            }
         }
         Command::Import(a) => {
             let src = EmbeddingSource { embeddings: a.embeddings, keys: a.keys, flip: a.flip_embeddings };

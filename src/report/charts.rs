@@ -44,8 +44,7 @@ const SHADE: RGBColor = RGBColor(225, 225, 225);
 /// Registers the embedded font with plotters once per process.
 pub fn ensure_font() -> Result<()> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok = *REGISTERED
-        .get_or_init(|| plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok());
+    let ok = *REGISTERED.get_or_init(|| plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok());
     if ok {
         Ok(())
     } else {
@@ -226,10 +225,8 @@ fn log_tick(v: &f64) -> String {
     if e == 0.0 {
         return "1".into();
     }
-    let digits: String = format!("{}", e.abs() as i64)
-        .chars()
-        .map(|c| c.to_digit(10).map_or(c, |d| SUP[d as usize]))
-        .collect();
+    let digits: String =
+        format!("{}", e.abs() as i64).chars().map(|c| c.to_digit(10).map_or(c, |d| SUP[d as usize])).collect();
     format!("10{}{digits}", if e < 0.0 { "⁻" } else { "" })
 }
 
@@ -254,7 +251,12 @@ pub fn roc_chart(series: &[RocSeries<'_>], title: &str) -> Result<Vec<u8>> {
     let measurable = series.iter().map(RocSeries::min_far).fold(1.0, f64::min);
     let x_lo = decade_floor(measurable);
     let curves: Vec<Vec<(f64, f64)>> = series.iter().map(|s| s.positive_vertices()).collect();
-    let min_tar = curves.iter().flatten().map(|p| p.1).chain(series.iter().flat_map(|s| s.points.iter().map(|p| p.1))).fold(1.0, f64::min);
+    let min_tar = curves
+        .iter()
+        .flatten()
+        .map(|p| p.1)
+        .chain(series.iter().flat_map(|s| s.points.iter().map(|p| p.1)))
+        .fold(1.0, f64::min);
     // TAR axis from a round value below the lowest drawn TAR: the interesting part of a good
     // model's ROC is squeezed against 1 on a 0–1 axis.
     let y_lo = ((min_tar - 0.02) * 10.0).floor().clamp(0.0, 9.0) / 10.0;
@@ -325,7 +327,11 @@ pub fn det_chart(series: &[RocSeries<'_>], title: &str) -> Result<Vec<u8>> {
         .iter()
         .map(|s| {
             let floor = if s.n_genuine > 0 { 1.0 / s.n_genuine as f64 } else { 0.0 };
-            s.positive_vertices().into_iter().map(|(f, t)| (f, 1.0 - t)).filter(|p| p.1 > 0.0 && p.1 >= floor * 0.999).collect()
+            s.positive_vertices()
+                .into_iter()
+                .map(|(f, t)| (f, 1.0 - t))
+                .filter(|p| p.1 > 0.0 && p.1 >= floor * 0.999)
+                .collect()
         })
         .collect();
     let min_frr = curves.iter().flatten().map(|p| p.1).fold(1.0, f64::min);
@@ -368,7 +374,12 @@ pub fn det_chart(series: &[RocSeries<'_>], title: &str) -> Result<Vec<u8>> {
             chart.draw_series(std::iter::once(Rectangle::new([(x_lo, y_lo), (measurable, 1.0)], SHADE.filled())))?;
         }
         let d0 = x_lo.max(y_lo);
-        chart.draw_series(DashedLineSeries::new(vec![(d0, d0), (1.0, 1.0)], 8, 6, RGBColor(150, 150, 150).stroke_width(2)))?;
+        chart.draw_series(DashedLineSeries::new(
+            vec![(d0, d0), (1.0, 1.0)],
+            8,
+            6,
+            RGBColor(150, 150, 150).stroke_width(2),
+        ))?;
         for (i, (s, pts)) in series.iter().zip(&curves).enumerate() {
             let c = PALETTE[i % PALETTE.len()];
             chart.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(3)))?;
@@ -409,7 +420,10 @@ pub fn score_histogram_chart(curves: &Curves, title: &str, x_desc: &str) -> Resu
         (Swatch::Fill(tint(IMPOSTOR, 0.35)), format!("impostor pairs ({})", h.impostor.iter().sum::<u64>())),
     ];
     for (i, m) in marks.iter().enumerate() {
-        entries.push((Swatch::Dashed(THRESHOLD_COLORS[i % THRESHOLD_COLORS.len()]), format!("{} = {:.4}", m.label, m.threshold)));
+        entries.push((
+            Swatch::Dashed(THRESHOLD_COLORS[i % THRESHOLD_COLORS.len()]),
+            format!("{} = {:.4}", m.label, m.threshold),
+        ));
     }
     let legend = layout_legend(entries);
 
@@ -437,7 +451,9 @@ pub fn score_histogram_chart(curves: &Curves, title: &str, x_desc: &str) -> Resu
         for (fr, color) in [(&imp, IMPOSTOR), (&gen, GENUINE)] {
             let x = |i: usize| h.lo + width * i as f64;
             chart.draw_series(
-                fr.iter().enumerate().map(|(i, &f)| Rectangle::new([(x(i), 0.0), (x(i + 1), f)], color.mix(0.35).filled())),
+                fr.iter()
+                    .enumerate()
+                    .map(|(i, &f)| Rectangle::new([(x(i), 0.0), (x(i + 1), f)], color.mix(0.35).filled())),
             )?;
             // Outline as a step line so overlapping bars stay readable.
             let mut step = Vec::with_capacity(2 * bins + 2);

@@ -43,7 +43,9 @@ pub fn write_report(runs: &[RunData], out_dir: &Path, index_name: &str) -> Resul
     }
     let plain = Path::new(index_name).file_name().is_some_and(|n| n == index_name);
     if !plain || index_name.starts_with('.') {
-        return Err(Error::Invalid(format!("report file name {index_name:?} must be a plain file name like report.html")));
+        return Err(Error::Invalid(format!(
+            "report file name {index_name:?} must be a plain file name like report.html"
+        )));
     }
     let names = display_names(runs);
     let mut written = Vec::new();
@@ -63,7 +65,8 @@ pub fn write_report(runs: &[RunData], out_dir: &Path, index_name: &str) -> Resul
     let (md, tex) = summary::paper_table(runs);
     put("summary.md", md.as_bytes())?;
     put("summary.tex", tex.as_bytes())?;
-    let page = if runs.len() == 1 { single_page(&runs[0], &names[0], &charts) } else { multi_page(runs, &names, &charts) };
+    let page =
+        if runs.len() == 1 { single_page(&runs[0], &names[0], &charts) } else { multi_page(runs, &names, &charts) };
     put(index_name, page.as_bytes())?;
     Ok(written)
 }
@@ -78,7 +81,8 @@ fn display_names(runs: &[RunData]) -> Vec<String> {
         let parts: Vec<String> = d.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
         parts[parts.len().saturating_sub(k)..].join("/")
     };
-    let candidates: [Box<dyn Fn(&RunData) -> String>; 3] =
+    type Naming<'a> = Box<dyn Fn(&RunData) -> String + 'a>;
+    let candidates: [Naming<'_>; 3] =
         [Box::new(|r| r.name()), Box::new(|r| tail(&r.dir, 2)), Box::new(|r| r.dir.display().to_string())];
     for f in &candidates {
         let names: Vec<String> = runs.iter().map(f).collect();
@@ -212,11 +216,8 @@ fn accuracy_text(r: &Value) -> String {
         return DASH.into();
     };
     let spread = text(r, "/metrics/accuracy/reported_spread").unwrap_or_else(|| "se".into());
-    let (pm, label) = if spread == "std" {
-        (num(r, "/metrics/accuracy/std"), "std")
-    } else {
-        (num(r, "/metrics/accuracy/se"), "SE")
-    };
+    let (pm, label) =
+        if spread == "std" { (num(r, "/metrics/accuracy/std"), "std") } else { (num(r, "/metrics/accuracy/se"), "SE") };
     match pm {
         Some(pm) => format!("{} ± {:.3} ({label})", pct(mean), 100.0 * pm),
         None => pct(mean),
@@ -296,7 +297,8 @@ fn build_charts(runs: &[RunData], names: &[String]) -> Charts {
         })
         .collect();
     let missing = runs.len() - series.len();
-    let no_curves = || Err(Error::Missing("no curves.json in the run directory (re-run the evaluation to get charts)".into()));
+    let no_curves =
+        || Err(Error::Missing("no curves.json in the run directory (re-run the evaluation to get charts)".into()));
     let note = if missing > 0 && !series.is_empty() {
         format!(" {missing} run(s) without curves.json are not drawn.")
     } else {
@@ -585,7 +587,8 @@ fn fold_table(out: &mut String, r: &Value) {
     let th = fold_values(r, "thresholds");
     let mode = text(r, "/metrics/accuracy/mode").unwrap_or_default();
     let th_title = if mode.contains("insightface") { "threshold (distance)" } else { "threshold (score)" };
-    let _ = writeln!(out, "<table>\n<thead><tr><th>fold</th><th>accuracy</th><th>{th_title}</th></tr></thead>\n<tbody>");
+    let _ =
+        writeln!(out, "<table>\n<thead><tr><th>fold</th><th>accuracy</th><th>{th_title}</th></tr></thead>\n<tbody>");
     for (i, a) in acc.iter().enumerate() {
         let _ = writeln!(
             out,
@@ -774,7 +777,8 @@ fn multi_page(runs: &[RunData], names: &[String], charts: &Charts) -> String {
     out.push_str("<h2>Runs</h2>\n<table>\n<thead><tr><th>#</th><th>run</th><th>directory</th><th>benchmark</th><th>mode</th><th>flip fusion</th><th>pairs</th><th>embeddings fingerprint</th></tr></thead>\n<tbody>\n");
     for (i, (run, name)) in runs.iter().zip(names).enumerate() {
         let r = &run.results;
-        let fp = text(r, "/embeddings/fingerprint").map_or_else(|| DASH.to_string(), |f| escape_html(&f.chars().take(16).collect::<String>()));
+        let fp = text(r, "/embeddings/fingerprint")
+            .map_or_else(|| DASH.to_string(), |f| escape_html(&f.chars().take(16).collect::<String>()));
         let _ = writeln!(
             out,
             "<tr><td class=\"num\">{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td><code>{fp}…</code></td></tr>",
@@ -794,7 +798,8 @@ fn multi_page(runs: &[RunData], names: &[String], charts: &Charts) -> String {
     }
 
     // Paired differences against run 1, per later run.
-    let diffs: Vec<std::result::Result<Vec<MetricDiff>, String>> = runs[1..].iter().map(|b| paired(&runs[0], b)).collect();
+    let diffs: Vec<std::result::Result<Vec<MetricDiff>, String>> =
+        runs[1..].iter().map(|b| paired(&runs[0], b)).collect();
 
     out.push_str("<h2>Metrics side by side</h2>\n<table>\n<thead><tr><th>metric</th>");
     for (i, name) in names.iter().enumerate() {
@@ -809,7 +814,9 @@ fn multi_page(runs: &[RunData], names: &[String], charts: &Charts) -> String {
         out.push_str("</tr>\n");
     };
     text_row(&mut out, "benchmark", &|r| field(r, "/benchmark/title"));
-    text_row(&mut out, "mode / flip fusion", &|r| format!("{} / {}", field(r, "/protocol/mode"), field(r, "/protocol/flip_fusion")));
+    text_row(&mut out, "mode / flip fusion", &|r| {
+        format!("{} / {}", field(r, "/protocol/mode"), field(r, "/protocol/flip_fusion"))
+    });
     text_row(&mut out, "pairs (genuine / impostor)", &|r| {
         format!("{} ({} / {})", field(r, "/counts/pairs"), field(r, "/counts/genuine"), field(r, "/counts/impostor"))
     });
@@ -821,10 +828,18 @@ fn multi_page(runs: &[RunData], names: &[String], charts: &Charts) -> String {
             let own_ci = row.ci[j];
             let mut cell = opt(*v, |x| fmt_value(row.kind, x));
             if let Some((lo, hi)) = own_ci {
-                let _ = write!(cell, "<span class=\"ci\">CI [{}, {}]</span>", fmt_value(row.kind, lo), fmt_value(row.kind, hi));
+                let _ = write!(
+                    cell,
+                    "<span class=\"ci\">CI [{}, {}]</span>",
+                    fmt_value(row.kind, lo),
+                    fmt_value(row.kind, hi)
+                );
             }
             if j > 0 {
-                let paired_diff = diffs[j - 1].as_ref().ok().and_then(|d| d.iter().find(|d| !row.key.is_empty() && d.metric == row.key));
+                let paired_diff = diffs[j - 1]
+                    .as_ref()
+                    .ok()
+                    .and_then(|d| d.iter().find(|d| !row.key.is_empty() && d.metric == row.key));
                 match (paired_diff, base, v) {
                     (Some(d), _, _) => {
                         let excludes_zero = d.lo > 0.0 || d.hi < 0.0;

@@ -192,12 +192,21 @@ mod tests {
     #[test]
     fn groups_by_model_and_fills_columns() {
         let runs = vec![
-            run("r/a-lfw", json!({"model": "ArcFace_R100", "benchmark": {"name": "lfw"}, "metrics": {"accuracy": {"mean": 0.99833}}})),
-            run("r/a-agedb", json!({"model": "ArcFace_R100", "benchmark": {"name": "agedb_30"}, "metrics": {"accuracy": {"mean": 0.9815}}})),
-            run("r/b_ijbc", json!({"embeddings": {"fingerprint": "ff"}, "benchmark": {"name": "IJB-C"}, "metrics": {"tar_at_far": [
+            run(
+                "r/a-lfw",
+                json!({"model": "ArcFace_R100", "benchmark": {"name": "lfw"}, "metrics": {"accuracy": {"mean": 0.99833}}}),
+            ),
+            run(
+                "r/a-agedb",
+                json!({"model": "ArcFace_R100", "benchmark": {"name": "agedb_30"}, "metrics": {"accuracy": {"mean": 0.9815}}}),
+            ),
+            run(
+                "r/b_ijbc",
+                json!({"embeddings": {"fingerprint": "ff"}, "benchmark": {"name": "IJB-C"}, "metrics": {"tar_at_far": [
                 {"far_target": 1e-4, "rule": "insightface_nearest", "available": true, "tar": 0.5},
                 {"far_target": 1e-4, "rule": "strict", "available": true, "tar": 0.9712},
-                {"far_target": 1e-5, "rule": "strict", "available": false, "tar": null}]}})),
+                {"far_target": 1e-5, "rule": "strict", "available": false, "tar": null}]}}),
+            ),
         ];
         let (md, tex) = paper_table(&runs);
         let lines: Vec<&str> = md.lines().collect();
@@ -209,6 +218,9 @@ mod tests {
 
     #[test]
     fn latex_escaping() {
-        assert_eq!(escape_latex("a_b&c%d$e#f{g}h~i^j\\k"), "a\\_b\\&c\\%d\\$e\\#f\\{g\\}h\\textasciitilde{}i\\textasciicircum{}j\\textbackslash{}k");
+        assert_eq!(
+            escape_latex("a_b&c%d$e#f{g}h~i^j\\k"),
+            "a\\_b\\&c\\%d\\$e\\#f\\{g\\}h\\textasciitilde{}i\\textasciicircum{}j\\textbackslash{}k"
+        );
     }
 }
