@@ -5,11 +5,11 @@ use crate::dataset::{bin_pairs, calfw, lfw, PairBenchmark};
 use crate::error::{Error, Result};
 use crate::metrics::FoldMode;
 use crate::protocol::verification::{self, VerificationParams};
+use crate::report::html::write_report;
 use crate::report::results::{
     mode_label, BenchmarkInfo, EmbeddingsInfo, FileFingerprint, ProtocolInfo, Software, Timings, VerificationResults,
     SCHEMA, SCHEMA_VERSION,
 };
-use crate::report::html::write_report;
 use crate::report::run::{write_pair_scores, RunData};
 use crate::report::{to_json, write_atomic};
 use crate::store::import::{import_cached, EmbeddingSource};

@@ -4,10 +4,12 @@ use aifr_eval::app::{self, Env, RunRequest};
 use aifr_eval::config::{FlipChoice, Registry};
 use aifr_eval::demo;
 use aifr_eval::error::{exit, Error};
+use aifr_eval::gate::{self, GateConfig};
 use aifr_eval::metrics::FoldMode;
 use aifr_eval::report::html::write_report;
 use aifr_eval::report::run::RunData;
 use aifr_eval::report::terminal::verification_table;
+use aifr_eval::report::write_atomic;
 use aifr_eval::store::import::{import, EmbeddingSource};
 use aifr_eval::store::EmbeddingStore;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -20,7 +22,8 @@ Exit codes:
   2  usage or configuration error (bad flag, unknown benchmark, invalid datasets.toml/protocol)
   3  invalid input data (malformed pairs file, corrupt .bin/.npy/store, missing keys, NaN embeddings)
   4  a required input file is missing or unreadable
-  5  an output file could not be written (nothing partial is left behind)";
+  5  an output file could not be written (nothing partial is left behind)
+  6  gate: the run regressed against its baseline";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -75,6 +78,20 @@ enum Command {
   aifr-eval report reports/lfw-r50 reports/lfw-mbf      # compare: reports/compare/index.html
   aifr-eval report runs/* --out reports/paper")]
     Report(ReportArgs),
+    /// Compare a run with a baseline and fail (exit 6) when a metric regressed beyond tolerance.
+    #[command(
+        after_help = "A metric regresses when it is worse than the baseline by more than its tolerance and the paired
+bootstrap interval of the difference lies on the worse side of zero (rules: gate.toml, override with
+--config). Runs on different benchmarks, protocols, modes or flip fusion are an error, not a pass.
+
+Examples:
+  aifr-eval gate reports/lfw --baseline baselines/lfw --markdown gate.md --junit gate.xml
+  aifr-eval gate reports/demo --baseline tests/baselines/demo --exact    # any changed number fails
+  aifr-eval gate reports/lfw --baseline baselines/lfw --update           # accept this run as the new baseline
+
+Exit codes: 0 pass, 6 regression, 2/3/4 unusable input (see aifr-eval --help)."
+    )]
+    Gate(GateArgs),
     /// Check an embedding store (header, size, content hash) and print what it holds.
     #[command(after_help = "Example:\n  aifr-eval verify-store lfw_r50.aifrstore")]
     VerifyStore { store: PathBuf },
@@ -154,6 +171,30 @@ struct ReportArgs {
 }
 
 #[derive(Args, Debug)]
+struct GateArgs {
+    /// Run directory (or its results.json) to check.
+    run: PathBuf,
+    /// Baseline run directory (or its results.json).
+    #[arg(long)]
+    baseline: PathBuf,
+    /// Gate rules; replaces the built-in gate.toml as a whole.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Require bit-identical results.json (except `software`), curves.json and pair_scores.npy.
+    #[arg(long)]
+    exact: bool,
+    /// Write a Markdown summary (for a CI job summary or a pull-request comment).
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+    /// Write JUnit XML (one test case per metric).
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Make RUN the new baseline instead of gating.
+    #[arg(long)]
+    update: bool,
+}
+
+#[derive(Args, Debug)]
 struct ImportArgs {
     #[arg(long)]
     embeddings: PathBuf,
@@ -186,7 +227,7 @@ fn env(global: &GlobalArgs) -> Result<Env, Error> {
     })
 }
 
-fn run(cli: Cli) -> Result<(), Error> {
+fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
         Command::Run(a) => {
             let env = env(&cli.global)?;
@@ -203,7 +244,12 @@ fn run(cli: Cli) -> Result<(), Error> {
             let r = app::run_pairs(&env, &req)?;
             if !a.quiet {
                 print!("{}", verification_table(&r.results));
-                println!("  wrote {} and {} ({:.2} s)", r.results_path.display(), r.report.display(), r.timings.total_seconds);
+                println!(
+                    "  wrote {} and {} ({:.2} s)",
+                    r.results_path.display(),
+                    r.report.display(),
+                    r.timings.total_seconds
+                );
             }
         }
         Command::Datasets => {
@@ -253,7 +299,12 @@ fn run(cli: Cli) -> Result<(), Error> {
             let r = app::run_pairs(&env, &req)?;
             println!("synthetic benchmark (seed {}) in {}", a.seed, files.data_dir.display());
             print!("{}", verification_table(&r.results));
-            println!("  wrote {} and {} ({:.2} s)", r.results_path.display(), r.report.display(), r.timings.total_seconds);
+            println!(
+                "  wrote {} and {} ({:.2} s)",
+                r.results_path.display(),
+                r.report.display(),
+                r.timings.total_seconds
+            );
         }
         Command::Report(a) => {
             let runs = a.runs.iter().map(|p| RunData::load(p)).collect::<Result<Vec<_>, _>>()?;
@@ -280,6 +331,34 @@ fn run(cli: Cli) -> Result<(), Error> {
                 s.fingerprint()
             );
         }
+        Command::Gate(a) => {
+            if a.update {
+                gate::update_baseline(&a.run, &a.baseline)?;
+                println!("baseline {} updated from {}", a.baseline.display(), a.run.display());
+                return Ok(exit::OK);
+            }
+            let cfg = match &a.config {
+                Some(p) => GateConfig::from_file(p)?,
+                None => GateConfig::builtin()?,
+            };
+            let cfg = if a.exact { cfg.with_exact(true) } else { cfg };
+            let baseline = RunData::load(&a.baseline).map_err(|e| match e {
+                Error::Read { .. } => {
+                    Error::Missing(format!("{e} (to create the baseline: aifr-eval gate RUN --baseline DIR --update)"))
+                }
+                e => e,
+            })?;
+            let outcome = gate::gate(&RunData::load(&a.run)?, &baseline, &cfg)?;
+            print!("{}", outcome.table());
+            // Write the summaries before exiting: CI needs them most when the gate fails.
+            if let Some(p) = &a.markdown {
+                write_atomic(p, outcome.markdown().as_bytes())?;
+            }
+            if let Some(p) = &a.junit {
+                write_atomic(p, outcome.junit_xml().as_bytes())?;
+            }
+            return Ok(outcome.exit_code());
+        }
         Command::VerifyStore { store } => {
             let s = EmbeddingStore::open(&store)?;
             s.verify()?;
@@ -294,7 +373,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             );
         }
     }
-    Ok(())
+    Ok(exit::OK)
 }
 
 fn main() {
@@ -307,7 +386,7 @@ fn main() {
         }
     };
     let code = match run(cli) {
-        Ok(()) => exit::OK,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             e.exit_code()

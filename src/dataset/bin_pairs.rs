@@ -29,5 +29,12 @@ pub fn read_pairs(path: &Path, folds: usize) -> Result<PairBenchmark> {
             fold: contiguous_fold(i, n, folds) as u32,
         })
         .collect();
-    Ok(PairBenchmark { keys, identities: None, pairs, folds, keys_are_row_order: true, sources: vec![path.to_path_buf()] })
+    Ok(PairBenchmark {
+        keys,
+        identities: None,
+        pairs,
+        folds,
+        keys_are_row_order: true,
+        sources: vec![path.to_path_buf()],
+    })
 }

@@ -63,8 +63,7 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
         pairs.push(Pair { a, b, genuine, fold: fold as u32 });
     }
     // Image names are `<identity>_<nnnn>.jpg`.
-    let (keys, identities) =
-        table.into_keys_and_identities(|k| k.rsplit_once('_').map_or(k, |(identity, _)| identity));
+    let (keys, identities) = table.into_keys_and_identities(|k| k.rsplit_once('_').map_or(k, |(identity, _)| identity));
     Ok(PairBenchmark {
         keys,
         identities: Some(identities),

@@ -92,7 +92,12 @@ fn diff_pairs(file: &str, a: &PairScores, b: &PairScores, out: &mut Vec<PathDiff
     for i in 0..a.score.len().min(b.score.len()) {
         let mut col = |name: &str, x: String, y: String, same: bool| {
             if !same {
-                out.push(PathDiff { file: file.into(), path: format!("pair_scores[{i}].{name}"), baseline: x, current: y });
+                out.push(PathDiff {
+                    file: file.into(),
+                    path: format!("pair_scores[{i}].{name}"),
+                    baseline: x,
+                    current: y,
+                });
             }
         };
         let (s, t) = (a.score[i], b.score[i]);
@@ -132,7 +137,12 @@ fn file_row(file: &str, diffs: &[PathDiff], clean_note: &str) -> GateRow {
 fn one_sided_row(file: &str, base_has: bool, cur_has: bool, diffs: &mut Vec<PathDiff>) -> GateRow {
     let (verdict, note) = match (base_has, cur_has) {
         (true, _) => {
-            diffs.push(PathDiff { file: file.into(), path: file.into(), baseline: "present".into(), current: ABSENT.into() });
+            diffs.push(PathDiff {
+                file: file.into(),
+                path: file.into(),
+                baseline: "present".into(),
+                current: ABSENT.into(),
+            });
             (Verdict::Changed, "in the baseline but not in the current run".to_string())
         }
         (false, true) => (Verdict::Skipped, "not in the baseline: not compared".to_string()),
@@ -165,7 +175,13 @@ pub(super) fn compare(current: &RunData, baseline: &RunData, out: &mut GateOutco
     };
     let mut diffs = Vec::new();
     let file = "results.json";
-    diff_json(file, "", Some(&without_software(&baseline.results)), Some(&without_software(&current.results)), &mut diffs);
+    diff_json(
+        file,
+        "",
+        Some(&without_software(&baseline.results)),
+        Some(&without_software(&current.results)),
+        &mut diffs,
+    );
     out.rows.push(file_row(file, &diffs, "identical (software ignored)"));
     out.differences.append(&mut diffs);
 

@@ -15,6 +15,8 @@ mod exact;
 mod render;
 
 use crate::error::{Error, Result};
+use crate::metrics::bootstrap::resample_stats;
+use crate::metrics::SortedPairs;
 use crate::report::compare::{check_comparable, paired_differences, MetricDiff};
 use crate::report::run::RunData;
 use crate::report::write_atomic;
@@ -33,6 +35,9 @@ const FALLBACK_REQUIRE_SIGNIFICANT: bool = true;
 /// Changes this close to the tolerance count as equal to it: `0.9785 − 0.9765` is
 /// `0.0020000000000000018` in binary, and "worse by exactly the tolerance" must pass.
 const TOLERANCE_SLACK: f64 = 1e-12;
+
+/// results.json vs numbers recomputed from pair_scores.npy: equal up to summation order.
+const CONSISTENCY_SLACK: f64 = 1e-9;
 
 /// One table of gate.toml (`[defaults]`, `[metrics.<name>]`); unset keys fall through.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize, Serialize)]
@@ -107,9 +112,9 @@ impl GateConfig {
         let raw: RawConfig = toml::from_str(text).map_err(|e| Error::Config(format!("{source}: {e}")))?;
         let check = |name: &str, t: &RuleTable| -> Result<()> {
             match t.tolerance {
-                Some(x) if !(x.is_finite() && x >= 0.0) => Err(Error::Config(format!(
-                    "{source}: [{name}] tolerance must be a finite number >= 0, found {x}"
-                ))),
+                Some(x) if !(x.is_finite() && x >= 0.0) => {
+                    Err(Error::Config(format!("{source}: [{name}] tolerance must be a finite number >= 0, found {x}")))
+                }
                 _ => Ok(()),
             }
         };
@@ -367,17 +372,6 @@ fn judge(
     let interval = md.map(|m| (m.lo, m.hi)).filter(|(lo, hi)| lo.is_finite() && hi.is_finite());
     let pct = format!("{:.0}%", confidence * 100.0);
     let mut notes = Vec::new();
-    if let Some(m) = md {
-        // results.json and pair_scores.npy must describe the same run (a stale file would make the
-        // interval describe other data). Accuracy is left out: its mean of fold accuracies equals
-        // the pooled rate only when folds have equal sizes.
-        if name != "accuracy" && ((m.a - b).abs() > 1e-9 || (m.b - c).abs() > 1e-9) {
-            notes.push(format!(
-                "results.json ({b}, {c}) and pair_scores.npy ({}, {}) disagree; the interval comes from pair_scores.npy",
-                m.a, m.b
-            ));
-        }
-    }
     let beyond = worse.abs() > rule.tolerance + TOLERANCE_SLACK;
     let verdict = if !beyond {
         if diff != 0.0 {
@@ -397,7 +391,8 @@ fn judge(
                 notes.push(format!("{head}; {pct} interval of Δ {} excludes 0", fmt_iv(lo, hi)));
                 candidate
             } else {
-                notes.push(format!("{head} but the {pct} interval of Δ {} includes 0: not significant", fmt_iv(lo, hi)));
+                notes
+                    .push(format!("{head} but the {pct} interval of Δ {} includes 0: not significant", fmt_iv(lo, hi)));
                 Verdict::Unchanged
             }
         } else {
@@ -422,6 +417,57 @@ fn judge(
     }
 }
 
+/// Refuses a run whose results.json and pair_scores.npy disagree (one of them stale or edited):
+/// the displayed numbers would come from one file and the significance test from the other, so a
+/// regression visible in the pair scores could pass. Recomputes each gated number from the pairs.
+fn check_consistent(run: &RunData) -> Result<()> {
+    let Some(p) = &run.pairs else { return Ok(()) };
+    let path = results_path(run);
+    let folds = run.results.pointer("/protocol/folds").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let far_targets: Vec<f64> = run
+        .results
+        .pointer("/protocol/far_targets")
+        .and_then(Value::as_array)
+        .map(|v| v.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let fold_idx: Vec<usize> = p.fold.iter().map(|&f| f as usize).collect();
+    let sorted = SortedPairs::new(&p.score, &p.genuine, &fold_idx, folds)
+        .map_err(|e| Error::data(&run.dir.join("pair_scores.npy"), format!("does not fit results.json: {e}")))?;
+    let full = resample_stats(&sorted, &p.correct, &far_targets, None);
+    // results.json's accuracy is the mean of the fold accuracies (folds may differ in size).
+    let (mut hits, mut sizes) = (vec![0usize; folds], vec![0usize; folds]);
+    for (&f, &c) in fold_idx.iter().zip(&p.correct) {
+        sizes[f] += 1;
+        hits[f] += c as usize;
+    }
+    let used: Vec<f64> = (0..folds).filter(|&f| sizes[f] > 0).map(|f| hits[f] as f64 / sizes[f] as f64).collect();
+    let accuracy = used.iter().sum::<f64>() / used.len().max(1) as f64;
+    let mut expected = vec![
+        ("metrics.accuracy.mean".to_string(), number_at(run, "/metrics/accuracy/mean", false)?, accuracy),
+        ("metrics.roc.auc".to_string(), number_at(run, "/metrics/roc/auc", false)?, full.auc),
+        ("metrics.roc.eer.eer".to_string(), number_at(run, "/metrics/roc/eer/eer", false)?, full.eer),
+    ];
+    for (_, far, reading) in strict_tars(run)? {
+        if let Some(i) = far_targets.iter().position(|&f| f == far) {
+            expected.push((format!("strict TAR at FAR {far:e}"), reading, full.tar[i]));
+        }
+    }
+    for (what, written, from_pairs) in expected {
+        // Compare only what both files define (NaN from the pairs = undefined there).
+        if let (Ok(w), true) = (written, from_pairs.is_finite()) {
+            if (w - from_pairs).abs() > CONSISTENCY_SLACK {
+                return Err(Error::data(
+                    &path,
+                    format!(
+                        "{what} is {w} but pair_scores.npy beside it gives {from_pairs}: the two files are not from the same run (re-run the evaluation)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Gates `current` against `baseline`. `Err` when the runs are not comparable or unreadable.
 pub fn gate(current: &RunData, baseline: &RunData, cfg: &GateConfig) -> Result<GateOutcome> {
     check_comparable(baseline, current).map_err(|e| match e {
@@ -429,6 +475,11 @@ pub fn gate(current: &RunData, baseline: &RunData, cfg: &GateConfig) -> Result<G
         other => other,
     })?;
     check_same_benchmark_files(baseline, current)?;
+    if !cfg.exact {
+        // Exact mode compares both files as they are; the statistical gate needs them to agree.
+        check_consistent(baseline)?;
+        check_consistent(current)?;
+    }
     let confidence = baseline.results.pointer("/metrics/bootstrap/confidence").and_then(Value::as_f64).unwrap_or(0.95);
     let mut outcome = GateOutcome {
         current: current.dir.display().to_string(),
@@ -453,8 +504,11 @@ pub fn gate(current: &RunData, baseline: &RunData, cfg: &GateConfig) -> Result<G
         (Some(_), Some(_)) if wants_significance => Paired::Diffs(paired_differences(baseline, current)?),
         (Some(_), Some(_)) => Paired::Unavailable("no rule requires significance".into()),
         (b, c) => {
-            let missing: Vec<String> =
-                [(b.is_none(), baseline), (c.is_none(), current)].iter().filter(|(m, _)| *m).map(|(_, r)| r.name()).collect();
+            let missing: Vec<String> = [(b.is_none(), baseline), (c.is_none(), current)]
+                .iter()
+                .filter(|(m, _)| *m)
+                .map(|(_, r)| r.name())
+                .collect();
             let why = format!("no pair_scores.npy in {}", missing.join(" and "));
             outcome.notes.push(format!("{why}: tolerances only, no paired significance test"));
             Paired::Unavailable(why)
@@ -500,7 +554,10 @@ pub fn update_baseline(current_dir: &Path, baseline_dir: &Path) -> Result<()> {
     // Loading validates the run, so a broken directory never becomes the baseline.
     let run = RunData::load(current_dir)?;
     if baseline_dir.is_file() {
-        return Err(Error::Config(format!("baseline {} is a file; give the baseline directory", baseline_dir.display())));
+        return Err(Error::Config(format!(
+            "baseline {} is a file; give the baseline directory",
+            baseline_dir.display()
+        )));
     }
     for name in BASELINE_FILES {
         let (src, dst) = (run.dir.join(name), baseline_dir.join(name));

@@ -71,7 +71,7 @@ pub(super) fn table(o: &GateOutcome) -> String {
         })
         .collect();
     let header: [String; 7] = if o.exact {
-        ["file", "verdict", "", "", "", "", ""].map(String::from)
+        ["file", "verdict", "note", "", "", "", ""].map(String::from)
     } else {
         ["metric", "baseline", "current", "Δ", pct.as_str(), "tolerance", "verdict"].map(String::from)
     };
@@ -225,6 +225,9 @@ pub(crate) fn xml_escape(text: &str, attr: bool) -> String {
 fn detail(o: &GateOutcome, r: &GateRow) -> String {
     if o.exact {
         let (list, more) = listed(o, &r.metric);
+        if list.is_empty() {
+            return r.note.clone();
+        }
         let mut s: String = list.iter().map(|d| format!("{}: {} → {}\n", d.path, d.baseline, d.current)).collect();
         if more > 0 {
             let _ = writeln!(s, "… and {more} more");
@@ -259,7 +262,11 @@ pub(super) fn junit_xml(o: &GateOutcome) -> String {
     let _ = writeln!(s, "  </properties>");
     for r in &o.rows {
         let _ = write!(s, "  <testcase classname=\"aifr-eval gate\" name=\"{}\">", a(&r.metric));
-        let message = if r.note.is_empty() { r.verdict.as_str().to_string() } else { format!("{}: {}", r.verdict.as_str(), r.note) };
+        let message = if r.note.is_empty() {
+            r.verdict.as_str().to_string()
+        } else {
+            format!("{}: {}", r.verdict.as_str(), r.note)
+        };
         match r.verdict {
             Verdict::Regressed | Verdict::Changed => {
                 let _ = write!(

@@ -200,8 +200,9 @@ pub fn evaluate(
     };
     let roc = Roc::from_sorted(&by_score);
     let values = if params.mode == FoldMode::Insightface { &dist } else { &scores };
-    let correct: Vec<bool> =
-        (0..labels.len()).map(|i| fold_correct(params.mode, values[i], labels[i], accuracy.thresholds[folds[i]])).collect();
+    let correct: Vec<bool> = (0..labels.len())
+        .map(|i| fold_correct(params.mode, values[i], labels[i], accuracy.thresholds[folds[i]]))
+        .collect();
     let (clusters, n_clusters, unit) = match &bench.identities {
         Some(ids) => {
             let c: Vec<u32> = bench.pairs.iter().map(|p| ids[p.a as usize]).collect();
@@ -267,7 +268,8 @@ fn bootstrap_summary(
     spec: &BootstrapSpec,
 ) -> BootstrapSummary {
     let full = resample_stats(by_score, correct, far_targets, None);
-    let samples = over_resamples(clusters, n_clusters, spec, |w| resample_stats(by_score, correct, far_targets, Some(w)));
+    let samples =
+        over_resamples(clusters, n_clusters, spec, |w| resample_stats(by_score, correct, far_targets, Some(w)));
     let column = |f: &dyn Fn(&ResampleStats) -> f64| -> Vec<f64> { samples.iter().map(f).collect() };
     let tar_at_far = far_targets
         .iter()

@@ -91,14 +91,22 @@ pub fn paired_differences(a: &RunData, b: &RunData) -> Result<Vec<MetricDiff>> {
     let full_a = resample_stats(&sa, &pa.correct, &far_targets, None);
     let full_b = resample_stats(&sb, &pb.correct, &far_targets, None);
     let samples = over_resamples(&pa.cluster, n_clusters, &spec, |w| {
-        (resample_stats(&sa, &pa.correct, &far_targets, Some(w)), resample_stats(&sb, &pb.correct, &far_targets, Some(w)))
+        (
+            resample_stats(&sa, &pa.correct, &far_targets, Some(w)),
+            resample_stats(&sb, &pb.correct, &far_targets, Some(w)),
+        )
     });
     let mut out = Vec::new();
     let mut push = |metric: String, x: f64, y: f64, diffs: Vec<f64>| {
         let iv = interval(y - x, diffs, spec.confidence);
         out.push(MetricDiff { metric, a: x, b: y, diff: y - x, lo: iv.lo, hi: iv.hi });
     };
-    push("accuracy".into(), full_a.accuracy, full_b.accuracy, samples.iter().map(|(x, y)| y.accuracy - x.accuracy).collect());
+    push(
+        "accuracy".into(),
+        full_a.accuracy,
+        full_b.accuracy,
+        samples.iter().map(|(x, y)| y.accuracy - x.accuracy).collect(),
+    );
     push("auc".into(), full_a.auc, full_b.auc, samples.iter().map(|(x, y)| y.auc - x.auc).collect());
     push("eer".into(), full_a.eer, full_b.eer, samples.iter().map(|(x, y)| y.eer - x.eer).collect());
     for (i, far) in far_targets.iter().enumerate() {

@@ -83,7 +83,10 @@ impl RunData {
         let dir = results_path.parent().map(Path::to_path_buf).unwrap_or_default();
         let results: serde_json::Value = read_json(&results_path)?;
         if results["schema"] != crate::report::results::SCHEMA {
-            return Err(Error::data(&results_path, "not an aifr-eval results.json (schema field missing or different)"));
+            return Err(Error::data(
+                &results_path,
+                "not an aifr-eval results.json (schema field missing or different)",
+            ));
         }
         let version = results["schema_version"].as_u64().unwrap_or(0);
         if version != crate::report::results::SCHEMA_VERSION as u64 {
@@ -106,7 +109,13 @@ pub fn write_pair_scores(path: &Path, p: &PairScores) -> Result<()> {
     let mut data = Vec::with_capacity(p.score.len() * 5);
     for i in 0..p.score.len() {
         let flag = |b: bool| b as u8 as f64;
-        data.extend_from_slice(&[p.score[i], flag(p.genuine[i]), p.fold[i] as f64, p.cluster[i] as f64, flag(p.correct[i])]);
+        data.extend_from_slice(&[
+            p.score[i],
+            flag(p.genuine[i]),
+            p.fold[i] as f64,
+            p.cluster[i] as f64,
+            flag(p.correct[i]),
+        ]);
     }
     crate::store::import::write_npy_f64(path, p.score.len(), 5, &data)
 }
@@ -114,14 +123,20 @@ pub fn write_pair_scores(path: &Path, p: &PairScores) -> Result<()> {
 pub fn read_pair_scores(path: &Path) -> Result<PairScores> {
     let (rows, cols, data) = crate::store::import::read_npy_f64(path)?;
     if cols != 5 {
-        return Err(Error::data(path, format!("expected an N×5 array (score, genuine, fold, cluster, correct), found N×{cols}")));
+        return Err(Error::data(
+            path,
+            format!("expected an N×5 array (score, genuine, fold, cluster, correct), found N×{cols}"),
+        ));
     }
     let mut p = PairScores::default();
     for r in data.chunks_exact(5).take(rows) {
         let int = |x: f64| x >= 0.0 && x.fract() == 0.0 && x < u32::MAX as f64;
         let flag = |x: f64| x == 0.0 || x == 1.0;
         if !r[0].is_finite() || !flag(r[1]) || !int(r[2]) || !int(r[3]) || !flag(r[4]) {
-            return Err(Error::data(path, format!("row {} is not (finite score, 0/1, fold, cluster, 0/1): {r:?}", p.score.len())));
+            return Err(Error::data(
+                path,
+                format!("row {} is not (finite score, 0/1, fold, cluster, 0/1): {r:?}", p.score.len()),
+            ));
         }
         p.score.push(r[0]);
         p.genuine.push(r[1] == 1.0);
@@ -155,7 +170,12 @@ impl Curves {
                 (x, (p.tpr * 400.0).floor() as i64)
             };
             let last = vertices.len() - 1;
-            vertices.iter().enumerate().filter(|(i, p)| *i == 0 || *i == last || cell(p) != cell(&vertices[i + 1])).map(|(_, p)| p).collect()
+            vertices
+                .iter()
+                .enumerate()
+                .filter(|(i, p)| *i == 0 || *i == last || cell(p) != cell(&vertices[i + 1]))
+                .map(|(_, p)| p)
+                .collect()
         };
         let lo = scores.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
