@@ -33,7 +33,8 @@ fn main() {
     };
     let sequential = || {
         let by_score = SortedPairs::new(&scores, &labels, &folds, 10).expect("pairs");
-        let by_dist = SortedPairs::new(&dist, &labels, &folds, 10).expect("pairs");
+        let by_dist =
+            SortedPairs::new_from_order(&dist, &labels, &folds, 10, by_score.descending_order()).expect("pairs");
         kfold_sorted(FoldMode::Strict, &by_score).spread.mean
             + kfold_sorted(FoldMode::Insightface, &by_dist).spread.mean
             + kfold_sorted(FoldMode::Facexzoo, &by_score).spread.mean

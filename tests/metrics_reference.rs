@@ -2,7 +2,7 @@
 //! (`tests/reference/make_verification_fixtures.py`, outputs committed in tests/fixtures/verification).
 //! Count ratios and thresholds must match exactly; summation-dependent values to 1e-12 relative.
 
-use aifr_eval::metrics::{kfold_accuracy, FoldMode, Roc, SortedPairs, TarRule};
+use aifr_eval::metrics::{kfold_accuracy, kfold_sorted, FoldMode, Roc, SortedPairs, TarRule};
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -122,6 +122,12 @@ fn kfold_accuracy_all_modes() {
             (FoldMode::Facexzoo, "kfold_facexzoo", &c.scores),
         ] {
             let got = kfold_accuracy(mode, values, &c.labels, &c.folds, k).unwrap();
+            // Sorting from another order (the protocol starts distances from the score order)
+            // must not change anything.
+            let by_score = SortedPairs::new(&c.scores, &c.labels, &c.folds, k).unwrap();
+            let hinted =
+                SortedPairs::new_from_order(values, &c.labels, &c.folds, k, by_score.descending_order()).unwrap();
+            assert_eq!(kfold_sorted(mode, &hinted), got, "{}: hinted sort", c.name);
             let e = &c.v[key];
             let what = format!("{} {key}", c.name);
             assert_eq!(got.thresholds, f64s(&e["thresholds"]), "{what}: thresholds");

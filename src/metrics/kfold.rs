@@ -67,6 +67,19 @@ fn order_key(x: f64) -> u64 {
 
 impl SortedPairs {
     pub fn new(values: &[f64], genuine: &[bool], folds: &[usize], k: usize) -> Result<Self, MetricError> {
+        Self::new_from_order(values, genuine, folds, k, 0..values.len() as u32)
+    }
+
+    /// Like [`SortedPairs::new`], but sorting starts from `initial` (a permutation of the pair
+    /// indices). Starting close to sorted — distances from the reversed score order, which they
+    /// nearly mirror — lets the adaptive merge sort finish in close to linear time.
+    pub fn new_from_order(
+        values: &[f64],
+        genuine: &[bool],
+        folds: &[usize],
+        k: usize,
+        initial: impl Iterator<Item = u32>,
+    ) -> Result<Self, MetricError> {
         validated(values, genuine)?;
         if folds.len() != values.len() {
             return Err(MetricError::LengthMismatch { scores: values.len(), labels: folds.len() });
@@ -75,8 +88,11 @@ impl SortedPairs {
             return Err(MetricError::FoldOutOfRange { index, fold, folds: k });
         }
         let n = values.len();
-        let mut order: Vec<(u64, u32)> = (0..n).map(|i| (order_key(values[i]), i as u32)).collect();
-        order.sort_unstable_by_key(|&(key, _)| key);
+        let mut order: Vec<(u64, u32)> = initial.map(|i| (order_key(values[i as usize]), i)).collect();
+        if order.len() != n || order.iter().any(|&(_, i)| i as usize >= n) {
+            return Err(MetricError::LengthMismatch { scores: n, labels: order.len() });
+        }
+        order.sort_by_key(|&(key, _)| key);
         let values: Vec<f64> = order.iter().map(|&(_, i)| values[i as usize] + 0.0).collect();
         let genuine: Vec<bool> = order.iter().map(|&(_, i)| genuine[i as usize]).collect();
         let folds: Vec<u32> = order.iter().map(|&(_, i)| folds[i as usize] as u32).collect();
@@ -136,6 +152,11 @@ impl SortedPairs {
             correct[f] += right(self.values[p], self.genuine[p], f) as usize;
         }
         correct.iter().zip(&self.fold_totals).map(|(&c, &[g, i])| ratio(c, g + i)).collect()
+    }
+
+    /// Pair indices in descending order of value (a good starting order for distances).
+    pub fn descending_order(&self) -> impl Iterator<Item = u32> + '_ {
+        self.order.iter().rev().copied()
     }
 
     /// Index in the caller's arrays of the pair at sorted position `p`.
@@ -307,6 +328,10 @@ fn facexzoo(pairs: &SortedPairs) -> (Vec<f64>, Vec<f64>) {
         let group: Vec<usize> = (first..k).filter(|&f| !done[f] && ranges[f] == (lo, hi)).collect();
         group.iter().for_each(|&f| done[f] = true);
         let totals: Vec<[usize; 2]> = group.iter().map(|&f| pairs.train_totals(f)).collect();
+        // count/n for every count, computed once: the same f64 as dividing each time (numpy's
+        // mean), without 2,000 divisions per fold.
+        let table = |n: usize| -> Vec<f64> { (0..=n).map(|c| ratio(c, n)).collect() };
+        let rates: Vec<[Vec<f64>; 2]> = totals.iter().map(|&[g, i]| [table(g), table(i)]).collect();
         let mut best = vec![(f64::NAN, f64::NEG_INFINITY); group.len()];
         let step = (hi - lo) / 1000.0;
         let mut c = FoldCounters::new(k);
@@ -318,10 +343,11 @@ fn facexzoo(pairs: &SortedPairs) -> (Vec<f64>, Vec<f64>) {
                 c.add(pairs.folds[p], pairs.genuine[p]);
                 p += 1;
             }
-            for ((&f, &[n_gen, n_imp]), b) in group.iter().zip(&totals).zip(best.iter_mut()) {
+            for (((&f, &[n_gen, n_imp]), b), [tprs, fprs]) in group.iter().zip(&totals).zip(best.iter_mut()).zip(&rates)
+            {
                 let [gen_le, imp_le] = c.train(f);
-                let tpr = ratio(n_gen - gen_le, n_gen);
-                let fpr = ratio(n_imp - imp_le, n_imp);
+                let tpr = tprs[n_gen - gen_le];
+                let fpr = fprs[n_imp - imp_le];
                 if tpr - fpr > b.1 {
                     *b = (t, tpr - fpr);
                 }

@@ -185,16 +185,20 @@ impl Roc {
         self.sklearn_iter().collect()
     }
 
+    /// Whether sklearn's `drop_intermediate` keeps vertex `i`: it drops a point when both its
+    /// FP and TP second differences are zero (equal steps on either side).
+    fn sklearn_keeps(&self, i: usize) -> bool {
+        let n = self.thresholds.len();
+        if n <= 2 || i == 0 || i + 1 == n {
+            return true;
+        }
+        let d2 = |v: &[u64]| (v[i + 1] as i128) - 2 * (v[i] as i128) + (v[i - 1] as i128);
+        d2(&self.fp) != 0 || d2(&self.tp) != 0
+    }
+
     fn sklearn_iter(&self) -> impl Iterator<Item = RocPoint> + '_ {
         let n = self.thresholds.len();
-        let keep = move |i: usize| -> bool {
-            if n <= 2 || i == 0 || i + 1 == n {
-                return true;
-            }
-            let d2 = |v: &[u64]| (v[i + 1] as i128) - 2 * (v[i] as i128) + (v[i - 1] as i128);
-            d2(&self.fp) != 0 || d2(&self.tp) != 0
-        };
-        std::iter::once(Self::ORIGIN).chain((0..n).filter(move |&i| keep(i)).map(|i| self.point(i)))
+        std::iter::once(Self::ORIGIN).chain((0..n).filter(move |&i| self.sklearn_keeps(i)).map(|i| self.point(i)))
     }
 
     /// Area under the exact ROC by the trapezoid rule (ties give diagonal segments).
@@ -292,14 +296,33 @@ impl Roc {
     }
 
     fn tar_nearest(&self, far: f64) -> TarAtFar {
-        let vertices = self.sklearn_iter();
-        let mut best = Self::ORIGIN;
-        let mut best_gap = f64::INFINITY;
-        for p in vertices {
-            let gap = (p.fpr - far).abs();
-            if gap < best_gap || (gap == best_gap && p.tpr > best.tpr) {
-                best = p;
-                best_gap = gap;
+        // Index space of the sklearn curve: 0 is the origin, j > 0 is vertex j − 1. FPR is
+        // non-decreasing in j, so the nearest kept vertex is the last kept one below the target
+        // or the first kept one at or above it (taken at its largest TPR for that FPR).
+        let n = self.thresholds.len();
+        let kept = |j: usize| j == 0 || self.sklearn_keeps(j - 1);
+        let at = |j: usize| if j == 0 { Self::ORIGIN } else { self.point(j - 1) };
+        let n_imp = self.n_imp as f64;
+        let p = 1 + self.fp.partition_point(|&c| (c as f64 / n_imp) < far);
+        let mut left = p - 1;
+        while !kept(left) {
+            left -= 1;
+        }
+        let mut best = at(left);
+        if let Some(first) = (p..=n).find(|&j| kept(j)) {
+            let mut right = at(first);
+            for j in first + 1..=n {
+                let v = at(j);
+                if v.fpr != right.fpr {
+                    break;
+                }
+                if kept(j) {
+                    right = v;
+                }
+            }
+            let (gap_l, gap_r) = ((best.fpr - far).abs(), (right.fpr - far).abs());
+            if gap_r < gap_l || (gap_r == gap_l && right.tpr > best.tpr) {
+                best = right;
             }
         }
         TarAtFar {
@@ -379,6 +402,42 @@ mod tests {
         assert!(matches!(Roc::new(&[0.1, f64::NAN], &[true, false]), Err(MetricError::NonFinite { index: 1, .. })));
         assert!(matches!(Roc::new(&[0.1, 0.2], &[true, true]), Err(MetricError::EmptyClass { class: "impostor" })));
         assert!(matches!(Roc::new(&[0.1], &[true, false]), Err(MetricError::LengthMismatch { .. })));
+    }
+
+    /// The binary-searched nearest rule must equal a brute-force scan of the sklearn vertices.
+    #[test]
+    fn nearest_rule_matches_brute_force() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for case in 0..200 {
+            let n = 5 + (next() % 300) as usize;
+            let levels = 2 + next() % 40; // few levels: many ties and collinear runs
+            let scores: Vec<f64> = (0..n).map(|_| (next() % levels) as f64 / levels as f64).collect();
+            let mut labels: Vec<bool> = (0..n).map(|_| next() % 3 == 0).collect();
+            labels[0] = true;
+            labels[1] = false;
+            let r = Roc::new(&scores, &labels).unwrap();
+            for far in [1e-3, 0.01, 0.05, 0.1, 0.2, 1.0 / 3.0, 0.5, 0.9, 1.0] {
+                let fast = r.tar_at_far(far, TarRule::InsightfaceNearest);
+                if !fast.available {
+                    continue;
+                }
+                let mut best = Roc::ORIGIN;
+                let mut gap = f64::INFINITY;
+                for p in r.sklearn_vertices() {
+                    let g = (p.fpr - far).abs();
+                    if g < gap || (g == gap && p.tpr > best.tpr) {
+                        (best, gap) = (p, g);
+                    }
+                }
+                assert_eq!((fast.tar, fast.far), (Some(best.tpr), Some(best.fpr)), "case {case} far {far}");
+            }
+        }
     }
 
     #[test]

@@ -194,7 +194,8 @@ pub fn evaluate(
 
     let by_score = SortedPairs::new(&scores, &labels, &folds, bench.folds).map_err(invalid)?;
     let accuracy = if params.mode == FoldMode::Insightface {
-        kfold_sorted(params.mode, &SortedPairs::new(&dist, &labels, &folds, bench.folds).map_err(invalid)?)
+        let by_dist = SortedPairs::new_from_order(&dist, &labels, &folds, bench.folds, by_score.descending_order());
+        kfold_sorted(params.mode, &by_dist.map_err(invalid)?)
     } else {
         kfold_sorted(params.mode, &by_score)
     };
