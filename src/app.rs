@@ -36,6 +36,8 @@ pub struct RunRequest {
     pub mode: Option<FoldMode>,
     pub flip: Option<FlipChoice>,
     pub protocol_file: Option<PathBuf>,
+    /// `key age` per line; without it ages come from AgeDB/FG-NET file names when every key has one.
+    pub ages: Option<PathBuf>,
     pub out_dir: PathBuf,
 }
 
@@ -134,6 +136,50 @@ pub fn open_embeddings(
     import_cached(&src, &env.cache_dir)
 }
 
+/// Reads an ages file: one `key age` per line (whitespace separated; `#` starts a comment).
+pub fn read_ages(path: &Path) -> Result<std::collections::HashMap<String, u32>> {
+    let text = crate::dataset::read_text(path)?;
+    let mut ages = std::collections::HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let (key, age) = line.rsplit_once(char::is_whitespace).ok_or_else(|| {
+            Error::parse(path, i + 1, format!("expected '<image key> <age in years>', found '{line}'"))
+        })?;
+        let age: u32 = age.parse().ok().filter(|a| *a <= 130).ok_or_else(|| {
+            Error::parse(path, i + 1, format!("age must be a whole number of years 0..130, found '{age}'"))
+        })?;
+        if ages.insert(key.trim().to_string(), age).is_some() {
+            return Err(Error::parse(path, i + 1, format!("duplicate key '{}'", key.trim())));
+        }
+    }
+    Ok(ages)
+}
+
+/// Ages of the benchmark's images: from `ages_file`, else from the file names when all have one.
+pub fn resolve_ages(bench: &PairBenchmark, ages_file: Option<&Path>) -> Result<Option<Vec<u32>>> {
+    use crate::metrics::age_gap::age_from_name;
+    let Some(path) = ages_file else {
+        return Ok(bench.keys.iter().map(|k| age_from_name(k)).collect());
+    };
+    let table = read_ages(path)?;
+    let mut missing = bench.keys.iter().filter(|k| !table.contains_key(k.as_str())).peekable();
+    if missing.peek().is_some() {
+        let all: Vec<&String> = missing.collect();
+        let shown: Vec<String> = all.iter().take(5).map(|k| format!("'{k}'")).collect();
+        return Err(Error::Invalid(format!(
+            "{} of the benchmark's {} images have no age in {}; first: {}",
+            all.len(),
+            bench.keys.len(),
+            path.display(),
+            shown.join(", ")
+        )));
+    }
+    Ok(Some(bench.keys.iter().map(|k| table[k.as_str()]).collect()))
+}
+
 /// Reads a pair benchmark with the adapter its format names.
 pub fn load_pair_benchmark(env: &Env, name: &str, folds: usize) -> Result<(PairBenchmark, Vec<FileFingerprint>)> {
     let entry = env.registry.get(name)?;
@@ -177,13 +223,19 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
         Some(p) => PairProtocol::from_file(p)?,
         None => PairProtocol::builtin()?,
     };
-    let (bench, files) = load_pair_benchmark(env, &req.benchmark, protocol.folds)?;
+    let (mut bench, files) = load_pair_benchmark(env, &req.benchmark, protocol.folds)?;
+    bench.ages = resolve_ages(&bench, req.ages.as_deref())?;
     clock.lap("read benchmark");
     let store = open_embeddings(env, &req.embeddings, req.keys.as_deref(), req.flip_embeddings.as_deref(), &bench)?;
     clock.lap("open embeddings");
     let mode = req.mode.unwrap_or(protocol.default_mode);
     let fusion = verification::resolve_fusion(req.flip.unwrap_or(protocol.flip_for(mode)), mode, &store)?;
-    let params = VerificationParams { mode, fusion, far_targets: protocol.far_targets.clone() };
+    let params = VerificationParams {
+        mode,
+        fusion,
+        far_targets: protocol.far_targets.clone(),
+        age_gap: protocol.age_gap.clone(),
+    };
     let outcome = verification::evaluate(&bench, &store, &params)?;
     clock.lap("score and metrics");
     let entry = env.registry.get(&req.benchmark)?;

@@ -29,6 +29,21 @@ pub struct DemoSpec {
     pub noise: f64,
     /// Drift per 10 years of age, along the identity's ageing direction.
     pub drift_per_decade: f64,
+    /// Noise of the mirrored image's embedding relative to the image's, as a fraction of `noise`.
+    pub mirror_noise: f64,
+}
+
+impl DemoSpec {
+    /// The generator's ground truth: the expected cosine of two flip-fused embeddings of one
+    /// identity at ages `a` and `b` (first age `a0`). Centre and ageing direction are unit
+    /// vectors (nearly orthogonal in high dimension), the fused noise has squared norm
+    /// noise²·(1 + mirror²/4), so E[cos] ≈ (1 + δa·δb) / √((1 + δa² + s²)(1 + δb² + s²)).
+    pub fn expected_genuine_cosine(&self, a: u32, b: u32, a0: u32) -> f64 {
+        let drift = |age: u32| self.drift_per_decade * (age - a0) as f64 / 10.0;
+        let (da, db) = (drift(a), drift(b));
+        let s2 = self.noise * self.noise * (1.0 + self.mirror_noise * self.mirror_noise / 4.0);
+        (1.0 + da * db) / ((1.0 + da * da + s2) * (1.0 + db * db + s2)).sqrt()
+    }
 }
 
 impl Default for DemoSpec {
@@ -41,6 +56,7 @@ impl Default for DemoSpec {
             dim: 128,
             noise: 1.4,
             drift_per_decade: 0.5,
+            mirror_noise: 0.3,
         }
     }
 }
@@ -53,6 +69,8 @@ pub struct DemoFiles {
     pub embeddings: PathBuf,
     pub flip_embeddings: PathBuf,
     pub keys: PathBuf,
+    /// `key age` per image.
+    pub ages: PathBuf,
 }
 
 struct Identity {
@@ -84,8 +102,9 @@ pub fn generate(spec: &DemoSpec, dir: &Path) -> Result<DemoFiles> {
     let mut identities = Vec::new();
     for i in 0..spec.folds * spec.identities_per_fold {
         let n_images = rng.gen_range(2..=8);
-        let first: u32 = rng.gen_range(18..60);
-        let mut ages: Vec<u32> = (0..n_images).map(|_| first + rng.gen_range(0..25)).collect();
+        // Ages span childhood to old age, with gaps up to 45 years within an identity.
+        let first: u32 = rng.gen_range(5..45);
+        let mut ages: Vec<u32> = (0..n_images).map(|_| first + rng.gen_range(0..46)).collect();
         ages.sort_unstable();
         identities.push(Identity { name: format!("Synthetic_Person_{:04}", i + 1), ages });
     }
@@ -131,7 +150,7 @@ pub fn generate(spec: &DemoSpec, dir: &Path) -> Result<DemoFiles> {
 
     // Embeddings for every image of every identity.
     let d = spec.dim;
-    let (mut keys, mut emb, mut flip) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut keys, mut emb, mut flip, mut age_lines) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for id in &identities {
         let centre = unit(gaussian(&mut rng, d, 1.0));
         let ageing = unit(gaussian(&mut rng, d, 1.0));
@@ -139,13 +158,14 @@ pub fn generate(spec: &DemoSpec, dir: &Path) -> Result<DemoFiles> {
         for (j, &age) in id.ages.iter().enumerate() {
             let drift = spec.drift_per_decade * (age - id.ages[0]) as f64 / 10.0;
             let noise = gaussian(&mut rng, d, spec.noise / (d as f64).sqrt());
-            let mirror = gaussian(&mut rng, d, 0.3 * spec.noise / (d as f64).sqrt());
+            let mirror = gaussian(&mut rng, d, spec.mirror_noise * spec.noise / (d as f64).sqrt());
             for k in 0..d {
                 let e = centre[k] + drift * ageing[k] + noise[k];
                 emb.push((scale * e) as f32);
                 flip.push((scale * (e + mirror[k])) as f32);
             }
             keys.push(image_key(&id.name, j as u32 + 1));
+            age_lines.push(format!("{}\t{age}", keys[keys.len() - 1]));
         }
     }
 
@@ -155,6 +175,7 @@ pub fn generate(spec: &DemoSpec, dir: &Path) -> Result<DemoFiles> {
         embeddings: dir.join("embeddings/embeddings.npy"),
         flip_embeddings: dir.join("embeddings/embeddings_flip.npy"),
         keys: dir.join("embeddings/keys.txt"),
+        ages: dir.join("embeddings/ages.txt"),
     };
     let mut text = lines.join("\n");
     text.push('\n');
@@ -162,6 +183,7 @@ pub fn generate(spec: &DemoSpec, dir: &Path) -> Result<DemoFiles> {
     let mut key_text = keys.join("\n");
     key_text.push('\n');
     write_atomic(&files.keys, key_text.as_bytes())?;
+    write_atomic(&files.ages, (age_lines.join("\n") + "\n").as_bytes())?;
     write_npy_f32(&files.embeddings, keys.len(), d, &emb)?;
     write_npy_f32(&files.flip_embeddings, keys.len(), d, &flip)?;
     Ok(files)

@@ -139,6 +139,10 @@ struct RunArgs {
     /// A protocol file to use instead of the built-in protocols/pair_verification.toml.
     #[arg(long)]
     protocol_file: Option<PathBuf>,
+    /// Ages for the age-gap analysis: a text file with `<image key> <age>` per line [default:
+    /// read from AgeDB (`<id>_<name>_<age>_<gender>.jpg`) or FG-NET (`001A02.JPG`) file names].
+    #[arg(long)]
+    ages: Option<PathBuf>,
     /// Output directory [default: reports/<benchmark>].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -240,6 +244,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 mode: a.mode.map(Into::into),
                 flip: a.flip,
                 protocol_file: a.protocol_file,
+                ages: a.ages,
             };
             let r = app::run_pairs(&env, &req)?;
             if !a.quiet {
@@ -294,6 +299,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 mode: a.mode.map(Into::into),
                 flip: None,
                 protocol_file: None,
+                ages: Some(files.ages),
                 out_dir: a.out.clone(),
             };
             let r = app::run_pairs(&env, &req)?;

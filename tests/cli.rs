@@ -185,6 +185,35 @@ fn empty_class_is_refused() {
 }
 
 #[test]
+fn ages_file_problems_are_clear_errors() {
+    let t = Tiny::new();
+    std::fs::write(t.path().join("ages.txt"), "A/A_0001.jpg 30\nA/A_0002.jpg thirty\n").unwrap();
+    let o = t.run(&["--ages", "ages.txt"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("ages.txt:2: age must be a whole number"), "{}", stderr(&o));
+    std::fs::write(t.path().join("ages.txt"), "A/A_0001.jpg 30\nA/A_0002.jpg 31\n").unwrap();
+    let o = t.run(&["--ages", "ages.txt"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("6 of the benchmark's 8 images have no age"), "{}", stderr(&o));
+    let all: String = t.keys().iter().enumerate().map(|(i, k)| format!("{k} {}\n", 20 + 5 * i)).collect();
+    std::fs::write(t.path().join("ages.txt"), all).unwrap();
+    let o = t.run(&["--ages", "ages.txt", "--protocol-file", "p.toml"]);
+    assert_eq!(o.status.code(), Some(4), "missing protocol file: {}", stderr(&o));
+    std::fs::write(
+        t.path().join("p.toml"),
+        "name='p'\ndescription='d'\nfolds=2\nfar_targets=[0.5]\ndefault_mode='strict'\n[flip]\n[age_gap]\noperating_far=0.25\nbins=[{lo=0,hi=4},{lo=5}]\n",
+    )
+    .unwrap();
+    let o = t.run(&["--ages", "ages.txt", "--protocol-file", "p.toml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.path().join("out/results.json")).unwrap()).unwrap();
+    let bins = r["metrics"]["age_gap"]["bins"].as_array().unwrap();
+    // Matched pairs are consecutive images (ages 5 apart): all four fall in the 5+ bin.
+    assert_eq!((bins[0]["n_genuine"].as_u64(), bins[1]["n_genuine"].as_u64()), (Some(0), Some(4)));
+}
+
+#[test]
 fn unwritable_output_directory_leaves_nothing() {
     let t = Tiny::new();
     std::fs::write(t.path().join("out"), "a file where the output directory should be").unwrap();

@@ -51,6 +51,7 @@ fn demo_run(dir: &Path, seed: u64, modes: &[Option<FoldMode>]) -> Vec<Files> {
                 mode: *mode,
                 flip: None,
                 protocol_file: None,
+                ages: Some(files.ages.clone()),
                 out_dir: out.clone(),
             };
             run_pairs(&env, &req).unwrap();
@@ -348,7 +349,8 @@ fn real_regression_fails_in_every_rendering() {
     assert!(table.contains("FAILED") && table.contains("REGRESSED"), "{table}");
     let md = o.markdown();
     assert!(md.starts_with("## ❌ aifr-eval gate failed"), "{md}");
-    assert!(md.contains("| accuracy | 0.978500 |") && md.contains("❌ regressed"), "{md}");
+    let baseline_acc = format!("| accuracy | {:.6} |", acc.baseline.unwrap());
+    assert!(md.contains(&baseline_acc) && md.contains("❌ regressed"), "{md}");
     let xml = o.junit_xml();
     check_xml(&xml).unwrap();
     assert!(xml.contains("<testsuite name=\"aifr-eval gate\""), "{xml}");

@@ -147,6 +147,22 @@ pub struct PairProtocol {
     pub far_targets: Vec<f64>,
     pub default_mode: FoldMode,
     pub flip: BTreeMap<String, FlipChoice>,
+    #[serde(default)]
+    pub age_gap: AgeGapConfig,
+}
+
+/// Age-gap analysis parameters (protocols/*.toml `[age_gap]`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgeGapConfig {
+    pub operating_far: f64,
+    pub bins: Vec<crate::metrics::age_gap::GapBin>,
+}
+
+impl Default for AgeGapConfig {
+    fn default() -> Self {
+        AgeGapConfig { operating_far: 1e-3, bins: crate::metrics::age_gap::default_bins() }
+    }
 }
 
 impl PairProtocol {
@@ -163,6 +179,15 @@ impl PairProtocol {
         let p: PairProtocol = toml::from_str(text).map_err(|e| Error::Config(format!("{source}: {e}")))?;
         if p.folds < 2 {
             return Err(Error::Config(format!("{source}: folds must be at least 2, found {}", p.folds)));
+        }
+        let far = p.age_gap.operating_far;
+        if !(far > 0.0 && far <= 1.0) || p.age_gap.bins.is_empty() {
+            return Err(Error::Config(format!(
+                "{source}: [age_gap] needs operating_far in (0, 1] and at least one bin"
+            )));
+        }
+        if let Some(b) = p.age_gap.bins.iter().find(|b| b.hi.is_some_and(|hi| hi < b.lo)) {
+            return Err(Error::Config(format!("{source}: age-gap bin {}..{:?} ends before it starts", b.lo, b.hi)));
         }
         if let Some(f) = p.far_targets.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
             return Err(Error::Config(format!("{source}: FAR target {f} is not in (0, 1]")));

@@ -32,6 +32,7 @@ pub fn read_pairs(path: &Path, folds: usize) -> Result<PairBenchmark> {
     Ok(PairBenchmark {
         keys,
         identities: None,
+        ages: None,
         pairs,
         folds,
         keys_are_row_order: true,

@@ -67,6 +67,7 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
     Ok(PairBenchmark {
         keys,
         identities: Some(identities),
+        ages: None,
         pairs,
         folds: FOLDS,
         keys_are_row_order: false,

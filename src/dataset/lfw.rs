@@ -89,6 +89,7 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
     Ok(PairBenchmark {
         keys,
         identities: Some(identities),
+        ages: None,
         pairs,
         folds: folds as usize,
         keys_are_row_order: false,

@@ -28,6 +28,8 @@ pub struct PairBenchmark {
     /// Identity index of each key, when the layout names identities (LFW, CALFW); the bootstrap
     /// resamples identities. `None` for packs that carry no identity (insightface `.bin`).
     pub identities: Option<Vec<u32>>,
+    /// Age in years of each key's image, when known (file names or an ages file).
+    pub ages: Option<Vec<u32>>,
     /// True when `keys` is the natural row order of the benchmark's images (insightface `.bin`:
     /// row i is image i), so embeddings in that order need no key file.
     pub keys_are_row_order: bool,

@@ -4,6 +4,7 @@
 //! Conventions (PROTOCOLS.md): a score is a similarity (higher = more alike); "accept at t" means
 //! `score >= t` unless a compat mode says otherwise. Counts are integers, ratios are f64.
 
+pub mod age_gap;
 pub mod bootstrap;
 pub mod kfold;
 pub mod roc;

@@ -1,9 +1,10 @@
 //! Pair verification (LFW family): flip fusion → pair scores → k-fold accuracy, ROC, AUC, EER and
 //! TAR@FAR under both rules (PROTOCOLS.md §1, §3).
 
-use crate::config::FlipChoice;
+use crate::config::{AgeGapConfig, FlipChoice};
 use crate::dataset::{PairBenchmark, PairCounts};
 use crate::error::{Error, Result};
+use crate::metrics::age_gap::{age_gap_breakdown, AgeGapBreakdown};
 use crate::metrics::bootstrap::{interval, over_resamples, resample_stats, BootstrapSpec, Interval, ResampleStats};
 use crate::metrics::{fold_correct, kfold_sorted, Eer, FoldMode, KFoldAccuracy, Roc, SortedPairs, TarAtFar, TarRule};
 use crate::report::run::{Curves, MarkedThreshold, PairScores};
@@ -35,6 +36,7 @@ pub struct VerificationParams {
     pub mode: FoldMode,
     pub fusion: Fusion,
     pub far_targets: Vec<f64>,
+    pub age_gap: AgeGapConfig,
 }
 
 /// Resolves the requested flip choice against what the store holds.
@@ -77,6 +79,9 @@ pub struct VerificationMetrics {
     /// insightface prints it.
     pub xnorm: f64,
     pub bootstrap: BootstrapSummary,
+    /// Present when the images' ages are known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age_gap: Option<AgeGapBreakdown>,
 }
 
 /// Strict-rule TAR@FAR interval at one target.
@@ -226,6 +231,32 @@ pub fn evaluate(
         .map(|i| norms[i as usize][..views].iter().sum::<f64>())
         .sum::<f64>()
         / (bench.pairs.len() * 2 * views) as f64;
+    let age_gap = match &bench.ages {
+        Some(ages) => {
+            let cfg = &params.age_gap;
+            let t = roc.tar_at_far(cfg.operating_far, TarRule::Strict);
+            let threshold = t.threshold.ok_or_else(|| {
+                Error::Invalid(format!(
+                    "the age-gap analysis operates at FAR {:e}, which {} impostor pairs cannot measure; lower [age_gap] operating_far",
+                    cfg.operating_far,
+                    roc.n_impostor()
+                ))
+            })?;
+            let gaps: Vec<u32> = bench.pairs.iter().map(|p| ages[p.a as usize].abs_diff(ages[p.b as usize])).collect();
+            Some(age_gap_breakdown(
+                &scores,
+                &labels,
+                &gaps,
+                &cfg.bins,
+                threshold,
+                cfg.operating_far,
+                &clusters,
+                n_clusters,
+                &spec,
+            ))
+        }
+        None => None,
+    };
     let eer = roc.eer();
     let mut marked: Vec<MarkedThreshold> =
         eer.iter().map(|e| MarkedThreshold { label: "EER".into(), threshold: e.threshold }).collect();
@@ -252,6 +283,7 @@ pub fn evaluate(
             tar_at_far,
             xnorm,
             bootstrap,
+            age_gap,
         },
         curves,
         pairs,
@@ -314,11 +346,22 @@ mod tests {
         let pairs = (0..2)
             .flat_map(|fold| [Pair { a: 0, b: 1, genuine: true, fold }, Pair { a: 2, b: 3, genuine: false, fold }])
             .collect();
-        (PairBenchmark { keys, identities: None, pairs, folds: 2, keys_are_row_order: false, sources: vec![] }, store)
+        (
+            PairBenchmark {
+                keys,
+                identities: None,
+                ages: None,
+                pairs,
+                folds: 2,
+                keys_are_row_order: false,
+                sources: vec![],
+            },
+            store,
+        )
     }
 
     fn params(fusion: Fusion) -> VerificationParams {
-        VerificationParams { mode: FoldMode::Strict, fusion, far_targets: vec![0.5] }
+        VerificationParams { mode: FoldMode::Strict, fusion, far_targets: vec![0.5], age_gap: AgeGapConfig::default() }
     }
 
     #[test]

@@ -508,3 +508,72 @@ mod tests {
         assert_eq!(l.height, (l.place.last().map_or(0, |p| p.0) + 1) * LEGEND_ROW + 2 * LEGEND_PAD);
     }
 }
+
+/// (bin label, (TAR, interval low, interval high)); None where the bin has no genuine pairs.
+pub type AgeGapPoint = (String, Option<(f64, f64, f64)>);
+
+/// One run's TAR per age-gap bin, with its bootstrap interval.
+#[derive(Debug, Clone)]
+pub struct AgeGapSeries {
+    pub label: String,
+    pub bins: Vec<AgeGapPoint>,
+}
+
+/// TAR at the fixed operating threshold against the age gap, one line per run, with intervals.
+pub fn age_gap_chart(series: &[AgeGapSeries], title: &str) -> Result<Vec<u8>> {
+    ensure_font()?;
+    let labels: Vec<String> = series.first().map(|s| s.bins.iter().map(|b| b.0.clone()).collect()).unwrap_or_default();
+    if labels.is_empty() {
+        return Err(Error::Invalid("no age-gap bins to draw".into()));
+    }
+    let n = labels.len();
+    let mut entries: Vec<(Swatch, String)> =
+        series.iter().enumerate().map(|(i, s)| (Swatch::Line(PALETTE[i % PALETTE.len()]), s.label.clone())).collect();
+    entries.push((Swatch::Line(RGBColor(120, 120, 120)), "vertical bars: 95% bootstrap interval".into()));
+    let legend = layout_legend(entries);
+    render("age-gap", &legend, |area| {
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, caption_style())
+            .margin_top(12)
+            .margin_left(16)
+            .margin_right(36)
+            .x_label_area_size(64)
+            .y_label_area_size(84)
+            .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..1.0)?;
+        chart
+            .configure_mesh()
+            .x_labels(n)
+            .y_labels(11)
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 1e-6 && i >= 0.0 {
+                    labels.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .y_label_formatter(&|v| format!("{:.0}%", 100.0 * v))
+            .x_desc("Age gap between the two images (years)")
+            .y_desc("TAR at the fixed threshold")
+            .label_style(font(17.0))
+            .axis_desc_style(font(19.0))
+            .light_line_style(RGBColor(240, 240, 240))
+            .draw()?;
+        for (k, s) in series.iter().enumerate() {
+            let c = PALETTE[k % PALETTE.len()];
+            // Runs are offset a little so their interval bars do not hide each other.
+            let dx = (k as f64 - (series.len() as f64 - 1.0) / 2.0) * 0.06;
+            let pts: Vec<(f64, f64)> =
+                s.bins.iter().enumerate().filter_map(|(i, b)| b.1.map(|(t, _, _)| (i as f64 + dx, t))).collect();
+            chart.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(3)))?;
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 6, c.filled())))?;
+            for (i, b) in s.bins.iter().enumerate() {
+                if let Some((_, lo, hi)) = b.1.filter(|v| v.1.is_finite() && v.2.is_finite()) {
+                    let x = i as f64 + dx;
+                    chart.draw_series(std::iter::once(PathElement::new(vec![(x, lo), (x, hi)], c.stroke_width(2))))?;
+                }
+            }
+        }
+        Ok(())
+    })
+}

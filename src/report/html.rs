@@ -6,7 +6,7 @@
 //! directory names, labels) goes through `escape_html`. The page has no timestamps, so the same
 //! inputs give byte-identical output.
 
-use super::charts::{self, RocSeries};
+use super::charts::{self, AgeGapPoint, AgeGapSeries, RocSeries};
 use super::compare::{paired_differences, MetricDiff};
 use super::run::RunData;
 use super::{summary, write_atomic};
@@ -261,12 +261,86 @@ struct Charts {
     det: Chart,
     /// One per run, in run order.
     scores: Vec<Chart>,
+    /// TAR by age gap, when any run knows its images' ages.
+    age_gap: Option<Chart>,
 }
 
 impl Charts {
     fn iter_all(&self) -> impl Iterator<Item = &Chart> {
-        [&self.roc, &self.det].into_iter().chain(&self.scores)
+        [&self.roc, &self.det].into_iter().chain(&self.scores).chain(&self.age_gap)
     }
+}
+
+/// (bin label, TAR, interval) rows of a run's age-gap breakdown.
+fn age_gap_rows(r: &Value) -> Option<Vec<AgeGapPoint>> {
+    let bins = r.pointer("/metrics/age_gap/bins")?.as_array()?;
+    Some(
+        bins.iter()
+            .map(|b| {
+                let lo = b["lo"].as_u64().unwrap_or(0);
+                let label = match b["hi"].as_u64() {
+                    Some(hi) => format!("{lo}–{hi}"),
+                    None => format!("{lo}+"),
+                };
+                let tar = b["tar"].as_f64().map(|t| {
+                    let iv = &b["tar_interval"];
+                    (t, iv["lo"].as_f64().unwrap_or(f64::NAN), iv["hi"].as_f64().unwrap_or(f64::NAN))
+                });
+                (label, tar)
+            })
+            .collect(),
+    )
+}
+
+fn age_gap_chart(runs: &[RunData], names: &[String]) -> Option<Chart> {
+    let series: Vec<AgeGapSeries> = runs
+        .iter()
+        .zip(names)
+        .filter_map(|(run, name)| Some(AgeGapSeries { label: name.clone(), bins: age_gap_rows(&run.results)? }))
+        .collect();
+    if series.is_empty() {
+        return None;
+    }
+    Some(chart(
+        "TAR at a fixed threshold against the age gap of the pair",
+        "Genuine pairs accepted at one threshold chosen on all pairs (strict rule at the operating FAR), by the age gap between the two images; bars are 95% bootstrap intervals over identities.".into(),
+        "age_gap.png".into(),
+        charts::age_gap_chart(&series, "Verification across age gaps"),
+    ))
+}
+
+/// The age-gap table of one run.
+fn age_gap_table(out: &mut String, r: &Value) {
+    let Some(bins) = r.pointer("/metrics/age_gap/bins").and_then(Value::as_array) else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "<h2>Age gap</h2>\n<p>Threshold {} chosen on all pairs at FAR {} (strict rule); {} pair(s) outside every bin.</p>",
+        field(r, "/metrics/age_gap/threshold"),
+        field(r, "/metrics/age_gap/operating_far"),
+        field(r, "/metrics/age_gap/unbinned")
+    );
+    out.push_str("<table>\n<thead><tr><th>age gap (years)</th><th>genuine</th><th>impostor</th><th>TAR</th><th>95% CI</th><th>FAR</th><th>accuracy</th><th>mean genuine score</th></tr></thead>\n<tbody>\n");
+    for b in bins {
+        let lo = b["lo"].as_u64().unwrap_or(0);
+        let label = b["hi"].as_u64().map_or(format!("{lo}+"), |hi| format!("{lo}–{hi}"));
+        let ci = match (b["tar_interval"]["lo"].as_f64(), b["tar_interval"]["hi"].as_f64()) {
+            (Some(l), Some(h)) => format!("[{}, {}]", pct(l), pct(h)),
+            _ => DASH.into(),
+        };
+        let _ = writeln!(
+            out,
+            "<tr><th scope=\"row\">{label}</th><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{ci}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            field(b, "/n_genuine"),
+            field(b, "/n_impostor"),
+            opt(b["tar"].as_f64(), pct),
+            opt(b["far"].as_f64(), pct),
+            opt(b["accuracy"].as_f64(), pct),
+            opt(b["mean_genuine_score"].as_f64(), |x| format!("{x:.4}"))
+        );
+    }
+    out.push_str("</tbody>\n</table>\n");
 }
 
 fn chart(alt: &str, caption: String, file: String, png: Result<Vec<u8>>) -> Chart {
@@ -348,7 +422,7 @@ fn build_charts(runs: &[RunData], names: &[String]) -> Charts {
             )
         })
         .collect();
-    Charts { roc, det, scores }
+    Charts { roc, det, scores, age_gap: age_gap_chart(runs, names) }
 }
 
 fn png_size(png: &[u8]) -> Option<(u32, u32)> {
@@ -645,6 +719,7 @@ fn single_page(run: &RunData, name: &str, charts: &Charts) -> String {
     for c in charts.iter_all() {
         figure(&mut out, c);
     }
+    age_gap_table(&mut out, r);
     out.push_str("<h2>Per-fold accuracy</h2>\n");
     fold_table(&mut out, r);
     out.push_str("<h2>Benchmark files</h2>\n");
@@ -902,6 +977,9 @@ fn multi_page(runs: &[RunData], names: &[String], charts: &Charts) -> String {
     figure(&mut out, &charts.det);
     for (i, c) in charts.scores.iter().enumerate() {
         let _ = writeln!(out, "<h3>{}. {}</h3>", i + 1, escape_html(&names[i]));
+        figure(&mut out, c);
+    }
+    if let Some(c) = &charts.age_gap {
         figure(&mut out, c);
     }
 

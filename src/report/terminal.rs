@@ -71,5 +71,17 @@ pub fn verification_table(r: &VerificationResults) -> String {
             cell(TarRule::InsightfaceNearest)
         );
     }
+    if let Some(g) = &m.age_gap {
+        let _ = writeln!(
+            s,
+            "  age gap   TAR at score {:.4} (FAR {:e} on all pairs)   genuine/impostor pairs",
+            g.threshold, g.operating_far
+        );
+        for b in &g.bins {
+            let ci = b.tar_interval.map(|i| format!("[{}, {}]", pct(i.lo), pct(i.hi))).unwrap_or_default();
+            let tar = b.tar.map(pct).unwrap_or_else(|| "n/a".into());
+            let _ = writeln!(s, "  {:<9} {:<9} {:<22} {}/{}", b.bin.label(), tar, ci, b.n_genuine, b.n_impostor);
+        }
+    }
     s
 }
