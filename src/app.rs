@@ -1,16 +1,18 @@
 //! The commands behind the CLI, as library functions (so tests drive exactly what users run).
 
-use crate::config::{FlipChoice, Format, PairProtocol, Registry};
-use crate::dataset::{bin_pairs, calfw, lfw, PairBenchmark};
+use crate::config::{FgnetProtocol, FlipChoice, Format, PairProtocol, Registry};
+use crate::dataset::{bin_pairs, calfw, fgnet, lfw, PairBenchmark};
 use crate::error::{Error, Result};
 use crate::metrics::FoldMode;
+use crate::protocol::fgnet as fgnet_protocol;
 use crate::protocol::verification::{self, VerificationParams};
 use crate::report::html::write_report;
 use crate::report::results::{
-    mode_label, BenchmarkInfo, EmbeddingsInfo, FileFingerprint, ProtocolInfo, Software, Timings, VerificationResults,
-    SCHEMA, SCHEMA_VERSION,
+    mode_label, BenchmarkInfo, EmbeddingsInfo, FgnetProtocolInfo, FgnetResults, FileFingerprint, ProtocolInfo,
+    Software, Timings, VerificationResults, SCHEMA, SCHEMA_VERSION,
 };
 use crate::report::run::{write_pair_scores, RunData};
+use crate::report::terminal::{fgnet_table, verification_table};
 use crate::report::{to_json, write_atomic};
 use crate::store::import::{import_cached, EmbeddingSource};
 use crate::store::EmbeddingStore;
@@ -43,7 +45,8 @@ pub struct RunRequest {
 
 #[derive(Debug, Clone)]
 pub struct RunReport {
-    pub results: VerificationResults,
+    /// The human-readable summary printed on the terminal.
+    pub table: String,
     pub timings: Timings,
     pub results_path: PathBuf,
     /// The HTML report written next to results.json.
@@ -100,7 +103,7 @@ pub fn open_embeddings(
     embeddings: &Path,
     keys: Option<&Path>,
     flip: Option<&Path>,
-    bench: &PairBenchmark,
+    row_order_keys: Option<&[String]>,
 ) -> Result<EmbeddingStore> {
     if !embeddings.exists() {
         return Err(Error::Missing(format!("embeddings file {} does not exist", embeddings.display())));
@@ -115,11 +118,12 @@ pub fn open_embeddings(
     }
     let keys = match keys {
         Some(k) => k.to_path_buf(),
-        None if bench.keys_are_row_order => {
+        None if row_order_keys.is_some() => {
             // Rows in pack order: write the implied key list once, next to the cache.
-            let p = env.cache_dir.join(format!("rowkeys-{}.txt", bench.keys.len()));
+            let keys = row_order_keys.unwrap_or_default();
+            let p = env.cache_dir.join(format!("rowkeys-{}.txt", keys.len()));
             if !p.exists() {
-                let mut text = bench.keys.join("\n");
+                let mut text = keys.join("\n");
                 text.push('\n');
                 write_atomic(&p, text.as_bytes())?;
             }
@@ -217,6 +221,103 @@ pub fn load_pair_benchmark(env: &Env, name: &str, folds: usize) -> Result<(PairB
     Ok((bench, prints))
 }
 
+/// `aifr-eval run <benchmark>`: the protocol follows the benchmark's format.
+pub fn run_benchmark(env: &Env, req: &RunRequest) -> Result<RunReport> {
+    match env.registry.get(&req.benchmark)?.format {
+        Format::Fgnet => run_fgnet(env, req),
+        _ => run_pairs(env, req),
+    }
+}
+
+/// Hash of a directory listing (names and sizes): identifies an image set without reading it.
+fn listing_fingerprint(role: &str, dir: &Path, names: &[String], data_dir: &Path) -> Result<FileFingerprint> {
+    let mut h = blake3::Hasher::new();
+    let mut total = 0u64;
+    for name in names {
+        let p = dir.join(name);
+        let len = std::fs::metadata(&p).map_err(|e| Error::read(&p, e))?.len();
+        total += len;
+        h.update(name.as_bytes());
+        h.update(&len.to_le_bytes());
+    }
+    let rel = dir.strip_prefix(data_dir).unwrap_or(dir);
+    Ok(FileFingerprint {
+        role: role.into(),
+        path: rel.to_string_lossy().replace('\\', "/"),
+        bytes: total,
+        blake3: h.finalize().to_hex().to_string(),
+    })
+}
+
+/// FG-NET: leave-one-image-out rank-1 and all-pairs verification with age breakdowns.
+pub fn run_fgnet(env: &Env, req: &RunRequest) -> Result<RunReport> {
+    let mut clock = Clock::new();
+    let protocol = match &req.protocol_file {
+        Some(p) => FgnetProtocol::from_file(p)?,
+        None => FgnetProtocol::builtin()?,
+    };
+    if req.mode.is_some() || req.ages.is_some() {
+        return Err(Error::Config(
+            "FG-NET takes ages from its file names and has no k-fold mode: drop --mode/--ages".into(),
+        ));
+    }
+    let entry = env.registry.get(&req.benchmark)?;
+    let dir = entry
+        .file(&env.data_dir, "images")
+        .ok_or_else(|| Error::Config(format!("dataset '{}' has no 'images' entry", req.benchmark)))?;
+    if !dir.exists() {
+        return Err(Error::Missing(format!(
+            "benchmark '{}' needs the FG-NET image directory {} (set --data-dir or AIFR_DATA_DIR)",
+            req.benchmark,
+            dir.display()
+        )));
+    }
+    let bench = fgnet::read_dir(&dir)?;
+    let keys: Vec<String> = bench.images.iter().map(|i| i.key.clone()).collect();
+    let files = vec![listing_fingerprint("images", &dir, &keys, &env.data_dir)?];
+    clock.lap("read benchmark");
+    let store = open_embeddings(env, &req.embeddings, req.keys.as_deref(), req.flip_embeddings.as_deref(), None)?;
+    clock.lap("open embeddings");
+    let fusion = verification::resolve_fusion(req.flip.unwrap_or(protocol.flip), FoldMode::Strict, &store)?;
+    let outcome = fgnet_protocol::evaluate(&bench, &store, &protocol, fusion)?;
+    clock.lap("score and metrics");
+    let results = FgnetResults {
+        schema: SCHEMA,
+        schema_version: SCHEMA_VERSION,
+        kind: "fgnet_identification",
+        software: Software::current(),
+        benchmark: BenchmarkInfo { name: req.benchmark.clone(), title: entry.title.clone(), format: entry.format, files },
+        protocol: FgnetProtocolInfo {
+            name: protocol.name.clone(),
+            mode: "strict",
+            flip_fusion: fusion,
+            far_targets: protocol.far_targets.clone(),
+            age_groups: protocol.age_groups.clone(),
+            score: "cosine similarity of L2-normalised (fused) embeddings",
+            accept_rule: "rank-1 hit iff the best mate scores strictly above every other subject's image; verification: same iff score >= threshold",
+        },
+        embeddings: EmbeddingsInfo {
+            fingerprint: store.fingerprint(),
+            count: store.len(),
+            dim: store.dim(),
+            dtype: store.header().dtype.name(),
+            has_flip: store.has_flip(),
+        },
+        counts: outcome.counts,
+        metrics: outcome.metrics,
+    };
+    write_atomic(&req.out_dir.join("curves.json"), &to_json(&outcome.curves))?;
+    let results_path = req.out_dir.join("results.json");
+    write_atomic(&results_path, &to_json(&results))?;
+    clock.lap("write results");
+    let report = req.out_dir.join("report.html");
+    write_report(&[RunData::load(&req.out_dir)?], &req.out_dir, "report.html")?;
+    clock.lap("write report");
+    let timings = clock.finish();
+    write_atomic(&req.out_dir.join("timings.json"), &to_json(&timings))?;
+    Ok(RunReport { table: fgnet_table(&results), timings, results_path, report })
+}
+
 pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
     let mut clock = Clock::new();
     let protocol = match &req.protocol_file {
@@ -226,7 +327,8 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
     let (mut bench, files) = load_pair_benchmark(env, &req.benchmark, protocol.folds)?;
     bench.ages = resolve_ages(&bench, req.ages.as_deref())?;
     clock.lap("read benchmark");
-    let store = open_embeddings(env, &req.embeddings, req.keys.as_deref(), req.flip_embeddings.as_deref(), &bench)?;
+    let row_order = bench.keys_are_row_order.then_some(bench.keys.as_slice());
+    let store = open_embeddings(env, &req.embeddings, req.keys.as_deref(), req.flip_embeddings.as_deref(), row_order)?;
     clock.lap("open embeddings");
     let mode = req.mode.unwrap_or(protocol.default_mode);
     let fusion = verification::resolve_fusion(req.flip.unwrap_or(protocol.flip_for(mode)), mode, &store)?;
@@ -291,5 +393,5 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
     clock.lap("write report");
     let timings = clock.finish();
     write_atomic(&req.out_dir.join("timings.json"), &to_json(&timings))?;
-    Ok(RunReport { results, timings, results_path, report })
+    Ok(RunReport { table: verification_table(&results), timings, results_path, report })
 }

@@ -8,7 +8,6 @@ use aifr_eval::gate::{self, GateConfig};
 use aifr_eval::metrics::FoldMode;
 use aifr_eval::report::html::write_report;
 use aifr_eval::report::run::RunData;
-use aifr_eval::report::terminal::verification_table;
 use aifr_eval::report::write_atomic;
 use aifr_eval::store::import::{import, EmbeddingSource};
 use aifr_eval::store::EmbeddingStore;
@@ -246,9 +245,9 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 protocol_file: a.protocol_file,
                 ages: a.ages,
             };
-            let r = app::run_pairs(&env, &req)?;
+            let r = app::run_benchmark(&env, &req)?;
             if !a.quiet {
-                print!("{}", verification_table(&r.results));
+                print!("{}", r.table);
                 println!(
                     "  wrote {} and {} ({:.2} s)",
                     r.results_path.display(),
@@ -304,7 +303,28 @@ fn run(cli: Cli) -> Result<i32, Error> {
             };
             let r = app::run_pairs(&env, &req)?;
             println!("synthetic benchmark (seed {}) in {}", a.seed, files.data_dir.display());
-            print!("{}", verification_table(&r.results));
+            print!("{}", r.table);
+            println!(
+                "  wrote {} and {} ({:.2} s)",
+                r.results_path.display(),
+                r.report.display(),
+                r.timings.total_seconds
+            );
+            // The same cohort model in FG-NET's layout: identification across ages.
+            let fg = demo::generate_fgnet(&spec, &a.out.join("data"))?;
+            let req = RunRequest {
+                benchmark: "fgnet".into(),
+                embeddings: fg.embeddings,
+                keys: Some(fg.keys),
+                flip_embeddings: Some(fg.flip_embeddings),
+                mode: None,
+                flip: None,
+                protocol_file: None,
+                ages: None,
+                out_dir: a.out.join("fgnet"),
+            };
+            let r = app::run_fgnet(&env, &req)?;
+            print!("{}", r.table);
             println!(
                 "  wrote {} and {} ({:.2} s)",
                 r.results_path.display(),

@@ -214,6 +214,51 @@ fn ages_file_problems_are_clear_errors() {
 }
 
 #[test]
+fn demo_runs_fgnet_and_fgnet_inputs_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&["demo", "--out", "d"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("d/fgnet/results.json")).unwrap()).unwrap();
+    assert_eq!(r["kind"], "fgnet_identification");
+    assert_eq!(r["counts"]["subjects"], 82);
+    let rank1 = r["metrics"]["identification"]["rank1"].as_f64().unwrap();
+    assert!((0.8..=1.0).contains(&rank1), "{rank1}");
+    // Degradation with the age gap shows in the all-pairs verification too.
+    let bins = r["metrics"]["verification"]["age_gap"]["bins"].as_array().unwrap();
+    assert!(bins[0]["tar"].as_f64().unwrap() > bins[4]["tar"].as_f64().unwrap());
+    assert!(dir.path().join("d/fgnet/report.html").exists());
+
+    let base = [
+        "run",
+        "fgnet",
+        "--data-dir",
+        "d/data",
+        "--embeddings",
+        "d/data/embeddings/fgnet.npy",
+        "--keys",
+        "d/data/embeddings/fgnet_keys.txt",
+        "--out",
+        "o",
+    ];
+    std::fs::write(dir.path().join("d/data/FGNET/images/portrait.JPG"), b"").unwrap();
+    let o = run(&base, dir.path());
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("'portrait.JPG' is not named like FG-NET's"), "{}", stderr(&o));
+    std::fs::remove_file(dir.path().join("d/data/FGNET/images/portrait.JPG")).unwrap();
+    std::fs::write(dir.path().join("d/data/FGNET/images/099A10.JPG"), b"").unwrap();
+    let o = run(&base, dir.path());
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("1 of the 955 images the benchmark references are not in the embeddings"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["run", "fgnet", "--data-dir", "nowhere", "--embeddings", "d/data/embeddings/fgnet.npy"], dir.path());
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+}
+
+#[test]
 fn unwritable_output_directory_leaves_nothing() {
     let t = Tiny::new();
     std::fs::write(t.path().join("out"), "a file where the output directory should be").unwrap();

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_DATASETS: &str = include_str!("../../datasets.toml");
 pub const PAIR_VERIFICATION: &str = include_str!("../../protocols/pair_verification.toml");
+pub const FGNET: &str = include_str!("../../protocols/fgnet.toml");
 
 /// Adapter that reads a benchmark's layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -36,7 +37,7 @@ impl Format {
 
     /// Whether `aifr-eval run` can evaluate this format yet.
     pub fn supported(self) -> bool {
-        matches!(self, Format::LfwPairs | Format::CalfwPairs | Format::InsightfaceBin)
+        matches!(self, Format::LfwPairs | Format::CalfwPairs | Format::InsightfaceBin | Format::Fgnet)
     }
 }
 
@@ -205,6 +206,40 @@ impl PairProtocol {
     }
 }
 
+/// FG-NET protocol parameters (protocols/fgnet.toml).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FgnetProtocol {
+    pub name: String,
+    pub description: String,
+    pub far_targets: Vec<f64>,
+    pub age_groups: Vec<crate::metrics::age_gap::GapBin>,
+    pub flip: FlipChoice,
+    pub age_gap: AgeGapConfig,
+}
+
+impl FgnetProtocol {
+    pub fn builtin() -> Result<Self> {
+        Self::parse(FGNET, "<built-in protocols/fgnet.toml>")
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    fn parse(text: &str, source: &str) -> Result<Self> {
+        let p: FgnetProtocol = toml::from_str(text).map_err(|e| Error::Config(format!("{source}: {e}")))?;
+        if let Some(f) = p.far_targets.iter().chain([&p.age_gap.operating_far]).find(|f| !(**f > 0.0 && **f <= 1.0)) {
+            return Err(Error::Config(format!("{source}: FAR {f} is not in (0, 1]")));
+        }
+        if p.age_groups.is_empty() || p.age_gap.bins.is_empty() {
+            return Err(Error::Config(format!("{source}: age_groups and [age_gap] bins must not be empty")));
+        }
+        Ok(p)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +264,7 @@ mod tests {
         }
         let p = PairProtocol::builtin().unwrap();
         assert_eq!(p.folds, 10);
+        assert_eq!(FgnetProtocol::builtin().unwrap().age_groups.len(), 4);
         assert_eq!(p.flip_for(FoldMode::Insightface), FlipChoice::Sum);
     }
 

@@ -3,6 +3,7 @@
 
 pub mod bin_pairs;
 pub mod calfw;
+pub mod fgnet;
 pub mod insightface_bin;
 pub mod lfw;
 

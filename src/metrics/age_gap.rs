@@ -78,22 +78,30 @@ pub fn age_gap_breakdown(
     spec: &BootstrapSpec,
 ) -> AgeGapBreakdown {
     let bin_of: Vec<Option<usize>> = gaps.iter().map(|&g| bins.iter().position(|b| b.contains(g))).collect();
-    // Weighted counts per bin: [genuine, genuine accepted, impostor, impostor accepted].
+    // Counts per (cluster, bin): [genuine, genuine accepted, impostor, impostor accepted]. A
+    // resample only reweights clusters, so it needs these sums, not the pairs.
+    let mut per_cluster = vec![[0u64; 4]; n_clusters * bins.len()];
+    for i in 0..scores.len() {
+        if let Some(b) = bin_of[i] {
+            let base = if genuine[i] { 0 } else { 2 };
+            let cell = &mut per_cluster[clusters[i] as usize * bins.len() + b];
+            cell[base] += 1;
+            cell[base + 1] += (scores[i] >= threshold) as u64;
+        }
+    }
     let counts = |w: Option<&[u32]>| -> Vec<[u64; 4]> {
         let mut c = vec![[0u64; 4]; bins.len()];
-        for i in 0..scores.len() {
-            if let Some(b) = bin_of[i] {
-                let k = w.map_or(1, |w| w[i] as u64);
-                let accepted = scores[i] >= threshold;
-                let base = if genuine[i] { 0 } else { 2 };
-                c[b][base] += k;
-                c[b][base + 1] += k * accepted as u64;
+        for (k, cell) in per_cluster.iter().enumerate() {
+            let weight = w.map_or(1, |w| w[k / bins.len()] as u64);
+            for (t, v) in c[k % bins.len()].iter_mut().zip(cell) {
+                *t += weight * v;
             }
         }
         c
     };
     let full = counts(None);
-    let samples = over_resamples(clusters, n_clusters, spec, |w| {
+    let identity: Vec<u32> = (0..n_clusters as u32).collect();
+    let samples = over_resamples(&identity, n_clusters, spec, |w| {
         counts(Some(w)).iter().map(|c| rate(c[1], c[0]).unwrap_or(f64::NAN)).collect::<Vec<f64>>()
     });
     let results = bins

@@ -6,6 +6,7 @@
 
 pub mod age_gap;
 pub mod bootstrap;
+pub mod identification;
 pub mod kfold;
 pub mod roc;
 pub mod stats;

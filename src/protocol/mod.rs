@@ -1,3 +1,4 @@
 //! Protocols wire an adapter's benchmark, the embedding store and the metrics into a results value.
 
+pub mod fgnet;
 pub mod verification;

@@ -120,10 +120,10 @@ pub struct VerificationOutcome {
 }
 
 /// Rows in the store for every benchmark key; all missing keys are reported together.
-fn resolve_rows(bench: &PairBenchmark, store: &EmbeddingStore) -> Result<Vec<usize>> {
-    let mut rows = Vec::with_capacity(bench.keys.len());
+fn resolve_rows(keys: &[String], store: &EmbeddingStore) -> Result<Vec<usize>> {
+    let mut rows = Vec::with_capacity(keys.len());
     let mut missing = Vec::new();
-    for key in &bench.keys {
+    for key in keys {
         match store.row_of(key) {
             Some(r) => rows.push(r),
             None => missing.push(key.as_str()),
@@ -134,7 +134,7 @@ fn resolve_rows(bench: &PairBenchmark, store: &EmbeddingStore) -> Result<Vec<usi
         return Err(Error::Invalid(format!(
             "{} of the {} images the benchmark references are not in the embeddings {} ({} keys); first: {}{}",
             missing.len(),
-            bench.keys.len(),
+            keys.len(),
             store.path().display(),
             store.len(),
             shown.join(", "),
@@ -145,7 +145,7 @@ fn resolve_rows(bench: &PairBenchmark, store: &EmbeddingStore) -> Result<Vec<usi
 }
 
 /// L2-normalised fused embedding of each benchmark image (f64), plus its raw norms.
-fn fused(store: &EmbeddingStore, rows: &[usize], fusion: Fusion) -> (Vec<Vec<f64>>, Vec<[f64; 2]>) {
+fn fused(store: &EmbeddingStore, rows: &[usize], fusion: Fusion) -> UnitEmbeddings {
     let dim = store.dim();
     rows.par_iter()
         .map(|&row| {
@@ -169,20 +169,29 @@ fn fused(store: &EmbeddingStore, rows: &[usize], fusion: Fusion) -> (Vec<Vec<f64
         .unzip()
 }
 
+/// Unit-norm fused embeddings (f64), one per key, and the raw norms of both views of each.
+pub type UnitEmbeddings = (Vec<Vec<f64>>, Vec<[f64; 2]>);
+
+/// L2-normalised fused embedding (f64) of every key, plus the raw norms of both views. Every key
+/// must be in the store; a fused vector with zero or non-finite norm is refused by key.
+pub fn unit_embeddings(keys: &[String], store: &EmbeddingStore, fusion: Fusion) -> Result<UnitEmbeddings> {
+    let rows = resolve_rows(keys, store)?;
+    let (emb, norms) = fused(store, &rows, fusion);
+    if let Some(i) = emb.iter().position(|v| v.iter().any(|x| !x.is_finite())) {
+        return Err(Error::Invalid(format!(
+            "the fused embedding of '{}' has zero or non-finite norm; cannot compute a cosine score",
+            keys[i]
+        )));
+    }
+    Ok((emb, norms))
+}
+
 pub fn evaluate(
     bench: &PairBenchmark,
     store: &EmbeddingStore,
     params: &VerificationParams,
 ) -> Result<VerificationOutcome> {
-    let rows = resolve_rows(bench, store)?;
-    let (emb, norms) = fused(store, &rows, params.fusion);
-    // A fused vector can still be zero (e + e_flip = 0) or overflow: refuse it by key.
-    if let Some(i) = emb.iter().position(|v| v.iter().any(|x| !x.is_finite())) {
-        return Err(Error::Invalid(format!(
-            "the fused embedding of '{}' has zero or non-finite norm; cannot compute a cosine score",
-            bench.keys[i]
-        )));
-    }
+    let (emb, norms) = unit_embeddings(&bench.keys, store, params.fusion)?;
     let (scores, dist): (Vec<f64>, Vec<f64>) = bench
         .pairs
         .par_iter()

@@ -47,6 +47,11 @@ pub fn write_report(runs: &[RunData], out_dir: &Path, index_name: &str) -> Resul
             "report file name {index_name:?} must be a plain file name like report.html"
         )));
     }
+    // FG-NET runs carry their verification part under metrics.verification: present it where
+    // the pair-verification tables and charts look.
+    let views: Vec<RunData> =
+        runs.iter().map(|r| RunData { results: verification_view(&r.results), ..r.clone() }).collect();
+    let runs = views.as_slice();
     let names = display_names(runs);
     let mut written = Vec::new();
     let mut put = |name: &str, bytes: &[u8]| -> Result<()> {
@@ -521,6 +526,65 @@ fn bootstrap_text(r: &Value) -> String {
     s
 }
 
+fn is_fgnet(r: &Value) -> bool {
+    r["kind"] == "fgnet_identification"
+}
+
+/// FG-NET results with the all-pairs verification mapped onto the pair-verification fields.
+fn verification_view(r: &Value) -> Value {
+    if !is_fgnet(r) {
+        return r.clone();
+    }
+    let mut v = r.clone();
+    let ver = &r["metrics"]["verification"];
+    v["metrics"]["tar_at_far"] = ver["tar_at_far"].clone();
+    v["metrics"]["roc"] = serde_json::json!({ "auc": ver["auc"], "eer": ver["eer"] });
+    v["metrics"]["age_gap"] = ver["age_gap"].clone();
+    let (g, i) =
+        (r["counts"]["genuine_pairs"].as_u64().unwrap_or(0), r["counts"]["impostor_pairs"].as_u64().unwrap_or(0));
+    v["counts"]["genuine"] = g.into();
+    v["counts"]["impostor"] = i.into();
+    v["counts"]["pairs"] = (g + i).into();
+    v
+}
+
+/// Rank-1 tables of an FG-NET run.
+fn identification_section(out: &mut String, r: &Value) {
+    let id = &r["metrics"]["identification"];
+    let ci = match (id["rank1_interval"]["lo"].as_f64(), id["rank1_interval"]["hi"].as_f64()) {
+        (Some(l), Some(h)) => format!(" <span class=\"ci\">95% CI [{}, {}] over subjects</span>", pct(l), pct(h)),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "<h2>Leave-one-image-out identification</h2>\n<p>Rank-1 <b>{}</b>{ci} — {} probes with a mate ({} of {} subjects' images; {} without a mate excluded). A tie between the best mate and the best impostor counts as a miss.</p>",
+        opt(id["rank1"].as_f64(), pct),
+        field(r, "/counts/probes"),
+        field(r, "/counts/images"),
+        field(r, "/counts/subjects"),
+        field(r, "/counts/excluded")
+    );
+    for (title, key) in [("probe age (years)", "by_age_group"), ("age gap to the nearest mate (years)", "by_gap")] {
+        let Some(rows) = id[key].as_array() else { continue };
+        let _ = writeln!(
+            out,
+            "<table>\n<thead><tr><th>{title}</th><th>probes</th><th>hits</th><th>rank-1</th></tr></thead>\n<tbody>"
+        );
+        for g in rows {
+            let lo = g["lo"].as_u64().unwrap_or(0);
+            let label = g["hi"].as_u64().map_or(format!("{lo}+"), |hi| format!("{lo}–{hi}"));
+            let _ = writeln!(
+                out,
+                "<tr><th scope=\"row\">{label}</th><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                field(g, "/probes"),
+                field(g, "/hits"),
+                opt(g["rank1"].as_f64(), pct)
+            );
+        }
+        out.push_str("</tbody>\n</table>\n");
+    }
+}
+
 fn summary_rows(r: &Value) -> Vec<(&'static str, String)> {
     let counts = format!(
         "{} pairs ({} genuine, {} impostor), {} distinct images",
@@ -712,7 +776,15 @@ fn single_page(run: &RunData, name: &str, charts: &Charts) -> String {
         escape_html(&run.dir.display().to_string())
     );
     out.push_str("<h2>Summary</h2>\n");
-    kv_table(&mut out, &summary_rows(r));
+    if is_fgnet(r) {
+        // No folds, no XNorm: drop rows that would only say "–".
+        let rows: Vec<_> =
+            summary_rows(r).into_iter().filter(|(k, _)| !k.contains("fold accuracy") && *k != "XNorm").collect();
+        kv_table(&mut out, &rows);
+        identification_section(&mut out, r);
+    } else {
+        kv_table(&mut out, &summary_rows(r));
+    }
     out.push_str("<h2>TAR at fixed FAR</h2>\n");
     tar_table(&mut out, r);
     out.push_str("<h2>Charts</h2>\n");
@@ -720,8 +792,10 @@ fn single_page(run: &RunData, name: &str, charts: &Charts) -> String {
         figure(&mut out, c);
     }
     age_gap_table(&mut out, r);
-    out.push_str("<h2>Per-fold accuracy</h2>\n");
-    fold_table(&mut out, r);
+    if !is_fgnet(r) {
+        out.push_str("<h2>Per-fold accuracy</h2>\n");
+        fold_table(&mut out, r);
+    }
     out.push_str("<h2>Benchmark files</h2>\n");
     files_table(&mut out, r);
     page_end(&mut out);

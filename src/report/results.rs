@@ -5,7 +5,9 @@
 //! file on any machine and with any thread count.
 
 use crate::dataset::PairCounts;
+use crate::metrics::age_gap::GapBin;
 use crate::metrics::FoldMode;
+use crate::protocol::fgnet::{FgnetCounts, FgnetMetrics};
 use crate::protocol::verification::{Fusion, VerificationMetrics};
 use serde::Serialize;
 
@@ -84,6 +86,31 @@ pub struct VerificationResults {
     pub embeddings: EmbeddingsInfo,
     pub counts: PairCounts,
     pub metrics: VerificationMetrics,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FgnetProtocolInfo {
+    pub name: String,
+    pub mode: &'static str,
+    pub flip_fusion: Fusion,
+    pub far_targets: Vec<f64>,
+    pub age_groups: Vec<GapBin>,
+    pub score: &'static str,
+    pub accept_rule: &'static str,
+}
+
+/// results.json of an FG-NET run (`kind` = "fgnet_identification").
+#[derive(Debug, Clone, Serialize)]
+pub struct FgnetResults {
+    pub schema: &'static str,
+    pub schema_version: u32,
+    pub kind: &'static str,
+    pub software: Software,
+    pub benchmark: BenchmarkInfo,
+    pub protocol: FgnetProtocolInfo,
+    pub embeddings: EmbeddingsInfo,
+    pub counts: FgnetCounts,
+    pub metrics: FgnetMetrics,
 }
 
 pub fn mode_label(mode: FoldMode) -> String {

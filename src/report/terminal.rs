@@ -1,6 +1,6 @@
 //! A compact human-readable summary of a verification result.
 
-use super::results::VerificationResults;
+use super::results::{FgnetResults, VerificationResults};
 use crate::metrics::TarRule;
 use std::fmt::Write;
 
@@ -82,6 +82,62 @@ pub fn verification_table(r: &VerificationResults) -> String {
             let tar = b.tar.map(pct).unwrap_or_else(|| "n/a".into());
             let _ = writeln!(s, "  {:<9} {:<9} {:<22} {}/{}", b.bin.label(), tar, ci, b.n_genuine, b.n_impostor);
         }
+    }
+    s
+}
+
+/// Summary of an FG-NET run.
+pub fn fgnet_table(r: &FgnetResults) -> String {
+    let (c, m) = (&r.counts, &r.metrics);
+    let mut s = String::new();
+    let _ = writeln!(s, "{} — {}", r.benchmark.name, r.benchmark.title);
+    let _ = writeln!(
+        s,
+        "  {} images of {} subjects; {} probes ({} without a mate excluded); flip fusion {}",
+        c.images,
+        c.subjects,
+        c.probes,
+        c.excluded,
+        r.protocol.flip_fusion.name()
+    );
+    let id = &m.identification;
+    let ci =
+        id.rank1_interval.map(|i| format!("  95% CI [{}, {}] over subjects", pct(i.lo), pct(i.hi))).unwrap_or_default();
+    let _ = writeln!(s, "  leave-one-image-out rank-1  {}{ci}", id.rank1.map(pct).unwrap_or_else(|| "n/a".into()));
+    for (title, groups) in [("probe age", &id.by_age_group), ("gap to mate", &id.by_gap)] {
+        let cells: Vec<String> = groups
+            .iter()
+            .map(|g| format!("{} {} ({})", g.group.label(), g.rank1.map(pct).unwrap_or_else(|| "n/a".into()), g.probes))
+            .collect();
+        let _ = writeln!(s, "  rank-1 by {title:<12} {}", cells.join("  "));
+    }
+    let v = &m.verification;
+    let eer = v.eer.map(|e| pct(e.eer)).unwrap_or_else(|| "n/a".into());
+    let _ = writeln!(
+        s,
+        "  all-pairs verification ({} genuine, {} impostor): AUC {:.6}  EER {eer}",
+        c.genuine_pairs, c.impostor_pairs, v.auc
+    );
+    for t in v.tar_at_far.iter().filter(|t| t.rule == TarRule::Strict && t.available) {
+        let _ = writeln!(s, "    TAR@FAR={:e} (strict)  {}", t.far_target, t.tar.map(pct).unwrap_or_default());
+    }
+    let g = &v.age_gap;
+    let _ = writeln!(
+        s,
+        "  age gap   TAR at score {:.4} (FAR {:e} on all pairs)   genuine/impostor pairs",
+        g.threshold, g.operating_far
+    );
+    for b in &g.bins {
+        let ci = b.tar_interval.map(|i| format!("[{}, {}]", pct(i.lo), pct(i.hi))).unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "  {:<9} {:<9} {:<22} {}/{}",
+            b.bin.label(),
+            b.tar.map(pct).unwrap_or_else(|| "n/a".into()),
+            ci,
+            b.n_genuine,
+            b.n_impostor
+        );
     }
     s
 }
