@@ -221,6 +221,20 @@ pub fn load_pair_benchmark(env: &Env, name: &str, folds: usize) -> Result<(PairB
     Ok((bench, prints))
 }
 
+/// Writes results.json (last of the data files: its presence means the run directory is
+/// complete), then the HTML report and the timings.
+fn finish_run(out_dir: &Path, results_json: &[u8], table: String, mut clock: Clock) -> Result<RunReport> {
+    let results_path = out_dir.join("results.json");
+    write_atomic(&results_path, results_json)?;
+    clock.lap("write results");
+    let report = out_dir.join("report.html");
+    write_report(&[RunData::load(out_dir)?], out_dir, "report.html")?;
+    clock.lap("write report");
+    let timings = clock.finish();
+    write_atomic(&out_dir.join("timings.json"), &to_json(&timings))?;
+    Ok(RunReport { table, timings, results_path, report })
+}
+
 /// `aifr-eval run <benchmark>`: the protocol follows the benchmark's format.
 pub fn run_benchmark(env: &Env, req: &RunRequest) -> Result<RunReport> {
     match env.registry.get(&req.benchmark)?.format {
@@ -296,26 +310,12 @@ pub fn run_fgnet(env: &Env, req: &RunRequest) -> Result<RunReport> {
             score: "cosine similarity of L2-normalised (fused) embeddings",
             accept_rule: "rank-1 hit iff the best mate scores strictly above every other subject's image; verification: same iff score >= threshold",
         },
-        embeddings: EmbeddingsInfo {
-            fingerprint: store.fingerprint(),
-            count: store.len(),
-            dim: store.dim(),
-            dtype: store.header().dtype.name(),
-            has_flip: store.has_flip(),
-        },
+        embeddings: EmbeddingsInfo::of(&store),
         counts: outcome.counts,
         metrics: outcome.metrics,
     };
     write_atomic(&req.out_dir.join("curves.json"), &to_json(&outcome.curves))?;
-    let results_path = req.out_dir.join("results.json");
-    write_atomic(&results_path, &to_json(&results))?;
-    clock.lap("write results");
-    let report = req.out_dir.join("report.html");
-    write_report(&[RunData::load(&req.out_dir)?], &req.out_dir, "report.html")?;
-    clock.lap("write report");
-    let timings = clock.finish();
-    write_atomic(&req.out_dir.join("timings.json"), &to_json(&timings))?;
-    Ok(RunReport { table: fgnet_table(&results), timings, results_path, report })
+    finish_run(&req.out_dir, &to_json(&results), fgnet_table(&results), clock)
 }
 
 pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
@@ -372,26 +372,11 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
                 }
             },
         },
-        embeddings: EmbeddingsInfo {
-            fingerprint: store.fingerprint(),
-            count: store.len(),
-            dim: store.dim(),
-            dtype: store.header().dtype.name(),
-            has_flip: store.has_flip(),
-        },
+        embeddings: EmbeddingsInfo::of(&store),
         counts: outcome.counts,
         metrics: outcome.metrics,
     };
     write_atomic(&req.out_dir.join("curves.json"), &to_json(&outcome.curves))?;
     write_pair_scores(&req.out_dir.join("pair_scores.npy"), &outcome.pairs)?;
-    // results.json last: its presence means the run directory is complete.
-    let results_path = req.out_dir.join("results.json");
-    write_atomic(&results_path, &to_json(&results))?;
-    clock.lap("write results");
-    let report = req.out_dir.join("report.html");
-    write_report(&[RunData::load(&req.out_dir)?], &req.out_dir, "report.html")?;
-    clock.lap("write report");
-    let timings = clock.finish();
-    write_atomic(&req.out_dir.join("timings.json"), &to_json(&timings))?;
-    Ok(RunReport { table: verification_table(&results), timings, results_path, report })
+    finish_run(&req.out_dir, &to_json(&results), verification_table(&results), clock)
 }

@@ -230,6 +230,11 @@ fn env(global: &GlobalArgs) -> Result<Env, Error> {
     })
 }
 
+fn print_run(r: &app::RunReport) {
+    print!("{}", r.table);
+    println!("  wrote {} and {} ({:.2} s)", r.results_path.display(), r.report.display(), r.timings.total_seconds);
+}
+
 fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
         Command::Run(a) => {
@@ -247,13 +252,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             };
             let r = app::run_benchmark(&env, &req)?;
             if !a.quiet {
-                print!("{}", r.table);
-                println!(
-                    "  wrote {} and {} ({:.2} s)",
-                    r.results_path.display(),
-                    r.report.display(),
-                    r.timings.total_seconds
-                );
+                print_run(&r);
             }
         }
         Command::Datasets => {
@@ -303,13 +302,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             };
             let r = app::run_pairs(&env, &req)?;
             println!("synthetic benchmark (seed {}) in {}", a.seed, files.data_dir.display());
-            print!("{}", r.table);
-            println!(
-                "  wrote {} and {} ({:.2} s)",
-                r.results_path.display(),
-                r.report.display(),
-                r.timings.total_seconds
-            );
+            print_run(&r);
             // The same cohort model in FG-NET's layout: identification across ages.
             let fg = demo::generate_fgnet(&spec, &a.out.join("data"))?;
             let req = RunRequest {
@@ -324,13 +317,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 out_dir: a.out.join("fgnet"),
             };
             let r = app::run_fgnet(&env, &req)?;
-            print!("{}", r.table);
-            println!(
-                "  wrote {} and {} ({:.2} s)",
-                r.results_path.display(),
-                r.report.display(),
-                r.timings.total_seconds
-            );
+            print_run(&r);
         }
         Command::Report(a) => {
             let runs = a.runs.iter().map(|p| RunData::load(p)).collect::<Result<Vec<_>, _>>()?;

@@ -268,6 +268,14 @@ impl Roc {
         t
     }
 
+    /// TAR at every target under the strict rule, then under the nearest rule.
+    pub fn tar_at_fars(&self, far_targets: &[f64]) -> Vec<TarAtFar> {
+        [TarRule::Strict, TarRule::InsightfaceNearest]
+            .into_iter()
+            .flat_map(|rule| far_targets.iter().map(move |&f| self.tar_at_far(f, rule)))
+            .collect()
+    }
+
     fn tar_strict(&self, far: f64) -> TarAtFar {
         let n_imp = self.n_imp as f64;
         // fp is non-decreasing, so "FAR within target" holds on a prefix.

@@ -2,14 +2,14 @@
 //! the age gap to the nearest mate) and verification over every pair of images with its age-gap
 //! breakdown (PROTOCOLS.md §5). The bootstrap resamples subjects.
 
-use super::verification::{unit_embeddings, Fusion};
+use super::verification::{age_gap_at_operating_far, unit_embeddings, Fusion};
 use crate::config::FgnetProtocol;
 use crate::dataset::fgnet::FgnetBenchmark;
 use crate::error::{Error, Result};
-use crate::metrics::age_gap::{age_gap_breakdown, AgeGapBreakdown};
+use crate::metrics::age_gap::AgeGapBreakdown;
 use crate::metrics::bootstrap::{interval, over_resamples, weighted_rate, BootstrapSpec, Interval};
 use crate::metrics::identification::{leave_one_out, rank1_by, GroupRank1};
-use crate::metrics::{Eer, Roc, TarAtFar, TarRule};
+use crate::metrics::{Eer, Roc, TarAtFar};
 use crate::report::run::{Curves, MarkedThreshold};
 use crate::store::EmbeddingStore;
 use rayon::prelude::*;
@@ -124,29 +124,10 @@ pub fn evaluate(
     let gaps: Vec<u32> = pairs.iter().map(|&(i, j)| age[i].abs_diff(age[j])).collect();
     let pair_clusters: Vec<u32> = pairs.iter().map(|&(i, _)| subject[i]).collect();
     let roc = Roc::new(&scores, &labels).map_err(|e| Error::Invalid(format!("FG-NET verification: {e}")))?;
-    let mut tar_at_far = Vec::new();
-    for rule in [TarRule::Strict, TarRule::InsightfaceNearest] {
-        tar_at_far.extend(protocol.far_targets.iter().map(|&f| roc.tar_at_far(f, rule)));
-    }
+    let tar_at_far = roc.tar_at_fars(&protocol.far_targets);
     let cfg = &protocol.age_gap;
-    let threshold = roc.tar_at_far(cfg.operating_far, TarRule::Strict).threshold.ok_or_else(|| {
-        Error::Invalid(format!(
-            "FAR {:e} is not measurable with {} impostor pairs",
-            cfg.operating_far,
-            roc.n_impostor()
-        ))
-    })?;
-    let age_gap = age_gap_breakdown(
-        &scores,
-        &labels,
-        &gaps,
-        &cfg.bins,
-        threshold,
-        cfg.operating_far,
-        &pair_clusters,
-        dense.len(),
-        &spec,
-    );
+    let age_gap = age_gap_at_operating_far(&roc, &scores, &labels, &gaps, cfg, &pair_clusters, dense.len(), &spec)?;
+    let threshold = age_gap.threshold;
     let eer = roc.eer();
     let mut marked: Vec<MarkedThreshold> =
         eer.iter().map(|e| MarkedThreshold { label: "EER".into(), threshold: e.threshold }).collect();

@@ -228,10 +228,7 @@ pub fn evaluate(
     };
     let spec = BootstrapSpec::default();
     let bootstrap = bootstrap_summary(&by_score, &correct, &clusters, n_clusters, unit, &params.far_targets, &spec);
-    let mut tar_at_far = Vec::new();
-    for rule in [TarRule::Strict, TarRule::InsightfaceNearest] {
-        tar_at_far.extend(params.far_targets.iter().map(|&f| roc.tar_at_far(f, rule)));
-    }
+    let tar_at_far = roc.tar_at_fars(&params.far_targets);
     let views = if store.has_flip() { 2 } else { 1 };
     let xnorm = bench
         .pairs
@@ -242,27 +239,17 @@ pub fn evaluate(
         / (bench.pairs.len() * 2 * views) as f64;
     let age_gap = match &bench.ages {
         Some(ages) => {
-            let cfg = &params.age_gap;
-            let t = roc.tar_at_far(cfg.operating_far, TarRule::Strict);
-            let threshold = t.threshold.ok_or_else(|| {
-                Error::Invalid(format!(
-                    "the age-gap analysis operates at FAR {:e}, which {} impostor pairs cannot measure; lower [age_gap] operating_far",
-                    cfg.operating_far,
-                    roc.n_impostor()
-                ))
-            })?;
             let gaps: Vec<u32> = bench.pairs.iter().map(|p| ages[p.a as usize].abs_diff(ages[p.b as usize])).collect();
-            Some(age_gap_breakdown(
+            Some(age_gap_at_operating_far(
+                &roc,
                 &scores,
                 &labels,
                 &gaps,
-                &cfg.bins,
-                threshold,
-                cfg.operating_far,
+                &params.age_gap,
                 &clusters,
                 n_clusters,
                 &spec,
-            ))
+            )?)
         }
         None => None,
     };
@@ -297,6 +284,28 @@ pub fn evaluate(
         curves,
         pairs,
     })
+}
+
+/// The age-gap breakdown at the threshold the strict rule gives for `cfg.operating_far` on all pairs.
+#[allow(clippy::too_many_arguments)]
+pub fn age_gap_at_operating_far(
+    roc: &Roc,
+    scores: &[f64],
+    labels: &[bool],
+    gaps: &[u32],
+    cfg: &AgeGapConfig,
+    clusters: &[u32],
+    n_clusters: usize,
+    spec: &BootstrapSpec,
+) -> Result<AgeGapBreakdown> {
+    let threshold = roc.tar_at_far(cfg.operating_far, TarRule::Strict).threshold.ok_or_else(|| {
+        Error::Invalid(format!(
+            "the age-gap analysis operates at FAR {:e}, which {} impostor pairs cannot measure; lower [age_gap] operating_far",
+            cfg.operating_far,
+            roc.n_impostor()
+        ))
+    })?;
+    Ok(age_gap_breakdown(scores, labels, gaps, &cfg.bins, threshold, cfg.operating_far, clusters, n_clusters, spec))
 }
 
 /// Intervals for accuracy, strict TAR@FAR, AUC and EER from `spec.resamples` cluster resamples.

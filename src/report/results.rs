@@ -75,6 +75,18 @@ pub struct EmbeddingsInfo {
     pub has_flip: bool,
 }
 
+impl EmbeddingsInfo {
+    pub fn of(store: &crate::store::EmbeddingStore) -> Self {
+        EmbeddingsInfo {
+            fingerprint: store.fingerprint(),
+            count: store.len(),
+            dim: store.dim(),
+            dtype: store.header().dtype.name(),
+            has_flip: store.has_flip(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct VerificationResults {
     pub schema: &'static str,

@@ -1,6 +1,7 @@
 //! A compact human-readable summary of a verification result.
 
 use super::results::{FgnetResults, VerificationResults};
+use crate::metrics::age_gap::AgeGapBreakdown;
 use crate::metrics::TarRule;
 use std::fmt::Write;
 
@@ -72,18 +73,22 @@ pub fn verification_table(r: &VerificationResults) -> String {
         );
     }
     if let Some(g) = &m.age_gap {
-        let _ = writeln!(
-            s,
-            "  age gap   TAR at score {:.4} (FAR {:e} on all pairs)   genuine/impostor pairs",
-            g.threshold, g.operating_far
-        );
-        for b in &g.bins {
-            let ci = b.tar_interval.map(|i| format!("[{}, {}]", pct(i.lo), pct(i.hi))).unwrap_or_default();
-            let tar = b.tar.map(pct).unwrap_or_else(|| "n/a".into());
-            let _ = writeln!(s, "  {:<9} {:<9} {:<22} {}/{}", b.bin.label(), tar, ci, b.n_genuine, b.n_impostor);
-        }
+        age_gap_lines(&mut s, g);
     }
     s
+}
+
+fn age_gap_lines(s: &mut String, g: &AgeGapBreakdown) {
+    let _ = writeln!(
+        s,
+        "  age gap   TAR at score {:.4} (FAR {:e} on all pairs)   genuine/impostor pairs",
+        g.threshold, g.operating_far
+    );
+    for b in &g.bins {
+        let ci = b.tar_interval.map(|i| format!("[{}, {}]", pct(i.lo), pct(i.hi))).unwrap_or_default();
+        let tar = b.tar.map(pct).unwrap_or_else(|| "n/a".into());
+        let _ = writeln!(s, "  {:<9} {:<9} {:<22} {}/{}", b.bin.label(), tar, ci, b.n_genuine, b.n_impostor);
+    }
 }
 
 /// Summary of an FG-NET run.
@@ -121,23 +126,6 @@ pub fn fgnet_table(r: &FgnetResults) -> String {
     for t in v.tar_at_far.iter().filter(|t| t.rule == TarRule::Strict && t.available) {
         let _ = writeln!(s, "    TAR@FAR={:e} (strict)  {}", t.far_target, t.tar.map(pct).unwrap_or_default());
     }
-    let g = &v.age_gap;
-    let _ = writeln!(
-        s,
-        "  age gap   TAR at score {:.4} (FAR {:e} on all pairs)   genuine/impostor pairs",
-        g.threshold, g.operating_far
-    );
-    for b in &g.bins {
-        let ci = b.tar_interval.map(|i| format!("[{}, {}]", pct(i.lo), pct(i.hi))).unwrap_or_default();
-        let _ = writeln!(
-            s,
-            "  {:<9} {:<9} {:<22} {}/{}",
-            b.bin.label(),
-            b.tar.map(pct).unwrap_or_else(|| "n/a".into()),
-            ci,
-            b.n_genuine,
-            b.n_impostor
-        );
-    }
+    age_gap_lines(&mut s, &v.age_gap);
     s
 }
