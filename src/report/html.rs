@@ -778,8 +778,16 @@ fn single_page(run: &RunData, name: &str, charts: &Charts) -> String {
     out.push_str("<h2>Summary</h2>\n");
     if is_fgnet(r) {
         // No folds, no XNorm: drop rows that would only say "–".
-        let rows: Vec<_> =
-            summary_rows(r).into_iter().filter(|(k, _)| !k.contains("fold accuracy") && *k != "XNorm").collect();
+        let protocol = format!(
+            "{}; leave-one-image-out identification and all-pairs verification, flip fusion <b>{}</b>",
+            field(r, "/protocol/name"),
+            field(r, "/protocol/flip_fusion")
+        );
+        let rows: Vec<_> = summary_rows(r)
+            .into_iter()
+            .filter(|(k, _)| !k.contains("fold accuracy") && *k != "XNorm")
+            .map(|(k, v)| if k == "Protocol" { (k, protocol.clone()) } else { (k, v) })
+            .collect();
         kv_table(&mut out, &rows);
         identification_section(&mut out, r);
     } else {
