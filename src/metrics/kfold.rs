@@ -67,7 +67,7 @@ fn order_key(x: f64) -> u64 {
 
 impl SortedPairs {
     pub fn new(values: &[f64], genuine: &[bool], folds: &[usize], k: usize) -> Result<Self, MetricError> {
-        Self::new_from_order(values, genuine, folds, k, 0..values.len() as u32)
+        Self::build(values, genuine, folds, k, 0..values.len() as u32, false)
     }
 
     /// Like [`SortedPairs::new`], but sorting starts from `initial` (a permutation of the pair
@@ -79,6 +79,19 @@ impl SortedPairs {
         folds: &[usize],
         k: usize,
         initial: impl Iterator<Item = u32>,
+    ) -> Result<Self, MetricError> {
+        Self::build(values, genuine, folds, k, initial, true)
+    }
+
+    /// `adaptive`: the stable merge sort, fast on nearly sorted input; otherwise the unstable
+    /// sort, faster on arbitrary input (equal keys carry equal values, so order among them is moot).
+    fn build(
+        values: &[f64],
+        genuine: &[bool],
+        folds: &[usize],
+        k: usize,
+        initial: impl Iterator<Item = u32>,
+        adaptive: bool,
     ) -> Result<Self, MetricError> {
         validated(values, genuine)?;
         if folds.len() != values.len() {
@@ -92,7 +105,11 @@ impl SortedPairs {
         if order.len() != n || order.iter().any(|&(_, i)| i as usize >= n) {
             return Err(MetricError::LengthMismatch { scores: n, labels: order.len() });
         }
-        order.sort_by_key(|&(key, _)| key);
+        if adaptive {
+            order.sort_by_key(|&(key, _)| key);
+        } else {
+            order.sort_unstable_by_key(|&(key, _)| key);
+        }
         let values: Vec<f64> = order.iter().map(|&(_, i)| values[i as usize] + 0.0).collect();
         let genuine: Vec<bool> = order.iter().map(|&(_, i)| genuine[i as usize]).collect();
         let folds: Vec<u32> = order.iter().map(|&(_, i)| folds[i as usize] as u32).collect();
