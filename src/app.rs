@@ -137,7 +137,7 @@ pub fn open_embeddings(
         }
     };
     let src = EmbeddingSource { embeddings: embeddings.to_path_buf(), keys, flip: flip.map(Path::to_path_buf) };
-    import_cached(&src, &env.cache_dir)
+    Ok(import_cached(&src, &env.cache_dir)?.with_source(embeddings))
 }
 
 /// Reads an ages file: one `key age` per line (whitespace separated; `#` starts a comment).

@@ -56,7 +56,7 @@ pub fn resolve_fusion(choice: FlipChoice, mode: FoldMode, store: &EmbeddingStore
         return Err(Error::Invalid(format!(
             "flip fusion '{}' needs embeddings of the mirrored images, but {} has none; provide --flip-embeddings{hint}",
             fusion.name(),
-            store.path().display()
+            store.display_path().display()
         )));
     }
     Ok(fusion)
@@ -135,7 +135,7 @@ fn resolve_rows(keys: &[String], store: &EmbeddingStore) -> Result<Vec<usize>> {
             "{} of the {} images the benchmark references are not in the embeddings {} ({} keys); first: {}{}",
             missing.len(),
             keys.len(),
-            store.path().display(),
+            store.display_path().display(),
             store.len(),
             shown.join(", "),
             if missing.len() > shown.len() { ", …" } else { "" }

@@ -240,6 +240,9 @@ pub fn import(src: &EmbeddingSource, dest: &Path) -> Result<EmbeddingStore> {
         Some(p) => Some(locate(p, false)?.ok_or_else(|| Error::data(p, "no embeddings"))?),
         None => locate(&src.embeddings, true)?,
     };
+    if main.rows == 0 {
+        return Err(Error::data(&main.path, "the array has no rows: there are no embeddings to evaluate"));
+    }
     let keys = read_keys(&src.keys)?;
     if keys.len() != main.rows {
         return Err(Error::Invalid(format!(
@@ -429,6 +432,13 @@ pub(crate) mod tests {
         let (dir, src) = setup(&[1.0, 2.0, 3.0, 4.0], "a\nb\nc\n");
         let e = import(&src, &dir.path().join("s")).unwrap_err().to_string();
         assert!(e.contains("has 3 keys but") && e.contains("has 2 rows"), "{e}");
+    }
+
+    #[test]
+    fn empty_array_is_refused() {
+        let (dir, src) = setup(&[], "");
+        let e = import(&src, &dir.path().join("s")).unwrap_err().to_string();
+        assert!(e.contains("no rows"), "{e}");
     }
 
     #[test]

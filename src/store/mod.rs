@@ -39,6 +39,8 @@ pub struct EmbeddingStore {
     /// Byte offset of each key inside the keys section (plus one past the end).
     key_starts: Vec<u64>,
     index: OnceLock<HashMap<Box<str>, u32>>,
+    /// What the user gave (e.g. the .npy a cached store was made from), for messages.
+    source: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for EmbeddingStore {
@@ -89,11 +91,22 @@ impl EmbeddingStore {
                 format!("key section holds {} keys, header says {}", key_starts.len() - 1, header.count),
             ));
         }
-        Ok(EmbeddingStore { path: path.to_path_buf(), header, map, key_starts, index: OnceLock::new() })
+        Ok(EmbeddingStore { path: path.to_path_buf(), header, map, key_starts, index: OnceLock::new(), source: None })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Names the file the user supplied when this store is a cached conversion of it.
+    pub fn with_source(mut self, source: &Path) -> Self {
+        self.source = Some(source.to_path_buf());
+        self
+    }
+
+    /// The path to show users: their own file, or the store itself.
+    pub fn display_path(&self) -> &Path {
+        self.source.as_deref().unwrap_or(&self.path)
     }
     pub fn header(&self) -> &StoreHeader {
         &self.header
