@@ -435,6 +435,71 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn safetensors_with_flip_and_bf16_import() {
+        use safetensors::tensor::{serialize, TensorView};
+        let dir = tempfile::tempdir().unwrap();
+        let f32s: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bf16s: Vec<u8> =
+            [0.5f32, 1.5, -2.0, 8.0].iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect();
+        let bytes = serialize(
+            [
+                ("embeddings", TensorView::new(safetensors::Dtype::F32, vec![2, 2], &f32s).unwrap()),
+                ("embeddings_flip", TensorView::new(safetensors::Dtype::BF16, vec![2, 2], &bf16s).unwrap()),
+            ],
+            &None,
+        )
+        .unwrap();
+        let path = dir.path().join("e.safetensors");
+        std::fs::write(&path, bytes).unwrap();
+        std::fs::write(dir.path().join("k.txt"), "a\nb\n").unwrap();
+        let src = EmbeddingSource { embeddings: path.clone(), keys: dir.path().join("k.txt"), flip: None };
+        let s = import(&src, &dir.path().join("s.aifrstore")).unwrap();
+        assert!(s.has_flip());
+        let mut row = [0f32; 2];
+        s.read_row(1, View::Original, &mut row);
+        assert_eq!(row, [3.0, 4.0]);
+        s.read_row(1, View::Flipped, &mut row);
+        assert_eq!(row, [-2.0, 8.0]);
+        // Several tensors and none called `embeddings`: a clear error listing them.
+        let bytes = serialize(
+            [
+                ("x", TensorView::new(safetensors::Dtype::F32, vec![2, 2], &f32s).unwrap()),
+                ("y", TensorView::new(safetensors::Dtype::F32, vec![2, 2], &f32s).unwrap()),
+            ],
+            &None,
+        )
+        .unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        let e = import(&src, &dir.path().join("s2")).unwrap_err().to_string();
+        assert!(e.contains("no tensor named 'embeddings' (found: x, y)"), "{e}");
+    }
+
+    #[test]
+    fn float16_npy_stays_float16() {
+        let dir = tempfile::tempdir().unwrap();
+        let dict = "{'descr': '<f2', 'fortran_order': False, 'shape': (2, 2), }";
+        let mut header = dict.as_bytes().to_vec();
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(b' ');
+        }
+        header.push(b'\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(&header);
+        for v in [0.25f32, -1.0, 3.5, 2.0] {
+            out.extend_from_slice(&half::f16::from_f32(v).to_le_bytes());
+        }
+        std::fs::write(dir.path().join("e.npy"), out).unwrap();
+        std::fs::write(dir.path().join("k.txt"), "a\nb\n").unwrap();
+        let src = EmbeddingSource { embeddings: dir.path().join("e.npy"), keys: dir.path().join("k.txt"), flip: None };
+        let s = import(&src, &dir.path().join("s")).unwrap();
+        assert_eq!(s.header().dtype, DType::F16);
+        let mut row = [0f32; 2];
+        s.read_row(1, View::Original, &mut row);
+        assert_eq!(row, [3.5, 2.0]);
+    }
+
+    #[test]
     fn empty_array_is_refused() {
         let (dir, src) = setup(&[], "");
         let e = import(&src, &dir.path().join("s")).unwrap_err().to_string();
