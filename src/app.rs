@@ -31,8 +31,11 @@ pub struct Env {
 #[derive(Debug, Clone)]
 pub struct RunRequest {
     pub benchmark: String,
-    /// `.aifrstore`, `.npy` or `.safetensors`.
+    /// `.aifrstore`, `.npy` or `.safetensors`; with `per_subject_models`, a directory holding
+    /// `<subject>.npy` (or `.aifrstore`) per held-out FG-NET subject plus `keys.txt`.
     pub embeddings: PathBuf,
+    /// FG-NET true leave-one-person-out: one embedding set per held-out subject.
+    pub per_subject_models: bool,
     pub keys: Option<PathBuf>,
     pub flip_embeddings: Option<PathBuf>,
     pub mode: Option<FoldMode>,
@@ -263,6 +266,24 @@ fn listing_fingerprint(role: &str, dir: &Path, names: &[String], data_dir: &Path
     })
 }
 
+/// The store of the model trained without FG-NET subject `id`: `<id>.aifrstore`, or `<id>.npy`
+/// (+ `<id>_flip.npy`) with the shared `keys.txt`, in `dir`.
+fn open_subject_store(env: &Env, dir: &Path, keys: &Path, id: u32) -> Result<EmbeddingStore> {
+    let store = dir.join(format!("{id:03}.aifrstore"));
+    if store.exists() {
+        return EmbeddingStore::open(&store);
+    }
+    let npy = dir.join(format!("{id:03}.npy"));
+    if !npy.exists() {
+        return Err(Error::Missing(format!(
+            "no embeddings for held-out subject {id:03} in {} (expected {id:03}.npy with keys.txt, or {id:03}.aifrstore)",
+            dir.display()
+        )));
+    }
+    let flip = dir.join(format!("{id:03}_flip.npy"));
+    open_embeddings(env, &npy, Some(keys), flip.exists().then_some(flip.as_path()), None)
+}
+
 /// FG-NET: leave-one-image-out rank-1 and all-pairs verification with age breakdowns.
 pub fn run_fgnet(env: &Env, req: &RunRequest) -> Result<RunReport> {
     let mut clock = Clock::new();
@@ -290,10 +311,30 @@ pub fn run_fgnet(env: &Env, req: &RunRequest) -> Result<RunReport> {
     let keys: Vec<String> = bench.images.iter().map(|i| i.key.clone()).collect();
     let files = vec![listing_fingerprint("images", &dir, &keys, &env.data_dir)?];
     clock.lap("read benchmark");
-    let store = open_embeddings(env, &req.embeddings, req.keys.as_deref(), req.flip_embeddings.as_deref(), None)?;
-    clock.lap("open embeddings");
-    let fusion = verification::resolve_fusion(req.flip.unwrap_or(protocol.flip), FoldMode::Strict, &store)?;
-    let outcome = fgnet_protocol::evaluate(&bench, &store, &protocol, fusion)?;
+    let (outcome, embeddings, fusion) = if req.per_subject_models {
+        let dir = &req.embeddings;
+        let keys = dir.join("keys.txt");
+        // Every model's store fingerprint, in subject order: together they identify the inputs.
+        let prints = std::sync::Mutex::new(Vec::new());
+        let store_for = |id: u32| -> Result<EmbeddingStore> {
+            let store = open_subject_store(env, dir, &keys, id)?;
+            if let Ok(mut p) = prints.lock() {
+                p.push(store.fingerprint());
+            }
+            Ok(store)
+        };
+        let first = open_subject_store(env, dir, &keys, bench.images[0].subject)?;
+        let fusion = verification::resolve_fusion(req.flip.unwrap_or(protocol.flip), FoldMode::Strict, &first)?;
+        let outcome = fgnet_protocol::evaluate_per_subject(&bench, store_for, &protocol, fusion)?;
+        let mut info = EmbeddingsInfo::of(&first);
+        let joined = prints.into_inner().unwrap_or_default().join("\n");
+        info.fingerprint = blake3::hash(joined.as_bytes()).to_hex().to_string();
+        (outcome, info, fusion)
+    } else {
+        let store = open_embeddings(env, &req.embeddings, req.keys.as_deref(), req.flip_embeddings.as_deref(), None)?;
+        let fusion = verification::resolve_fusion(req.flip.unwrap_or(protocol.flip), FoldMode::Strict, &store)?;
+        (fgnet_protocol::evaluate(&bench, &store, &protocol, fusion)?, EmbeddingsInfo::of(&store), fusion)
+    };
     clock.lap("score and metrics");
     let results = FgnetResults {
         schema: SCHEMA,
@@ -310,15 +351,26 @@ pub fn run_fgnet(env: &Env, req: &RunRequest) -> Result<RunReport> {
             score: "cosine similarity of L2-normalised (fused) embeddings",
             accept_rule: "rank-1 hit iff the best mate scores strictly above every other subject's image; verification: same iff score >= threshold",
         },
-        embeddings: EmbeddingsInfo::of(&store),
+        embeddings,
         counts: outcome.counts,
         metrics: outcome.metrics,
     };
-    write_atomic(&req.out_dir.join("curves.json"), &to_json(&outcome.curves))?;
+    let curves_path = req.out_dir.join("curves.json");
+    match &outcome.curves {
+        Some(c) => write_atomic(&curves_path, &to_json(c))?,
+        // A stale curves.json from an earlier run in this directory would be read with these results.
+        None if curves_path.exists() => {
+            std::fs::remove_file(&curves_path).map_err(|e| Error::write(&curves_path, e))?
+        }
+        None => {}
+    }
     finish_run(&req.out_dir, &to_json(&results), fgnet_table(&results), clock)
 }
 
 pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
+    if req.per_subject_models {
+        return Err(Error::Config("one model per held-out subject (--loo-embeddings) applies to FG-NET only".into()));
+    }
     let mut clock = Clock::new();
     let protocol = match &req.protocol_file {
         Some(p) => PairProtocol::from_file(p)?,

@@ -121,8 +121,12 @@ struct RunArgs {
     /// Benchmark name from datasets.toml (see `aifr-eval datasets`).
     benchmark: String,
     /// Embeddings: an .aifrstore, or an N×D .npy (f32/f16/f64) or .safetensors file.
-    #[arg(long)]
-    embeddings: PathBuf,
+    #[arg(long, required_unless_present = "loo_embeddings", conflicts_with = "loo_embeddings")]
+    embeddings: Option<PathBuf>,
+    /// FG-NET leave-one-person-out with one model per held-out subject: a directory with
+    /// `<subject>.npy` (e.g. `001.npy`, optional `001_flip.npy`) and `keys.txt`, or `<subject>.aifrstore`.
+    #[arg(long, value_name = "DIR")]
+    loo_embeddings: Option<PathBuf>,
     /// Text file with the image key of each embedding row (LFW: `<name>/<name>_<nnnn>.jpg`).
     #[arg(long)]
     keys: Option<PathBuf>,
@@ -242,7 +246,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let req = RunRequest {
                 out_dir: a.out.unwrap_or_else(|| PathBuf::from("reports").join(&a.benchmark)),
                 benchmark: a.benchmark,
-                embeddings: a.embeddings,
+                per_subject_models: a.loo_embeddings.is_some(),
+                embeddings: a.embeddings.or(a.loo_embeddings).unwrap_or_default(),
                 keys: a.keys,
                 flip_embeddings: a.flip_embeddings,
                 mode: a.mode.map(Into::into),
@@ -292,6 +297,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let req = RunRequest {
                 benchmark: "lfw".into(),
                 embeddings: files.embeddings,
+                per_subject_models: false,
                 keys: Some(files.keys),
                 flip_embeddings: Some(files.flip_embeddings),
                 mode: a.mode.map(Into::into),
@@ -308,6 +314,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let req = RunRequest {
                 benchmark: "fgnet".into(),
                 embeddings: fg.embeddings,
+                per_subject_models: false,
                 keys: Some(fg.keys),
                 flip_embeddings: Some(fg.flip_embeddings),
                 mode: None,

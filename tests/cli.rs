@@ -256,6 +256,39 @@ fn demo_runs_fgnet_and_fgnet_inputs_are_checked() {
     );
     let o = run(&["run", "fgnet", "--data-dir", "nowhere", "--embeddings", "d/data/embeddings/fgnet.npy"], dir.path());
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    std::fs::remove_file(dir.path().join("d/data/FGNET/images/099A10.JPG")).unwrap();
+
+    // One model per held-out subject: with 82 identical models the identification must be
+    // exactly the single-model one; verification is not defined and is absent.
+    let loo = dir.path().join("loo");
+    std::fs::create_dir(&loo).unwrap();
+    let emb = dir.path().join("d/data/embeddings");
+    std::os::unix::fs::symlink(emb.join("fgnet_keys.txt"), loo.join("keys.txt")).unwrap();
+    for s in 1..=82 {
+        std::os::unix::fs::symlink(emb.join("fgnet.npy"), loo.join(format!("{s:03}.npy"))).unwrap();
+        std::os::unix::fs::symlink(emb.join("fgnet_flip.npy"), loo.join(format!("{s:03}_flip.npy"))).unwrap();
+    }
+    let o = run(
+        &["run", "fgnet", "--data-dir", "d/data", "--loo-embeddings", "loo", "--cache-dir", "c", "--out", "l"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let l: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("l/results.json")).unwrap()).unwrap();
+    assert_eq!(l["metrics"]["identification"], r["metrics"]["identification"]);
+    assert_eq!(l["metrics"]["models"], "one model per held-out subject");
+    assert!(l["metrics"].get("verification").is_none());
+    assert!(!dir.path().join("l/curves.json").exists());
+    assert!(dir.path().join("l/report.html").exists());
+    std::fs::remove_file(loo.join("042.npy")).unwrap();
+    let o = run(
+        &["run", "fgnet", "--data-dir", "d/data", "--loo-embeddings", "loo", "--cache-dir", "c", "--out", "l"],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no embeddings for held-out subject 042"), "{}", stderr(&o));
+    let o = run(&["run", "lfw", "--data-dir", "d/data", "--loo-embeddings", "loo"], dir.path());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
 
 #[test]

@@ -46,6 +46,7 @@ fn demo_run(dir: &Path, seed: u64, modes: &[Option<FoldMode>]) -> Vec<Files> {
             let req = RunRequest {
                 benchmark: "lfw".into(),
                 embeddings: files.embeddings.clone(),
+                per_subject_models: false,
                 keys: Some(files.keys.clone()),
                 flip_embeddings: Some(files.flip_embeddings.clone()),
                 mode: *mode,

@@ -17,24 +17,31 @@ pub struct LeaveOneOut {
 /// `similarity(i, j)` for i != j; `subject` and `age` per image. A tie between the best mate and
 /// the best impostor is a miss.
 pub fn leave_one_out(n: usize, similarity: impl Fn(usize, usize) -> f64, subject: &[u32], age: &[u32]) -> LeaveOneOut {
-    let mut hit = Vec::with_capacity(n);
-    let mut nearest_gap = Vec::with_capacity(n);
-    for i in 0..n {
-        let (mut mate, mut impostor, mut gap) = (f64::NEG_INFINITY, f64::NEG_INFINITY, None::<u32>);
-        for j in (0..n).filter(|&j| j != i) {
-            let s = similarity(i, j);
-            if subject[j] == subject[i] {
-                mate = mate.max(s);
-                let g = age[i].abs_diff(age[j]);
-                gap = Some(gap.map_or(g, |x| x.min(g)));
-            } else {
-                impostor = impostor.max(s);
-            }
-        }
-        hit.push(gap.map(|_| mate > impostor));
-        nearest_gap.push(gap);
-    }
+    let (hit, nearest_gap) = (0..n).map(|i| probe_outcome(i, n, &similarity, subject, age)).unzip();
     LeaveOneOut { hit, nearest_gap }
+}
+
+/// (rank-1 hit, age gap to the nearest mate) of probe `i` against the other `n − 1` images;
+/// both `None` when the probe has no mate.
+pub fn probe_outcome(
+    i: usize,
+    n: usize,
+    similarity: impl Fn(usize, usize) -> f64,
+    subject: &[u32],
+    age: &[u32],
+) -> (Option<bool>, Option<u32>) {
+    let (mut mate, mut impostor, mut gap) = (f64::NEG_INFINITY, f64::NEG_INFINITY, None::<u32>);
+    for j in (0..n).filter(|&j| j != i) {
+        let s = similarity(i, j);
+        if subject[j] == subject[i] {
+            mate = mate.max(s);
+            let g = age[i].abs_diff(age[j]);
+            gap = Some(gap.map_or(g, |x| x.min(g)));
+        } else {
+            impostor = impostor.max(s);
+        }
+    }
+    (gap.map(|_| mate > impostor), gap)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

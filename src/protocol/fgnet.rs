@@ -8,7 +8,7 @@ use crate::dataset::fgnet::FgnetBenchmark;
 use crate::error::{Error, Result};
 use crate::metrics::age_gap::AgeGapBreakdown;
 use crate::metrics::bootstrap::{interval, over_resamples, weighted_rate, BootstrapSpec, Interval};
-use crate::metrics::identification::{leave_one_out, rank1_by, GroupRank1};
+use crate::metrics::identification::{leave_one_out, probe_outcome, rank1_by, GroupRank1};
 use crate::metrics::{Eer, Roc, TarAtFar};
 use crate::report::run::{Curves, MarkedThreshold};
 use crate::store::EmbeddingStore;
@@ -57,15 +57,116 @@ pub struct SubjectBootstrap {
 #[derive(Debug, Clone, Serialize)]
 pub struct FgnetMetrics {
     pub identification: Identification,
-    pub verification: AllPairsVerification,
+    /// Absent with one model per held-out subject: a pair of two subjects has no single model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<AllPairsVerification>,
     pub bootstrap: SubjectBootstrap,
+    /// "one model" or "one model per held-out subject".
+    pub models: &'static str,
 }
 
 #[derive(Debug, Clone)]
 pub struct FgnetOutcome {
     pub counts: FgnetCounts,
     pub metrics: FgnetMetrics,
-    pub curves: Curves,
+    pub curves: Option<Curves>,
+}
+
+/// Subject indices 0.. in order of first appearance, their count, and each image's age.
+fn subjects_and_ages(bench: &FgnetBenchmark) -> (Vec<u32>, usize, Vec<u32>) {
+    let mut dense = BTreeMap::new();
+    for im in &bench.images {
+        let next = dense.len() as u32;
+        dense.entry(im.subject).or_insert(next);
+    }
+    let subject = bench.images.iter().map(|i| dense[&i.subject]).collect();
+    (subject, dense.len(), bench.images.iter().map(|i| i.age).collect())
+}
+
+/// Rank-1 overall (with a bootstrap interval over subjects), by probe age group and by gap.
+fn identification(
+    hit: &[Option<bool>],
+    nearest_gap: &[Option<u32>],
+    subject: &[u32],
+    age: &[u32],
+    n_subjects: usize,
+    protocol: &FgnetProtocol,
+    spec: &BootstrapSpec,
+) -> Identification {
+    let evaluated: Vec<usize> = (0..hit.len()).filter(|&i| hit[i].is_some()).collect();
+    let hits_vec: Vec<bool> = evaluated.iter().map(|&i| hit[i] == Some(true)).collect();
+    let clusters: Vec<u32> = evaluated.iter().map(|&i| subject[i]).collect();
+    let hits = hits_vec.iter().filter(|h| **h).count();
+    let rank1 = (!evaluated.is_empty()).then(|| hits as f64 / evaluated.len() as f64);
+    let rank1_interval = rank1.map(|r| {
+        let samples = over_resamples(&clusters, n_subjects, spec, |w| weighted_rate(&hits_vec, w));
+        interval(r, samples, spec.confidence)
+    });
+    let ages: Vec<Option<u32>> = age.iter().map(|&a| Some(a)).collect();
+    Identification {
+        rank1,
+        rank1_interval,
+        hits,
+        by_age_group: rank1_by(hit, &ages, &protocol.age_groups),
+        by_gap: rank1_by(hit, nearest_gap, &protocol.age_gap.bins),
+    }
+}
+
+fn counts(n: usize, subject: &[u32], n_subjects: usize, hit: &[Option<bool>]) -> FgnetCounts {
+    let mut per_subject = vec![0usize; n_subjects];
+    subject.iter().for_each(|&s| per_subject[s as usize] += 1);
+    let genuine_pairs: usize = per_subject.iter().map(|&c| c * c.saturating_sub(1) / 2).sum();
+    let probes = hit.iter().filter(|h| h.is_some()).count();
+    FgnetCounts {
+        images: n,
+        subjects: n_subjects,
+        probes,
+        excluded: n - probes,
+        genuine_pairs,
+        impostor_pairs: n * n.saturating_sub(1) / 2 - genuine_pairs,
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>()
+}
+
+/// FG-NET with one model per held-out subject (true leave-one-person-out): the probes of subject
+/// s are identified with model s's embeddings (`store_for(subject id)`) against all other
+/// images embedded by the same model. Only identification is defined.
+pub fn evaluate_per_subject(
+    bench: &FgnetBenchmark,
+    store_for: impl Fn(u32) -> Result<EmbeddingStore>,
+    protocol: &FgnetProtocol,
+    fusion: Fusion,
+) -> Result<FgnetOutcome> {
+    let keys: Vec<String> = bench.images.iter().map(|i| i.key.clone()).collect();
+    let (subject, n_subjects, age) = subjects_and_ages(bench);
+    let n = keys.len();
+    let (mut hit, mut nearest_gap) = (vec![None; n], vec![None; n]);
+    let mut ids: Vec<u32> = bench.images.iter().map(|i| i.subject).collect();
+    ids.dedup();
+    for id in ids {
+        let store = store_for(id)?;
+        let (emb, _) = unit_embeddings(&keys, &store, fusion)?;
+        let probes: Vec<usize> = (0..n).filter(|&i| bench.images[i].subject == id).collect();
+        let outcomes: Vec<(Option<bool>, Option<u32>)> =
+            probes.par_iter().map(|&i| probe_outcome(i, n, |a, b| dot(&emb[a], &emb[b]), &subject, &age)).collect();
+        for (&i, (h, g)) in probes.iter().zip(outcomes) {
+            (hit[i], nearest_gap[i]) = (h, g);
+        }
+    }
+    let spec = BootstrapSpec::default();
+    Ok(FgnetOutcome {
+        counts: counts(n, &subject, n_subjects, &hit),
+        metrics: FgnetMetrics {
+            identification: identification(&hit, &nearest_gap, &subject, &age, n_subjects, protocol, &spec),
+            verification: None,
+            bootstrap: SubjectBootstrap { unit: "subject", clusters: n_subjects, spec },
+            models: "one model per held-out subject",
+        },
+        curves: None,
+    })
 }
 
 pub fn evaluate(
@@ -77,7 +178,6 @@ pub fn evaluate(
     let keys: Vec<String> = bench.images.iter().map(|i| i.key.clone()).collect();
     let (emb, _) = unit_embeddings(&keys, store, fusion)?;
     let n = emb.len();
-    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
     // Upper triangle, row by row in parallel; each entry is computed once, so the result does
     // not depend on the thread count.
     let sim: Vec<f64> = (0..n)
@@ -87,35 +187,10 @@ pub fn evaluate(
             (0..n).map(move |j| if i == j { f64::NAN } else { dot(&emb[i.min(j)], &emb[i.max(j)]) })
         })
         .collect();
-    // Dense subject indices for the bootstrap.
-    let mut dense = BTreeMap::new();
-    for im in &bench.images {
-        let next = dense.len() as u32;
-        dense.entry(im.subject).or_insert(next);
-    }
-    let subject: Vec<u32> = bench.images.iter().map(|i| dense[&i.subject]).collect();
-    let age: Vec<u32> = bench.images.iter().map(|i| i.age).collect();
+    let (subject, n_subjects, age) = subjects_and_ages(bench);
     let spec = BootstrapSpec::default();
-
-    // Identification.
     let loo = leave_one_out(n, |i, j| sim[i * n + j], &subject, &age);
-    let evaluated: Vec<usize> = (0..n).filter(|&i| loo.hit[i].is_some()).collect();
-    let hits_vec: Vec<bool> = evaluated.iter().map(|&i| loo.hit[i] == Some(true)).collect();
-    let clusters: Vec<u32> = evaluated.iter().map(|&i| subject[i]).collect();
-    let hits = hits_vec.iter().filter(|h| **h).count();
-    let rank1 = (!evaluated.is_empty()).then(|| hits as f64 / evaluated.len() as f64);
-    let rank1_interval = rank1.map(|r| {
-        let samples = over_resamples(&clusters, dense.len(), &spec, |w| weighted_rate(&hits_vec, w));
-        interval(r, samples, spec.confidence)
-    });
-    let ages: Vec<Option<u32>> = age.iter().map(|&a| Some(a)).collect();
-    let identification = Identification {
-        rank1,
-        rank1_interval,
-        hits,
-        by_age_group: rank1_by(&loo.hit, &ages, &protocol.age_groups),
-        by_gap: rank1_by(&loo.hit, &loo.nearest_gap, &protocol.age_gap.bins),
-    };
+    let identification = identification(&loo.hit, &loo.nearest_gap, &subject, &age, n_subjects, protocol, &spec);
 
     // All-pairs verification.
     let pairs: Vec<(usize, usize)> = (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))).collect();
@@ -126,28 +201,21 @@ pub fn evaluate(
     let roc = Roc::new(&scores, &labels).map_err(|e| Error::Invalid(format!("FG-NET verification: {e}")))?;
     let tar_at_far = roc.tar_at_fars(&protocol.far_targets);
     let cfg = &protocol.age_gap;
-    let age_gap = age_gap_at_operating_far(&roc, &scores, &labels, &gaps, cfg, &pair_clusters, dense.len(), &spec)?;
+    let age_gap = age_gap_at_operating_far(&roc, &scores, &labels, &gaps, cfg, &pair_clusters, n_subjects, &spec)?;
     let threshold = age_gap.threshold;
     let eer = roc.eer();
     let mut marked: Vec<MarkedThreshold> =
         eer.iter().map(|e| MarkedThreshold { label: "EER".into(), threshold: e.threshold }).collect();
     marked.push(MarkedThreshold { label: format!("FAR={:e} (age-gap threshold)", cfg.operating_far), threshold });
     let curves = Curves::build(&roc, &scores, &labels, marked);
-    let genuine_pairs = labels.iter().filter(|g| **g).count();
     Ok(FgnetOutcome {
-        counts: FgnetCounts {
-            images: n,
-            subjects: dense.len(),
-            probes: evaluated.len(),
-            excluded: n - evaluated.len(),
-            genuine_pairs,
-            impostor_pairs: labels.len() - genuine_pairs,
-        },
+        counts: counts(n, &subject, n_subjects, &loo.hit),
         metrics: FgnetMetrics {
             identification,
-            verification: AllPairsVerification { auc: roc.auc(), eer, tar_at_far, age_gap },
-            bootstrap: SubjectBootstrap { unit: "subject", clusters: dense.len(), spec },
+            verification: Some(AllPairsVerification { auc: roc.auc(), eer, tar_at_far, age_gap }),
+            bootstrap: SubjectBootstrap { unit: "subject", clusters: n_subjects, spec },
+            models: "one model",
         },
-        curves,
+        curves: Some(curves),
     })
 }

@@ -116,7 +116,14 @@ pub fn fgnet_table(r: &FgnetResults) -> String {
             .collect();
         let _ = writeln!(s, "  rank-1 by {title:<12} {}", cells.join("  "));
     }
-    let v = &m.verification;
+    let Some(v) = &m.verification else {
+        let _ = writeln!(
+            s,
+            "  ({}: all-pairs verification is not defined, a pair of two subjects has no single model)",
+            m.models
+        );
+        return s;
+    };
     let eer = v.eer.map(|e| pct(e.eer)).unwrap_or_else(|| "n/a".into());
     let _ = writeln!(
         s,
