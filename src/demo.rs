@@ -163,6 +163,78 @@ pub fn generate_fgnet(spec: &DemoSpec, dir: &Path) -> Result<FgnetFiles> {
     Ok(files)
 }
 
+/// Paths of the cohort in insightface's `.bin` layout.
+#[derive(Debug, Clone)]
+pub struct BinFiles {
+    pub pack: PathBuf,
+    /// Rows in pack order (row i = image i), so no key file is needed.
+    pub embeddings: PathBuf,
+    pub flip_embeddings: PathBuf,
+    /// `<image index> <age>`.
+    pub ages: PathBuf,
+}
+
+impl BinFiles {
+    pub fn under(dir: &Path) -> Self {
+        BinFiles {
+            pack: dir.join("faces_emore/agedb_30.bin"),
+            embeddings: dir.join("embeddings/bin.npy"),
+            flip_embeddings: dir.join("embeddings/bin_flip.npy"),
+            ages: dir.join("embeddings/bin_ages.txt"),
+        }
+    }
+}
+
+/// A pickle (protocol 3) of `(bins, issame_list)` as insightface writes its packs, with bytes
+/// elements. The "images" are placeholders naming the image: the embeddings stand in for a network.
+fn pickle_pack(images: &[Vec<u8>], issame: &[bool]) -> Vec<u8> {
+    let mut p = vec![0x80, 3, b']', b'('];
+    for img in images {
+        p.push(b'B'); // BINBYTES: 4-byte little-endian length
+        p.extend_from_slice(&(img.len() as u32).to_le_bytes());
+        p.extend_from_slice(img);
+    }
+    p.extend_from_slice(b"e]("); // APPENDS, then the issame list
+    p.extend(issame.iter().map(|&s| if s { 0x88 } else { 0x89 })); // NEWTRUE / NEWFALSE
+    p.extend_from_slice(b"e\x86."); // APPENDS, TUPLE2, STOP
+    p
+}
+
+/// The cohort's LFW-layout pairs written again as an insightface `.bin` pack (pair i = images
+/// 2i and 2i+1, duplicates included) with embeddings in pack order and ages by image index.
+fn write_bin_layout(
+    spec: &DemoSpec,
+    dir: &Path,
+    pairs_text: &str,
+    keys: &[String],
+    emb: &[f32],
+    flip: &[f32],
+    age_lines: &[String],
+) -> Result<BinFiles> {
+    let bench = crate::dataset::lfw::parse_pairs(pairs_text, &dir.join("lfw/pairs.txt"))?;
+    let row: std::collections::HashMap<&str, usize> = keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+    let age: std::collections::HashMap<&str, &str> = age_lines.iter().filter_map(|l| l.split_once('\t')).collect();
+    let d = spec.dim;
+    let (mut images, mut issame, mut e, mut f, mut ages) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for p in &bench.pairs {
+        for k in [p.a, p.b] {
+            let key = bench.keys[k as usize].as_str();
+            let r = row.get(key).copied().ok_or_else(|| Error::Invalid(format!("demo: no embedding for {key}")))?;
+            ages.push(format!("{} {}", images.len(), age.get(key).copied().unwrap_or("0")));
+            images.push(format!("synthetic image {key}").into_bytes());
+            e.extend_from_slice(&emb[r * d..(r + 1) * d]);
+            f.extend_from_slice(&flip[r * d..(r + 1) * d]);
+        }
+        issame.push(p.genuine);
+    }
+    let files = BinFiles::under(dir);
+    write_atomic(&files.pack, &pickle_pack(&images, &issame))?;
+    write_npy_f32(&files.embeddings, images.len(), d, &e)?;
+    write_npy_f32(&files.flip_embeddings, images.len(), d, &f)?;
+    write_atomic(&files.ages, (ages.join("\n") + "\n").as_bytes())?;
+    Ok(files)
+}
+
 /// Generates the benchmark under `dir` (as a data directory: `dir/lfw/pairs.txt`, `dir/embeddings/…`).
 pub fn generate(spec: &DemoSpec, dir: &Path) -> Result<DemoFiles> {
     if spec.identities_per_fold < 2 || spec.folds == 0 {
@@ -245,5 +317,6 @@ pub fn generate(spec: &DemoSpec, dir: &Path) -> Result<DemoFiles> {
     write_atomic(&files.ages, (age_lines.join("\n") + "\n").as_bytes())?;
     write_npy_f32(&files.embeddings, keys.len(), spec.dim, &emb)?;
     write_npy_f32(&files.flip_embeddings, keys.len(), spec.dim, &flip)?;
+    write_bin_layout(spec, dir, &text, &keys, &emb, &flip, &age_lines)?;
     Ok(files)
 }

@@ -309,6 +309,21 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let r = app::run_pairs(&env, &req)?;
             println!("synthetic benchmark (seed {}) in {}", a.seed, files.data_dir.display());
             print_run(&r);
+            // The same pairs as an insightface .bin pack (the AgeDB-30 slot), ages by image index.
+            let bin = demo::BinFiles::under(&files.data_dir);
+            let req = RunRequest {
+                benchmark: "agedb30".into(),
+                embeddings: bin.embeddings,
+                per_subject_models: false,
+                keys: None,
+                flip_embeddings: Some(bin.flip_embeddings),
+                mode: None,
+                flip: None,
+                protocol_file: None,
+                ages: Some(bin.ages),
+                out_dir: a.out.join("agedb30"),
+            };
+            print_run(&app::run_pairs(&env, &req)?);
             // The same cohort model in FG-NET's layout: identification across ages.
             let fg = demo::generate_fgnet(&spec, &a.out.join("data"))?;
             let req = RunRequest {

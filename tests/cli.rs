@@ -229,6 +229,17 @@ fn demo_runs_fgnet_and_fgnet_inputs_are_checked() {
     assert!(bins[0]["tar"].as_f64().unwrap() > bins[4]["tar"].as_f64().unwrap());
     assert!(dir.path().join("d/fgnet/report.html").exists());
 
+    // The same pairs in the .bin layout (AgeDB-30 slot, rows in pack order, ages by index) give
+    // the same numbers as the LFW layout; only the bootstrap unit differs (a pack names no identities).
+    let read =
+        |p: &str| -> serde_json::Value { serde_json::from_slice(&std::fs::read(dir.path().join(p)).unwrap()).unwrap() };
+    let (lfw, bin) = (read("d/results.json"), read("d/agedb30/results.json"));
+    for m in ["accuracy", "roc", "tar_at_far", "xnorm"] {
+        assert_eq!(lfw["metrics"][m], bin["metrics"][m], "{m}");
+    }
+    assert_eq!(lfw["metrics"]["age_gap"]["bins"][0]["n_genuine"], bin["metrics"]["age_gap"]["bins"][0]["n_genuine"]);
+    assert_eq!(bin["metrics"]["bootstrap"]["unit"], "pair");
+
     let base = [
         "run",
         "fgnet",
