@@ -113,8 +113,8 @@ fn diff_pairs(file: &str, a: &PairScores, b: &PairScores, out: &mut Vec<PathDiff
     }
 }
 
-fn file_row(file: &str, diffs: &[PathDiff], clean_note: &str) -> GateRow {
-    let n = diffs.len();
+/// The row of one compared file: no numbers, just a verdict and why.
+fn bare_row(file: &str, verdict: Verdict, note: String) -> GateRow {
     GateRow {
         metric: file.into(),
         baseline: None,
@@ -123,13 +123,19 @@ fn file_row(file: &str, diffs: &[PathDiff], clean_note: &str) -> GateRow {
         interval: None,
         tolerance: None,
         higher_is_better: true,
-        verdict: if n == 0 { Verdict::Unchanged } else { Verdict::Changed },
-        note: match n {
-            0 => clean_note.into(),
-            1 => "1 value differs".into(),
-            _ => format!("{n} values differ"),
-        },
+        verdict,
+        note,
     }
+}
+
+fn file_row(file: &str, diffs: &[PathDiff], clean_note: &str) -> GateRow {
+    let n = diffs.len();
+    let note = match n {
+        0 => clean_note.into(),
+        1 => "1 value differs".into(),
+        _ => format!("{n} values differ"),
+    };
+    bare_row(file, if n == 0 { Verdict::Unchanged } else { Verdict::Changed }, note)
 }
 
 /// A companion file present in at most one run: compared only when the baseline has it (the
@@ -148,17 +154,7 @@ fn one_sided_row(file: &str, base_has: bool, cur_has: bool, diffs: &mut Vec<Path
         (false, true) => (Verdict::Skipped, "not in the baseline: not compared".to_string()),
         (false, false) => (Verdict::Skipped, "in neither run".to_string()),
     };
-    GateRow {
-        metric: file.into(),
-        baseline: None,
-        current: None,
-        diff: None,
-        interval: None,
-        tolerance: None,
-        higher_is_better: true,
-        verdict,
-        note,
-    }
+    bare_row(file, verdict, note)
 }
 
 fn to_value(run: &RunData, c: &crate::report::run::Curves) -> Result<Value> {

@@ -240,6 +240,19 @@ fn decades(lo: f64, hi: f64) -> usize {
     ((hi / lo).log10().round().max(1.0)) as usize + 1
 }
 
+/// The common frame of every chart: caption, margins and room for the axis labels.
+fn plot_builder<'a, 'b>(area: &'a Area<'b>, title: &str) -> ChartBuilder<'a, 'b, BitMapBackend<'b>> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(title, caption_style())
+        .margin_top(12)
+        .margin_left(16)
+        .margin_right(36)
+        .x_label_area_size(64)
+        .y_label_area_size(84);
+    builder
+}
+
 fn caption_style() -> TextStyle<'static> {
     font(26.0)
 }
@@ -274,14 +287,7 @@ pub fn roc_chart(series: &[RocSeries<'_>], title: &str) -> Result<Vec<u8>> {
     let legend = layout_legend(entries);
 
     render("ROC", &legend, |area| {
-        let mut chart = ChartBuilder::on(area)
-            .caption(title, caption_style())
-            .margin_top(12)
-            .margin_left(16)
-            .margin_right(36)
-            .x_label_area_size(64)
-            .y_label_area_size(84)
-            .build_cartesian_2d(log_range(x_lo), y_lo..1.0)?;
+        let mut chart = plot_builder(area, title).build_cartesian_2d(log_range(x_lo), y_lo..1.0)?;
         chart
             .configure_mesh()
             .x_labels(decades(x_lo, 1.0))
@@ -350,14 +356,7 @@ pub fn det_chart(series: &[RocSeries<'_>], title: &str) -> Result<Vec<u8>> {
     let legend = layout_legend(entries);
 
     render("DET", &legend, |area| {
-        let mut chart = ChartBuilder::on(area)
-            .caption(title, caption_style())
-            .margin_top(12)
-            .margin_left(16)
-            .margin_right(36)
-            .x_label_area_size(64)
-            .y_label_area_size(84)
-            .build_cartesian_2d(log_range(x_lo), log_range(y_lo))?;
+        let mut chart = plot_builder(area, title).build_cartesian_2d(log_range(x_lo), log_range(y_lo))?;
         chart
             .configure_mesh()
             .x_labels(decades(x_lo, 1.0))
@@ -428,14 +427,8 @@ pub fn score_histogram_chart(curves: &Curves, title: &str, x_desc: &str) -> Resu
     let legend = layout_legend(entries);
 
     render("score histogram", &legend, |area| {
-        let mut chart = ChartBuilder::on(area)
-            .caption(title, caption_style())
-            .margin_top(12)
-            .margin_left(16)
-            .margin_right(36)
-            .x_label_area_size(64)
-            .y_label_area_size(96)
-            .build_cartesian_2d(h.lo..h.hi, 0.0..y_hi)?;
+        // Wider label area: densities need more digits than rates.
+        let mut chart = plot_builder(area, title).y_label_area_size(96).build_cartesian_2d(h.lo..h.hi, 0.0..y_hi)?;
         chart
             .configure_mesh()
             .x_labels(11)
@@ -532,14 +525,7 @@ pub fn age_gap_chart(series: &[AgeGapSeries], title: &str) -> Result<Vec<u8>> {
     entries.push((Swatch::Line(RGBColor(120, 120, 120)), "vertical bars: 95% bootstrap interval".into()));
     let legend = layout_legend(entries);
     render("age-gap", &legend, |area| {
-        let mut chart = ChartBuilder::on(area)
-            .caption(title, caption_style())
-            .margin_top(12)
-            .margin_left(16)
-            .margin_right(36)
-            .x_label_area_size(64)
-            .y_label_area_size(84)
-            .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..1.0)?;
+        let mut chart = plot_builder(area, title).build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..1.0)?;
         chart
             .configure_mesh()
             .x_labels(n)
