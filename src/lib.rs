@@ -9,6 +9,7 @@ pub mod demo;
 pub mod error;
 pub mod gate;
 pub mod metrics;
+pub mod model;
 pub mod protocol;
 pub mod report;
 pub mod store;
