@@ -56,3 +56,23 @@ pub trait FaceEmbedder: Send + Sync {
 pub fn candle_err(context: impl std::fmt::Display) -> impl FnOnce(candle_core::Error) -> crate::Error {
     move |e| crate::Error::Invalid(format!("{context}: {e}"))
 }
+
+/// Architectures `load` knows, for `--help` and error messages.
+pub const ARCHITECTURES: &[&str] = &[];
+
+/// Loads a network from `weights` (`.pth` state dict, `.safetensors`, dlib `.dat`, …). `arch` names the
+/// architecture when the file does not identify it. Each network file adds its arm here.
+pub fn load(
+    weights: &std::path::Path,
+    arch: Option<&str>,
+    device: &Device,
+    dtype: DType,
+) -> crate::Result<Box<dyn FaceEmbedder>> {
+    let _ = (device, dtype);
+    Err(crate::Error::Config(format!(
+        "cannot load {}: architecture {:?} is not one of {:?}",
+        weights.display(),
+        arch,
+        ARCHITECTURES
+    )))
+}
