@@ -12,6 +12,8 @@ pub mod metrics;
 pub mod model;
 pub mod protocol;
 pub mod report;
+pub mod score;
 pub mod store;
+pub mod synth;
 
 pub use error::{Error, Result};

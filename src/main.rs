@@ -28,7 +28,7 @@ Exit codes:
 #[command(
     name = "aifr-eval",
     version,
-    about = "Exact, fast, reproducible evaluation of face-recognition models (LFW family today; IJB, MegaFace, FG-NET next)",
+    about = "Exact, fast, reproducible evaluation of face-recognition models: LFW family, AgeDB, FG-NET, MegaFace",
     after_help = EXIT_CODES,
     after_long_help = EXIT_CODES
 )]
@@ -91,6 +91,19 @@ Examples:
 Exit codes: 0 pass, 6 regression, 2/3/4 unusable input (see aifr-eval --help)."
     )]
     Gate(GateArgs),
+    /// MegaFace Challenge 1: FGNet or FaceScrub probes among 10 … 1,000,000 distractors.
+    #[command(
+        after_help = "Embeddings come from stores (or .npy + keys) whose keys are the devkit list paths, or from
+the devkit's per-image feature files (--feature-suffix). Every ordered pair of same-identity probe
+images is one search; rank = distractors scoring strictly above the mate (ties go to the mate).
+
+Examples:
+  aifr-eval megaface --distractors 1m --embeddings fgnet.aifrstore --distractor-embeddings megaface.aifrstore
+  aifr-eval megaface --probe facescrub --distractors 10k --distractors 1m --clean insightface \
+      --embeddings facescrub.npy --keys facescrub_keys.txt --distractor-embeddings mf.aifrstore
+  aifr-eval megaface --distractors 100k --feature-suffix _arcface.bin      # devkit feature files"
+    )]
+    Megaface(MegafaceArgs),
     /// Check an embedding store (header, size, content hash) and print what it holds.
     #[command(after_help = "Example:\n  aifr-eval verify-store lfw_r50.aifrstore")]
     VerifyStore { store: PathBuf },
@@ -147,6 +160,70 @@ struct RunArgs {
     #[arg(long)]
     ages: Option<PathBuf>,
     /// Output directory [default: reports/<benchmark>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ProbeSet {
+    /// FG-NET (82 subjects aged 0–69): the age-invariance benchmark.
+    Fgnet,
+    /// FaceScrub (3,530 images of 80 celebrities).
+    Facescrub,
+}
+
+#[derive(Args, Debug)]
+struct MegafaceArgs {
+    /// Probe set: chooses the datasets.toml entry megaface_fgnet or megaface_facescrub.
+    #[arg(long, value_enum, default_value = "fgnet")]
+    probe: ProbeSet,
+    /// Distractor set size(s): 10, 100, 1k, 10k, 100k, 1m; repeat or comma-separate for several.
+    #[arg(long, required = true, value_delimiter = ',')]
+    distractors: Vec<String>,
+    /// Noise cleaning with insightface's noise lists (recorded in the results).
+    #[arg(long, value_enum, default_value = "none")]
+    clean: aifr_eval::protocol::megaface::Cleaning,
+    /// Probe embeddings (.aifrstore, or .npy/.safetensors with --keys); keys are the probe list paths.
+    #[arg(long, required_unless_present = "feature_suffix", conflicts_with = "feature_suffix")]
+    embeddings: Option<PathBuf>,
+    /// Row keys of --embeddings (.npy/.safetensors only).
+    #[arg(long)]
+    keys: Option<PathBuf>,
+    /// Mirrored-image embeddings, same rows as --embeddings.
+    #[arg(long)]
+    flip_embeddings: Option<PathBuf>,
+    /// Distractor embeddings [default: --embeddings holds both]; keys are the distractor list paths.
+    #[arg(long)]
+    distractor_embeddings: Option<PathBuf>,
+    #[arg(long)]
+    distractor_keys: Option<PathBuf>,
+    #[arg(long)]
+    distractor_flip_embeddings: Option<PathBuf>,
+    /// Read the devkit's per-image feature files `<list path><SUFFIX>` instead (e.g. `_arcface.bin`);
+    /// they are converted once into cached stores.
+    #[arg(long, value_name = "SUFFIX")]
+    feature_suffix: Option<String>,
+    /// Directory of the probe feature files [default: the dataset's probe_features entry].
+    #[arg(long, requires = "feature_suffix")]
+    probe_features: Option<PathBuf>,
+    /// Directory of the distractor feature files [default: the dataset's distractor_features entry].
+    #[arg(long, requires = "feature_suffix")]
+    distractor_features: Option<PathBuf>,
+    /// Noise lists [default: the dataset's probe_noise / distractor_noise entries].
+    #[arg(long)]
+    probe_noise: Option<PathBuf>,
+    #[arg(long)]
+    distractor_noise: Option<PathBuf>,
+    /// Flip fusion [default: from protocols/megaface.toml].
+    #[arg(long, value_enum)]
+    flip: Option<FlipChoice>,
+    /// A protocol file to use instead of the built-in protocols/megaface.toml.
+    #[arg(long)]
+    protocol_file: Option<PathBuf>,
+    /// Output directory [default: reports/megaface_<probe>].
     #[arg(long)]
     out: Option<PathBuf>,
     /// Print nothing but errors.
@@ -328,9 +405,9 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let fg = demo::generate_fgnet(&spec, &a.out.join("data"))?;
             let req = RunRequest {
                 benchmark: "fgnet".into(),
-                embeddings: fg.embeddings,
+                embeddings: fg.embeddings.clone(),
                 per_subject_models: false,
-                keys: Some(fg.keys),
+                keys: Some(fg.keys.clone()),
                 flip_embeddings: Some(fg.flip_embeddings),
                 mode: None,
                 flip: None,
@@ -340,6 +417,30 @@ fn run(cli: Cli) -> Result<i32, Error> {
             };
             let r = app::run_fgnet(&env, &req)?;
             print_run(&r);
+            // MegaFace's devkit layout: the FG-NET cohort searched among synthetic distractors.
+            let mf = aifr_eval::synth::megaface_root(&files.data_dir);
+            let fg_keys = aifr_eval::store::import::read_keys(&fg.keys)?;
+            aifr_eval::synth::write_fgnet_probe_list(&mf, &fg_keys)?;
+            let d = aifr_eval::synth::generate_distractors(&mf, 10_000, spec.dim, spec.seed, None)?;
+            let req = app::MegafaceRequest {
+                benchmark: "megaface_fgnet".into(),
+                sizes: vec![10, 100, 1_000, 10_000],
+                cleaning: aifr_eval::protocol::megaface::Cleaning::None,
+                embeddings: app::MegafaceEmbeddingsSource::Files {
+                    probes: fg.embeddings,
+                    keys: Some(fg.keys),
+                    flip: None,
+                    distractors: Some(d.store),
+                    distractor_keys: None,
+                    distractor_flip: None,
+                },
+                flip: Some(FlipChoice::None),
+                probe_noise: None,
+                distractor_noise: None,
+                protocol_file: None,
+                out_dir: a.out.join("megaface_fgnet"),
+            };
+            print_run(&app::run_megaface(&env, &req)?);
         }
         Command::Report(a) => {
             let runs = a.runs.iter().map(|p| RunData::load(p)).collect::<Result<Vec<_>, _>>()?;
@@ -393,6 +494,49 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 write_atomic(p, outcome.junit_xml().as_bytes())?;
             }
             return Ok(outcome.exit_code());
+        }
+        Command::Megaface(a) => {
+            let env = env(&cli.global)?;
+            let benchmark = match a.probe {
+                ProbeSet::Fgnet => "megaface_fgnet",
+                ProbeSet::Facescrub => "megaface_facescrub",
+            };
+            let sizes = a
+                .distractors
+                .iter()
+                .map(|s| aifr_eval::dataset::megaface::parse_size(s))
+                .collect::<Result<Vec<_>, _>>()?;
+            let embeddings = match (a.embeddings, a.feature_suffix) {
+                (Some(probes), None) => app::MegafaceEmbeddingsSource::Files {
+                    probes,
+                    keys: a.keys,
+                    flip: a.flip_embeddings,
+                    distractors: a.distractor_embeddings,
+                    distractor_keys: a.distractor_keys,
+                    distractor_flip: a.distractor_flip_embeddings,
+                },
+                (None, Some(suffix)) => app::MegafaceEmbeddingsSource::DevkitFeatures {
+                    suffix,
+                    probe_dir: a.probe_features,
+                    distractor_dir: a.distractor_features,
+                },
+                _ => return Err(Error::Config("give either --embeddings or --feature-suffix".into())),
+            };
+            let req = app::MegafaceRequest {
+                out_dir: a.out.unwrap_or_else(|| PathBuf::from("reports").join(benchmark)),
+                benchmark: benchmark.into(),
+                sizes,
+                cleaning: a.clean,
+                embeddings,
+                flip: a.flip,
+                probe_noise: a.probe_noise,
+                distractor_noise: a.distractor_noise,
+                protocol_file: a.protocol_file,
+            };
+            let r = app::run_megaface(&env, &req)?;
+            if !a.quiet {
+                print_run(&r);
+            }
         }
         Command::VerifyStore { store } => {
             let s = EmbeddingStore::open(&store)?;

@@ -563,3 +563,86 @@ pub fn age_gap_chart(series: &[AgeGapSeries], title: &str) -> Result<Vec<u8>> {
         Ok(())
     })
 }
+
+/// One CMC curve: (1-based rank, identification rate) at the ranks where it steps.
+#[derive(Debug, Clone)]
+pub struct CmcSeries {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Identification rate against rank (log axis from rank 1 to the largest rank drawn).
+pub fn cmc_chart(series: &[CmcSeries], title: &str) -> Result<Vec<u8>> {
+    ensure_font()?;
+    let max_rank = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).fold(10.0, f64::max);
+    let x_hi = 10f64.powf(max_rank.log10().ceil());
+    let y_lo = series.iter().flat_map(|s| s.points.first().map(|p| p.1)).fold(1.0, f64::min);
+    let y_lo = ((y_lo - 0.02) * 10.0).floor().clamp(0.0, 9.0) / 10.0;
+    let entries =
+        series.iter().enumerate().map(|(i, s)| (Swatch::Line(PALETTE[i % PALETTE.len()]), s.label.clone())).collect();
+    let legend = layout_legend(entries);
+    render("CMC", &legend, |area| {
+        let mut chart =
+            plot_builder(area, title).build_cartesian_2d((1.0 - 1e-9..x_hi * (1.0 + 1e-9)).log_scale(), y_lo..1.0)?;
+        chart
+            .configure_mesh()
+            .x_labels(decades(1.0, x_hi))
+            .y_labels(11)
+            .x_label_formatter(&log_tick)
+            .y_label_formatter(&|v| format!("{:.0}%", 100.0 * v))
+            .x_desc("Rank")
+            .y_desc("Identification rate")
+            .label_style(font(17.0))
+            .axis_desc_style(font(19.0))
+            .light_line_style(RGBColor(240, 240, 240))
+            .draw()?;
+        for (i, s) in series.iter().enumerate() {
+            let c = PALETTE[i % PALETTE.len()];
+            // A step function: the rate holds until the next rank where it rises.
+            let mut steps = Vec::with_capacity(2 * s.points.len() + 1);
+            for (k, &(r, v)) in s.points.iter().enumerate() {
+                if k > 0 {
+                    steps.push((r, s.points[k - 1].1));
+                }
+                steps.push((r, v.max(y_lo)));
+            }
+            if let Some(&(_, v)) = s.points.last() {
+                steps.push((x_hi, v));
+            }
+            chart.draw_series(LineSeries::new(steps.into_iter().filter(|p| p.1 >= y_lo), c.stroke_width(3)))?;
+        }
+        Ok(())
+    })
+}
+
+/// Rank-1 against the number of distractors (log axis), one line per run.
+pub fn rank1_vs_distractors_chart(series: &[CmcSeries], title: &str) -> Result<Vec<u8>> {
+    ensure_font()?;
+    let x_hi = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).fold(10.0, f64::max);
+    let x_hi = 10f64.powf(x_hi.log10().ceil());
+    let entries =
+        series.iter().enumerate().map(|(i, s)| (Swatch::Line(PALETTE[i % PALETTE.len()]), s.label.clone())).collect();
+    let legend = layout_legend(entries);
+    render("rank-1", &legend, |area| {
+        let mut chart = plot_builder(area, title)
+            .build_cartesian_2d((10.0 * (1.0 - 1e-9)..x_hi * (1.0 + 1e-9)).log_scale(), 0.0..1.0)?;
+        chart
+            .configure_mesh()
+            .x_labels(decades(10.0, x_hi))
+            .y_labels(11)
+            .x_label_formatter(&log_tick)
+            .y_label_formatter(&|v| format!("{:.0}%", 100.0 * v))
+            .x_desc("Distractors")
+            .y_desc("Rank-1 identification rate")
+            .label_style(font(17.0))
+            .axis_desc_style(font(19.0))
+            .light_line_style(RGBColor(240, 240, 240))
+            .draw()?;
+        for (i, s) in series.iter().enumerate() {
+            let c = PALETTE[i % PALETTE.len()];
+            chart.draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(3)))?;
+            chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 6, c.filled())))?;
+        }
+        Ok(())
+    })
+}

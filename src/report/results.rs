@@ -125,6 +125,50 @@ pub struct FgnetResults {
     pub metrics: FgnetMetrics,
 }
 
+#[derive(Debug, Clone, Serialize)]
+pub struct MegafaceProtocolInfo {
+    pub name: String,
+    /// "fgnet" or "facescrub" (or the probe list's file name for other lists).
+    pub probe_set: String,
+    pub cleaning: crate::protocol::megaface::Cleaning,
+    pub flip_fusion: Fusion,
+    pub far_targets: Vec<f64>,
+    pub devkit_probes: usize,
+    pub score: &'static str,
+    pub rank_rule: &'static str,
+    pub age_groups: Vec<GapBin>,
+    pub age_gap_bins: Vec<GapBin>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MegafaceEmbeddings {
+    pub probes: EmbeddingsInfo,
+    pub distractors: EmbeddingsInfo,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MegafaceMetrics {
+    /// One entry per distractor set, in increasing size.
+    pub sizes: Vec<crate::protocol::megaface::SizeResult>,
+    /// Rank-1 with 1,000,000 distractors, when evaluated (the paper-table number).
+    pub rank1_at_1m: Option<f64>,
+    pub bootstrap: crate::protocol::fgnet::SubjectBootstrap,
+}
+
+/// results.json of a MegaFace run (`kind` = "megaface_identification").
+#[derive(Debug, Clone, Serialize)]
+pub struct MegafaceResults {
+    pub schema: &'static str,
+    pub schema_version: u32,
+    pub kind: &'static str,
+    pub software: Software,
+    pub benchmark: BenchmarkInfo,
+    pub protocol: MegafaceProtocolInfo,
+    pub embeddings: MegafaceEmbeddings,
+    pub counts: crate::protocol::megaface::ProbeCounts,
+    pub metrics: MegafaceMetrics,
+}
+
 pub fn mode_label(mode: FoldMode) -> String {
     match mode {
         FoldMode::Strict => "strict".into(),
