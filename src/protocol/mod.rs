@@ -2,3 +2,4 @@
 
 pub mod fgnet;
 pub mod verification;
+pub mod manifest;
