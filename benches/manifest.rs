@@ -86,9 +86,11 @@ fn main() {
     drop(mp);
     let s = stage("check summary (no file lookups)", || summarise(&m, None));
     println!("    {} images of {} identities, {} singletons", s.rows, s.identities, s.singletons);
-    let spec = BuildSpec { seed: 0, folds: 10, pairs_per_fold: Some(3000), min_age_gaps: vec![10, 30], age_tolerance: 2 };
+    let spec =
+        BuildSpec { seed: 0, folds: 10, pairs_per_fold: Some(3000), min_age_gaps: vec![10, 30], age_tolerance: 2 };
     let t = Instant::now();
-    let (lists, splits) = stage("build pairs (plain, gap 10, gap 30) + splits", || build_all(&m, &spec).expect("build"));
+    let (lists, splits) =
+        stage("build pairs (plain, gap 10, gap 30) + splits", || build_all(&m, &spec).expect("build"));
     let out = dir.path().join("protocol");
     stage("write protocol files", || write_protocol(&out, &m, &spec, &lists, &splits).expect("write"));
     let build_s = t.elapsed().as_secs_f64();

@@ -205,7 +205,8 @@ struct ManifestRunArgs {
 #[derive(Subcommand, Debug)]
 enum ManifestCommand {
     /// Validate a manifest and print a summary (images, identities, age histogram, groups).
-    #[command(after_help = "A manifest is a table, one image per row: columns `path` (relative to the dataset root) and
+    #[command(
+        after_help = "A manifest is a table, one image per row: columns `path` (relative to the dataset root) and
 `identity`, optional `age` (whole years), `landmarks` (10 numbers: x y of 5 points), `detector_score`,
 `group` (e.g. a site or camera) and any other column (kept; usable with `run --stratify`).
 Format from the extension: .csv, .tsv, .parquet.
@@ -217,7 +218,8 @@ single image are a warning (they serve only as gallery entries and impostors).
 Examples:
   aifr-eval manifest check faces.csv                      # files looked up next to faces.csv
   aifr-eval manifest check faces.parquet --root /data/faces
-  aifr-eval manifest check faces.csv --skip-files         # the table alone")]
+  aifr-eval manifest check faces.csv --skip-files         # the table alone"
+    )]
     Check {
         /// The manifest (.csv, .tsv or .parquet).
         file: PathBuf,

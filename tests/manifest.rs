@@ -133,7 +133,11 @@ fn check_summarises_and_reports_missing_files() {
     assert!(out.contains("warning: 2 identities have a single image"), "{out}");
     assert!(out.contains("ages 8–67 years"), "{out}");
     assert!(out.contains("column 'group': 2 values: x (3), y (1)"), "{out}");
-    assert!(String::from_utf8_lossy(&o.stderr).contains("1 of the 4 files listed"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("1 of the 4 files listed"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let o = bin().args(["manifest", "check", "--skip-files"]).arg(&m).output().unwrap();
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("files not checked"));
@@ -200,7 +204,10 @@ fn built_protocols_honour_their_constraints() {
                     // The k-th impostor pair is matched on age to the k-th genuine pair.
                     let (young, old) = (aa.min(ab), aa.max(ab));
                     let (y2, o2) = (ac.min(ae), ac.max(ae));
-                    assert!(young.abs_diff(*y2) <= 2 && old.abs_diff(*o2) <= 2, "{file} fold {f} pair {k}: not age-matched");
+                    assert!(
+                        young.abs_diff(*y2) <= 2 && old.abs_diff(*o2) <= 2,
+                        "{file} fold {f} pair {k}: not age-matched"
+                    );
                 }
             }
         }
@@ -209,10 +216,16 @@ fn built_protocols_honour_their_constraints() {
     let mut by_id: HashMap<&str, Vec<&Row>> = HashMap::new();
     rows.iter().for_each(|r| by_id.entry(r.identity.as_str()).or_default().push(r));
     for (choice, pick) in [("youngest", true), ("oldest", false)] {
-        let gallery: Vec<String> =
-            std::fs::read_to_string(out.join(format!("gallery_{choice}.txt"))).unwrap().lines().map(String::from).collect();
-        let probes: Vec<String> =
-            std::fs::read_to_string(out.join(format!("probes_{choice}.txt"))).unwrap().lines().map(String::from).collect();
+        let gallery: Vec<String> = std::fs::read_to_string(out.join(format!("gallery_{choice}.txt")))
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
+        let probes: Vec<String> = std::fs::read_to_string(out.join(format!("probes_{choice}.txt")))
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect();
         assert_eq!(gallery.len(), by_id.len());
         assert_eq!(gallery.len() + probes.len(), rows.len());
         let all: HashSet<&String> = gallery.iter().chain(&probes).collect();
@@ -265,7 +278,8 @@ fn builds_are_deterministic_across_runs_threads_row_order_and_formats() {
     assert_ne!(one[2], dir_bytes(&d.path().join("s12"))[2]);
     // Rows shuffled, and the same table as Parquet: the same pair and split files (only the
     // manifest fingerprint in protocol.json differs).
-    let without_json = |v: Vec<(String, Vec<u8>)>| v.into_iter().filter(|(n, _)| n != "protocol.json").collect::<Vec<_>>();
+    let without_json =
+        |v: Vec<(String, Vec<u8>)>| v.into_iter().filter(|(n, _)| n != "protocol.json").collect::<Vec<_>>();
     rows.reverse();
     let shuffled = write(d.path(), "shuffled.csv", &csv(&rows));
     assert_eq!(without_json(run("2", "t3", &shuffled)), without_json(one.clone()));
@@ -305,7 +319,8 @@ fn embeddings(dir: &Path, rows: &[Row]) -> (PathBuf, PathBuf, Vec<Vec<f64>>) {
     let mut centres: HashMap<&str, Vec<f64>> = HashMap::new();
     let (mut flat, mut unit) = (Vec::new(), Vec::new());
     for r in rows {
-        let c = centres.entry(r.identity.as_str()).or_insert_with(|| (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect());
+        let c =
+            centres.entry(r.identity.as_str()).or_insert_with(|| (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect());
         let v: Vec<f32> = c.iter().map(|x| (x + rng.gen_range(-0.6..0.6)) as f32).collect();
         let n = v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
         unit.push(v.iter().map(|&x| x as f64 / n).collect());
@@ -414,7 +429,11 @@ fn manifest_run_identification_and_strata_match_an_independent_count() {
         for x in st["strata"].as_array().unwrap() {
             let v = x["value"].as_str().unwrap();
             let c = counts[v];
-            assert_eq!((x["n_genuine"].as_u64().unwrap() as usize, x["n_impostor"].as_u64().unwrap() as usize), (c[0], c[2]), "{col}={v}");
+            assert_eq!(
+                (x["n_genuine"].as_u64().unwrap() as usize, x["n_impostor"].as_u64().unwrap() as usize),
+                (c[0], c[2]),
+                "{col}={v}"
+            );
             let rate = |hits: usize, n: usize| (n > 0).then(|| hits as f64 / n as f64);
             for (key, want) in [("tar", rate(c[1], c[0])), ("far", rate(c[3], c[2]))] {
                 match (x[key].as_f64(), want) {
@@ -530,9 +549,13 @@ fn demo_manifest_run_reproduces_the_builtin_protocol() {
     assert_eq!(a["metrics"], b["metrics"], "metrics differ between the LFW-layout and the manifest run");
     assert_eq!(a["counts"], b["counts"]);
     assert_eq!(a["embeddings"], b["embeddings"]);
-    assert_eq!(std::fs::read(lfw_out.join("pair_scores.npy")).unwrap(), std::fs::read(m_out.join("pair_scores.npy")).unwrap());
+    assert_eq!(
+        std::fs::read(lfw_out.join("pair_scores.npy")).unwrap(),
+        std::fs::read(m_out.join("pair_scores.npy")).unwrap()
+    );
     assert_eq!(std::fs::read(lfw_out.join("curves.json")).unwrap(), std::fs::read(m_out.join("curves.json")).unwrap());
     // The group column (three synthetic sites) is broken down.
-    let sites: Vec<&str> = b["strata"][0]["strata"].as_array().unwrap().iter().map(|x| x["value"].as_str().unwrap()).collect();
+    let sites: Vec<&str> =
+        b["strata"][0]["strata"].as_array().unwrap().iter().map(|x| x["value"].as_str().unwrap()).collect();
     assert_eq!(sites, ["site-1", "site-2", "site-3", "(mixed)"]);
 }

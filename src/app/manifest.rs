@@ -7,14 +7,13 @@ use crate::error::{Error, Result};
 use crate::metrics::FoldMode;
 use crate::protocol::manifest::build::{build_pairs, BuildSpec, Cohort, GalleryChoice, PairList, Split};
 use crate::protocol::manifest::lists::{
-    pairs_file_name, read_description, read_pairs, read_split, write_protocol, ManifestFingerprint,
-    ProtocolDescription,
+    pairs_file_name, read_description, read_pairs, read_split, write_protocol, ManifestFingerprint, ProtocolDescription,
 };
 use crate::protocol::manifest::{identification, stratify};
 use crate::protocol::verification::{self, VerificationParams};
 use crate::report::results::{
-    mode_label, BenchmarkInfo, EmbeddingsInfo, ManifestProtocolInfo, ManifestResults, ManifestRunInfo,
-    ProtocolInfo, Software, VerificationResults, SCHEMA, SCHEMA_VERSION,
+    mode_label, BenchmarkInfo, EmbeddingsInfo, ManifestProtocolInfo, ManifestResults, ManifestRunInfo, ProtocolInfo,
+    Software, VerificationResults, SCHEMA, SCHEMA_VERSION,
 };
 use crate::report::run::write_pair_scores;
 use crate::report::terminal::{manifest_lines, verification_table};
@@ -107,7 +106,8 @@ pub fn run_manifest(env: &Env, req: &ManifestRunRequest) -> Result<RunReport> {
     let r = &req.run;
     if r.per_subject_models || r.ages.is_some() {
         return Err(Error::Config(
-            "with --manifest, ages come from its 'age' column and there is one model: drop --ages/--loo-embeddings".into(),
+            "with --manifest, ages come from its 'age' column and there is one model: drop --ages/--loo-embeddings"
+                .into(),
         ));
     }
     let mut clock = Clock::new();
@@ -139,7 +139,8 @@ pub fn run_manifest(env: &Env, req: &ManifestRunRequest) -> Result<RunReport> {
         None => {
             let p = dir.join(pairs_file_name(gap));
             if !p.exists() {
-                let have: Vec<String> = desc.files.iter().filter(|f| f.role == "pairs").map(|f| f.file.clone()).collect();
+                let have: Vec<String> =
+                    desc.files.iter().filter(|f| f.role == "pairs").map(|f| f.file.clone()).collect();
                 return Err(Error::Missing(format!(
                     "{} does not exist (the protocol directory holds {}); build it with `aifr-eval manifest build {} --min-age-gap {gap}`",
                     p.display(),
@@ -165,8 +166,12 @@ pub fn run_manifest(env: &Env, req: &ManifestRunRequest) -> Result<RunReport> {
     clock.lap("open embeddings");
     let mode = r.mode.unwrap_or(protocol.default_mode);
     let fusion = verification::resolve_fusion(r.flip.unwrap_or(protocol.flip_for(mode)), mode, &store)?;
-    let params =
-        VerificationParams { mode, fusion, far_targets: protocol.far_targets.clone(), age_gap: protocol.age_gap.clone() };
+    let params = VerificationParams {
+        mode,
+        fusion,
+        far_targets: protocol.far_targets.clone(),
+        age_gap: protocol.age_gap.clone(),
+    };
     let outcome = verification::evaluate(&bench, &store, &params)?;
     clock.lap("verification");
     let ident = identification(

@@ -158,11 +158,18 @@ fn parse_landmarks(cell: &str) -> std::result::Result<[f32; 10], String> {
     let inner = cell.trim().trim_start_matches(['[', '(']).trim_end_matches([']', ')']);
     let nums: Vec<&str> = inner.split([' ', ',', ';', '\t']).filter(|s| !s.is_empty()).collect();
     if nums.len() != 10 {
-        return Err(format!("landmarks must be 10 numbers (x1 y1 … x5 y5 of 5 points), found {}: '{cell}'", nums.len()));
+        return Err(format!(
+            "landmarks must be 10 numbers (x1 y1 … x5 y5 of 5 points), found {}: '{cell}'",
+            nums.len()
+        ));
     }
     let mut out = [0f32; 10];
     for (o, n) in out.iter_mut().zip(&nums) {
-        *o = n.parse::<f32>().ok().filter(|v| v.is_finite()).ok_or_else(|| format!("landmark '{n}' is not a finite number"))?;
+        *o = n
+            .parse::<f32>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| format!("landmark '{n}' is not a finite number"))?;
     }
     Ok(out)
 }
@@ -179,7 +186,10 @@ fn landmark_cells(path: &Path, df: &DataFrame) -> Result<Vec<Option<String>>> {
             .map(|cell| {
                 cell.map(|inner| -> Result<String> {
                     let v = inner.f64().map_err(|e| polars_error(path, "numbers", e))?;
-                    Ok((0..v.len()).map(|k| v.get(k).map_or("null".into(), |x| x.to_string())).collect::<Vec<_>>().join(" "))
+                    Ok((0..v.len())
+                        .map(|k| v.get(k).map_or("null".into(), |x| x.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(" "))
                 })
                 .transpose()
             })
@@ -274,7 +284,9 @@ impl Manifest {
                     .parse::<f64>()
                     .ok()
                     .filter(|a| a.fract() == 0.0 && *a >= 0.0 && *a <= MAX_AGE as f64)
-                    .ok_or_else(|| err(row, format!("age must be a whole number of years 0..{MAX_AGE}, found '{cell}'")))?;
+                    .ok_or_else(|| {
+                        err(row, format!("age must be a whole number of years 0..{MAX_AGE}, found '{cell}'"))
+                    })?;
                 ages.push(age as u32);
             }
             Some(ages)

@@ -87,6 +87,8 @@ pub struct Cohort<'a> {
     pub identities: Vec<u32>,
     /// Rows of each identity (indexed by identity index), sorted by (age, path).
     pub images: Vec<Vec<u32>>,
+    /// Rank of each row's path among all paths: orders pairs independently of the row order.
+    rank: Vec<u32>,
 }
 
 impl<'a> Cohort<'a> {
@@ -98,7 +100,22 @@ impl<'a> Cohort<'a> {
         images.par_iter_mut().for_each(|v| {
             v.sort_by(|&a, &b| age(a).cmp(&age(b)).then_with(|| m.paths[a as usize].cmp(&m.paths[b as usize])))
         });
-        Cohort { manifest: m, identities, images }
+        let mut by_path: Vec<u32> = (0..m.len() as u32).collect();
+        by_path.par_sort_unstable_by(|&a, &b| m.paths[a as usize].cmp(&m.paths[b as usize]));
+        let mut rank = vec![0u32; m.len()];
+        for (k, &r) in by_path.iter().enumerate() {
+            rank[r as usize] = k as u32;
+        }
+        Cohort { manifest: m, identities, images, rank }
+    }
+
+    /// The pair with the smaller path first.
+    fn ordered(&self, a: u32, b: u32) -> (u32, u32) {
+        if self.rank[a as usize] < self.rank[b as usize] {
+            (a, b)
+        } else {
+            (b, a)
+        }
     }
 
     fn age(&self, row: u32) -> u32 {
@@ -175,10 +192,6 @@ impl GapPairs {
     }
 }
 
-fn ordered(a: u32, b: u32) -> (u32, u32) {
-    (a.min(b), a.max(b))
-}
-
 /// Draws `n` distinct positive pairs with age gap >= `gap` from the fold's identities:
 /// identity uniformly among those with a pair left, then one of its pairs uniformly. `accept`
 /// may refuse a drawn pair (it then stays used). Returns fewer than `n` when the pool runs dry.
@@ -229,7 +242,8 @@ impl AgeIndex {
     fn new(c: &Cohort, ids: &[u32]) -> Self {
         let mut entries: Vec<(u32, u32, u32)> =
             ids.iter().flat_map(|&id| c.images[id as usize].iter().map(move |&r| (c.age(r), r, id))).collect();
-        entries.sort_unstable();
+        // (age, path) order: draws do not depend on the manifest's row order.
+        entries.sort_unstable_by_key(|e| (e.0, c.rank[e.1 as usize]));
         AgeIndex { entries }
     }
 
@@ -262,7 +276,7 @@ fn build_fold(
                 continue;
             }
             let (ix, iy) = (&c.images[x as usize], &c.images[y as usize]);
-            let pair = ordered(ix[rng.gen_range(0..ix.len())], iy[rng.gen_range(0..iy.len())]);
+            let pair = c.ordered(ix[rng.gen_range(0..ix.len())], iy[rng.gen_range(0..iy.len())]);
             if used.insert(pair) {
                 mismatched.push(pair);
             }
@@ -287,7 +301,7 @@ fn build_fold(
             if x.2 == y.2 || x.0.abs_diff(y.0) < gap {
                 continue;
             }
-            if used_neg.insert(ordered(x.1, y.1)) {
+            if used_neg.insert(c.ordered(x.1, y.1)) {
                 negatives.push((x.1, y.1));
                 return true;
             }

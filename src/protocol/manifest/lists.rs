@@ -219,13 +219,18 @@ pub fn read_pairs(file: &Path, m: &Manifest) -> Result<PairBenchmark> {
     let text = crate::dataset::read_text(file)?;
     let index = m.row_index();
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
-    let (_, header) = lines.next().ok_or_else(|| Error::parse(file, 1, "empty file: expected a header like '10\\t300'"))?;
+    let (_, header) =
+        lines.next().ok_or_else(|| Error::parse(file, 1, "empty file: expected a header like '10\\t300'"))?;
     let head: Vec<&str> = header.split_whitespace().collect();
     let (folds, per_fold) = match head.as_slice() {
         [f, n] => (positive(file, 1, f)?, positive(file, 1, n)?),
         [n] => (1, positive(file, 1, n)?),
         _ => {
-            return Err(Error::parse(file, 1, format!("expected a header '<folds>\\t<pairs per fold>', found '{header}'")))
+            return Err(Error::parse(
+                file,
+                1,
+                format!("expected a header '<folds>\\t<pairs per fold>', found '{header}'"),
+            ))
         }
     };
     let mut table = KeyTable::default();
@@ -245,25 +250,34 @@ pub fn read_pairs(file: &Path, m: &Manifest) -> Result<PairBenchmark> {
                     )
                 })?;
                 let f: Vec<&str> = line.split('\t').collect();
-                let (ka, kb) = match f.as_slice() {
-                    [a, b] => (a.to_string(), b.to_string()),
-                    [name, n1, n2] => (image_key(name, positive(file, ln, n1)?), image_key(name, positive(file, ln, n2)?)),
-                    [n1, i1, n2, i2] => (image_key(n1, positive(file, ln, i1)?), image_key(n2, positive(file, ln, i2)?)),
-                    _ => {
-                        return Err(Error::parse(
+                let (ka, kb) =
+                    match f.as_slice() {
+                        [a, b] => (a.to_string(), b.to_string()),
+                        [name, n1, n2] => {
+                            (image_key(name, positive(file, ln, n1)?), image_key(name, positive(file, ln, n2)?))
+                        }
+                        [n1, i1, n2, i2] => {
+                            (image_key(n1, positive(file, ln, i1)?), image_key(n2, positive(file, ln, i2)?))
+                        }
+                        _ => return Err(Error::parse(
                             file,
                             ln,
-                            format!("expected '<path a>\\t<path b>' (or an LFW pair line), found {} tab-separated fields", f.len()),
-                        ))
-                    }
-                };
+                            format!(
+                                "expected '<path a>\\t<path b>' (or an LFW pair line), found {} tab-separated fields",
+                                f.len()
+                            ),
+                        )),
+                    };
                 let (ra, rb) = (row_of(&index, m, file, ln, &ka)?, row_of(&index, m, file, ln, &kb)?);
                 if ra == rb {
                     return Err(Error::parse(file, ln, format!("a pair of an image with itself ('{ka}')")));
                 }
                 let same = m.identity[ra as usize] == m.identity[rb as usize];
                 if same != genuine {
-                    let (ia, ib) = (&m.identity_names[m.identity[ra as usize] as usize], &m.identity_names[m.identity[rb as usize] as usize]);
+                    let (ia, ib) = (
+                        &m.identity_names[m.identity[ra as usize] as usize],
+                        &m.identity_names[m.identity[rb as usize] as usize],
+                    );
                     return Err(Error::parse(
                         file,
                         ln,
@@ -347,8 +361,7 @@ pub fn read_split(dir: &Path, choice: &str, m: &Manifest) -> Result<(Vec<u32>, V
                 &pp,
                 format!(
                     "probe '{}' belongs to identity '{}', which has no gallery image (closed-set identification)",
-                    m.paths[r as usize],
-                    m.identity_names[m.identity[r as usize] as usize]
+                    m.paths[r as usize], m.identity_names[m.identity[r as usize] as usize]
                 ),
             ));
         }

@@ -249,8 +249,16 @@ pub fn stratify(
     let roc = Roc::new(&pairs.score, &pairs.genuine).map_err(|e| Error::Invalid(format!("stratification: {e}")))?;
     let n_clusters = pairs.cluster.iter().max().map_or(0, |&c| c as usize + 1);
     let spec = BootstrapSpec::default();
-    let breakdown =
-        age_gap_at_operating_far(&roc, &pairs.score, &pairs.genuine, &stratum, &cfg, &pairs.cluster, n_clusters, &spec)?;
+    let breakdown = age_gap_at_operating_far(
+        &roc,
+        &pairs.score,
+        &pairs.genuine,
+        &stratum,
+        &cfg,
+        &pairs.cluster,
+        n_clusters,
+        &spec,
+    )?;
     let row_value: Vec<Option<u32>> = of_row.iter().map(|&s| Some(s)).collect();
     let split = rank1_by(&ident.split_hit, &row_value, &bins);
     let loo = ident.loo_hit.as_ref().map(|h| rank1_by(h, &row_value, &bins));
