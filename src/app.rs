@@ -19,6 +19,8 @@ use crate::store::EmbeddingStore;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+pub mod manifest;
+
 /// Where data, configuration and caches live for this invocation.
 #[derive(Debug, Clone)]
 pub struct Env {

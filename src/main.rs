@@ -1,11 +1,13 @@
 //! The `aifr-eval` command line: parse, call the library, print, exit with a documented code.
 
+use aifr_eval::app::manifest::{self as manifest_app, ManifestRunRequest};
 use aifr_eval::app::{self, Env, RunRequest};
 use aifr_eval::config::{FlipChoice, Registry};
 use aifr_eval::demo;
 use aifr_eval::error::{exit, Error};
 use aifr_eval::gate::{self, GateConfig};
 use aifr_eval::metrics::FoldMode;
+use aifr_eval::protocol::manifest::build::{BuildSpec, GalleryChoice};
 use aifr_eval::report::html::write_report;
 use aifr_eval::report::run::RunData;
 use aifr_eval::report::write_atomic;
@@ -59,8 +61,13 @@ enum Command {
   aifr-eval run lfw --embeddings emb.npy --keys keys.txt
   aifr-eval run lfw --embeddings emb.npy --keys keys.txt --flip-embeddings emb_flip.npy --mode insightface
   aifr-eval run agedb30 --embeddings agedb_emb.npy          # .bin packs: rows in pack order, no key file
-  aifr-eval run calfw --embeddings store.aifrstore --mode facexzoo --out reports/calfw-r50")]
+  aifr-eval run calfw --embeddings store.aifrstore --mode facexzoo --out reports/calfw-r50
+  aifr-eval run --manifest faces.csv --embeddings emb.npy --keys keys.txt --stratify camera
+  aifr-eval run --manifest faces.csv --protocol-dir faces-protocol --min-age-gap 10 --embeddings faces.aifrstore")]
     Run(RunArgs),
+    /// Your own collection: validate a manifest, build age-aware protocols from it, export the demo's.
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
     /// List every benchmark in datasets.toml and which of its files are present.
     Datasets,
     /// Generate the synthetic benchmark and evaluate it end to end (no downloads).
@@ -131,8 +138,9 @@ impl From<Mode> for FoldMode {
 
 #[derive(Args, Debug)]
 struct RunArgs {
-    /// Benchmark name from datasets.toml (see `aifr-eval datasets`).
-    benchmark: String,
+    /// Benchmark name from datasets.toml (see `aifr-eval datasets`); omit with --manifest.
+    #[arg(required_unless_present = "manifest", conflicts_with = "manifest")]
+    benchmark: Option<String>,
     /// Embeddings: an .aifrstore, or an N×D .npy (f32/f16/f64) or .safetensors file.
     #[arg(long, required_unless_present = "loo_embeddings", conflicts_with = "loo_embeddings")]
     embeddings: Option<PathBuf>,
@@ -165,6 +173,126 @@ struct RunArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    manifest: ManifestRunArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Your own collection (--manifest)")]
+struct ManifestRunArgs {
+    /// Evaluate the images listed in a manifest (CSV, TSV or Parquet with columns path, identity
+    /// and optionally age, group, …) instead of a registered benchmark; embedding keys are its paths.
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// Protocol files written by `aifr-eval manifest build` [default: built now with --seed into <out>/protocol].
+    #[arg(long, value_name = "DIR", requires = "manifest")]
+    protocol_dir: Option<PathBuf>,
+    /// Evaluate this pairs file instead of the protocol's pairs.txt: pairs.txt layout with two
+    /// manifest paths per line, or LFW's own `name n1 n2` / `name1 n1 name2 n2` lines.
+    #[arg(long, value_name = "FILE", requires = "manifest")]
+    pairs: Option<PathBuf>,
+    /// Evaluate the age-gap-controlled pairs (genuine pairs at least this many years apart,
+    /// impostors matched on age) instead of the plain pairs.
+    #[arg(long, value_name = "YEARS", requires = "manifest")]
+    min_age_gap: Option<u32>,
+    /// Identification gallery: each identity's youngest or oldest image (first: by path, without ages).
+    #[arg(long, value_enum, requires = "manifest")]
+    gallery: Option<GalleryChoice>,
+    /// Also break every result down by this manifest column (repeatable; `group` always is).
+    #[arg(long, value_name = "COLUMN", requires = "manifest")]
+    stratify: Vec<String>,
+    /// Seed of the protocol built when no --protocol-dir is given.
+    #[arg(long, default_value_t = manifest_app::DEFAULT_SEED)]
+    seed: u64,
+    /// Matched (= mismatched) pairs per fold of a protocol built now [default: up to 300].
+    #[arg(long, value_name = "N", requires = "manifest")]
+    pairs_per_fold: Option<usize>,
+    /// Age-matched impostors: each image within this many years of its genuine pair's.
+    #[arg(long, value_name = "YEARS", default_value_t = 2)]
+    age_tolerance: u32,
+    /// Leave-one-image-out rank-1 compares every image with every other: skipped above this many images.
+    #[arg(long, value_name = "N", default_value_t = manifest_app::DEFAULT_LOO_MAX_IMAGES)]
+    loo_max_images: usize,
+}
+
+#[derive(Subcommand, Debug)]
+enum ManifestCommand {
+    /// Validate a manifest and print a summary (images, identities, age histogram, groups).
+    #[command(
+        after_help = "A manifest is a table, one image per row: columns `path` (relative to the dataset root) and
+`identity`, optional `age` (whole years), `landmarks` (10 numbers: x y of 5 points), `detector_score`,
+`group` (e.g. a site or camera) and any other column (kept; usable with `run --stratify`).
+Format from the extension: .csv, .tsv, .parquet.
+
+Errors (exit 3): missing columns or cells, duplicate paths, absolute paths or `..` leaving the root,
+ages outside 0..130. Missing files under the root: exit 4, after the summary. Identities with a
+single image are a warning (they serve only as gallery entries and impostors).
+
+Examples:
+  aifr-eval manifest check faces.csv                      # files looked up next to faces.csv
+  aifr-eval manifest check faces.parquet --root /data/faces
+  aifr-eval manifest check faces.csv --skip-files         # the table alone"
+    )]
+    Check {
+        /// The manifest (.csv, .tsv or .parquet).
+        file: PathBuf,
+        /// Dataset root the paths are relative to [default: the manifest's directory].
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        /// Validate the table only; do not look for the image files.
+        #[arg(long)]
+        skip_files: bool,
+    },
+    /// Build verification pairs and identification splits from a manifest, as shareable files.
+    #[command(after_help = "Writes into --out:
+  pairs.txt               10 identity-disjoint folds in LFW's pairs.txt layout (`<folds>\t<n>` header,
+                          then per fold n matched and n mismatched lines `<path a>\t<path b>`)
+  pairs_min_gap_<G>.txt   per --min-age-gap: genuine pairs at least G years apart, each impostor pair
+                          matched on age (each image within --age-tolerance of its genuine pair's)
+  gallery_<g>.txt, probes_<g>.txt
+                          closed-set identification: g = youngest and oldest image of each identity
+                          (first by path when the manifest has no ages), probes = the other images
+  protocol.json           seed, folds, tolerance, method, the manifest's fingerprint, each file's blake3
+The same manifest and seed give byte-identical files, whatever the row order or thread count.
+
+Examples:
+  aifr-eval manifest build faces.csv --out faces-protocol
+  aifr-eval manifest build faces.csv --out faces-protocol --seed 3 --min-age-gap 5,10,20,30
+  aifr-eval run --manifest faces.csv --protocol-dir faces-protocol --min-age-gap 30 --embeddings e.npy --keys k.txt")]
+    Build {
+        /// The manifest (.csv, .tsv or .parquet).
+        file: PathBuf,
+        /// Directory to write the protocol files into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[arg(long, default_value_t = manifest_app::DEFAULT_SEED)]
+        seed: u64,
+        /// Identity-disjoint folds.
+        #[arg(long, default_value_t = 10)]
+        folds: usize,
+        /// Matched (= mismatched) pairs per fold [default: as many as every fold allows, at most 300].
+        #[arg(long, value_name = "N")]
+        pairs_per_fold: Option<usize>,
+        /// Also build age-gap-controlled pairs for each gap, in years (e.g. 5,10,20,30 like AgeDB).
+        #[arg(long, value_name = "YEARS", value_delimiter = ',')]
+        min_age_gap: Vec<u32>,
+        /// Age-matched impostors: each image within this many years of its genuine pair's.
+        #[arg(long, value_name = "YEARS", default_value_t = 2)]
+        age_tolerance: u32,
+    },
+    /// Write the synthetic ageing cohort with its manifest (the demo, as your own collection).
+    #[command(after_help = "Example:
+  aifr-eval manifest export-demo --out demo-cohort
+  aifr-eval run --manifest demo-cohort/manifest.csv --embeddings demo-cohort/embeddings/embeddings.npy \\
+      --keys demo-cohort/embeddings/keys.txt --flip-embeddings demo-cohort/embeddings/embeddings_flip.npy")]
+    ExportDemo {
+        /// Directory for the cohort (manifest.csv, embeddings/, lfw/pairs.txt).
+        #[arg(long, value_name = "DIR", default_value = "reports/demo-manifest")]
+        out: PathBuf,
+        /// Seed of the synthetic cohort.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -318,11 +446,46 @@ fn print_run(r: &app::RunReport) {
 
 fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
+        Command::Run(a) if a.manifest.manifest.is_some() => {
+            let env = env(&cli.global)?;
+            let m = a.manifest;
+            let manifest = m.manifest.unwrap_or_default();
+            let stem = manifest.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let req = ManifestRunRequest {
+                manifest,
+                protocol_dir: m.protocol_dir,
+                pairs: m.pairs,
+                min_age_gap: m.min_age_gap,
+                gallery: m.gallery,
+                stratify: m.stratify,
+                seed: m.seed,
+                pairs_per_fold: m.pairs_per_fold,
+                age_tolerance: m.age_tolerance,
+                loo_max_images: m.loo_max_images,
+                run: RunRequest {
+                    benchmark: "manifest".into(),
+                    per_subject_models: a.loo_embeddings.is_some(),
+                    embeddings: a.embeddings.or(a.loo_embeddings).unwrap_or_default(),
+                    keys: a.keys,
+                    flip_embeddings: a.flip_embeddings,
+                    mode: a.mode.map(Into::into),
+                    flip: a.flip,
+                    protocol_file: a.protocol_file,
+                    ages: a.ages,
+                    out_dir: a.out.unwrap_or_else(|| PathBuf::from("reports").join(format!("manifest-{stem}"))),
+                },
+            };
+            let r = manifest_app::run_manifest(&env, &req)?;
+            if !a.quiet {
+                print_run(&r);
+            }
+        }
         Command::Run(a) => {
             let env = env(&cli.global)?;
+            let benchmark = a.benchmark.unwrap_or_default();
             let req = RunRequest {
-                out_dir: a.out.unwrap_or_else(|| PathBuf::from("reports").join(&a.benchmark)),
-                benchmark: a.benchmark,
+                out_dir: a.out.unwrap_or_else(|| PathBuf::from("reports").join(&benchmark)),
+                benchmark,
                 per_subject_models: a.loo_embeddings.is_some(),
                 embeddings: a.embeddings.or(a.loo_embeddings).unwrap_or_default(),
                 keys: a.keys,
@@ -441,6 +604,62 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 out_dir: a.out.join("megaface_fgnet"),
             };
             print_run(&app::run_megaface(&env, &req)?);
+        }
+        Command::Manifest(ManifestCommand::Check { file, root, skip_files }) => {
+            let (m, summary) = manifest_app::check(&file, root.as_deref(), !skip_files)?;
+            print!("{}", summary.render(&m.source));
+            if let Some(missing) = summary.missing_files.as_ref().filter(|v| !v.is_empty()) {
+                let root = root.unwrap_or_else(|| manifest_app::default_root(&file));
+                return Err(Error::Missing(format!(
+                    "{} of the {} files listed in {} are missing under {} (first: '{}'); fix the paths or give --root",
+                    missing.len(),
+                    m.len(),
+                    file.display(),
+                    root.display(),
+                    missing[0]
+                )));
+            }
+        }
+        Command::Manifest(ManifestCommand::Build {
+            file,
+            out,
+            seed,
+            folds,
+            pairs_per_fold,
+            min_age_gap,
+            age_tolerance,
+        }) => {
+            let spec = BuildSpec { seed, folds, pairs_per_fold, min_age_gaps: min_age_gap, age_tolerance };
+            let desc = manifest_app::build(&file, &out, &spec)?;
+            println!(
+                "{}: {} images of {} identities; seed {seed}, {folds} identity-disjoint folds",
+                file.display(),
+                desc.manifest.rows,
+                desc.manifest.identities
+            );
+            for f in &desc.files {
+                let what = match (f.min_age_gap, f.pairs_per_fold, f.lines) {
+                    (Some(0), Some(n), _) => format!("{n} matched + {n} mismatched pairs per fold"),
+                    (Some(g), Some(n), _) => format!("{n} + {n} pairs per fold, genuine pairs {g}+ years apart"),
+                    (_, _, Some(n)) => format!("{n} {}", f.role),
+                    _ => f.role.clone(),
+                };
+                println!("  wrote {}  ({what})", out.join(&f.file).display());
+            }
+            println!("  wrote {}", out.join("protocol.json").display());
+        }
+        Command::Manifest(ManifestCommand::ExportDemo { out, seed }) => {
+            let files = demo::generate(&demo::DemoSpec { seed, ..Default::default() }, &out)?;
+            let e = |p: &PathBuf| p.display().to_string();
+            println!("synthetic ageing cohort (seed {seed}): {}", e(&files.manifest));
+            println!(
+                "  evaluate it: aifr-eval run --manifest {} --embeddings {} --keys {} --flip-embeddings {}",
+                e(&files.manifest),
+                e(&files.embeddings),
+                e(&files.keys),
+                e(&files.flip_embeddings)
+            );
+            println!("  (add --pairs {} to evaluate the built-in LFW-layout pairs)", e(&files.pairs));
         }
         Command::Report(a) => {
             let runs = a.runs.iter().map(|p| RunData::load(p)).collect::<Result<Vec<_>, _>>()?;

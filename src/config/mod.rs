@@ -22,6 +22,8 @@ pub enum Format {
     Ijb,
     Megaface,
     Fgnet,
+    /// A user's collection listed in a manifest (`aifr-eval run --manifest`).
+    Manifest,
 }
 
 impl Format {
@@ -33,6 +35,7 @@ impl Format {
             Format::Ijb => &["faces", "pairs", "landmarks"],
             Format::Megaface => &["probes", "distractors"],
             Format::Fgnet => &["images"],
+            Format::Manifest => &["manifest"],
         }
     }
 

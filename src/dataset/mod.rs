@@ -6,6 +6,7 @@ pub mod calfw;
 pub mod fgnet;
 pub mod insightface_bin;
 pub mod lfw;
+pub mod manifest;
 pub mod megaface;
 
 use serde::Serialize;

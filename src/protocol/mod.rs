@@ -1,5 +1,6 @@
 //! Protocols wire an adapter's benchmark, the embedding store and the metrics into a results value.
 
 pub mod fgnet;
+pub mod manifest;
 pub mod megaface;
 pub mod verification;

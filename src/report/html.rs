@@ -16,6 +16,8 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 /// Escapes `&`, `<`, `>`, `"` and `'` so any string is safe in element text and quoted attributes.
+mod manifest;
+
 pub fn escape_html(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + s.len() / 8);
     for c in s.chars() {
@@ -809,6 +811,7 @@ fn single_page(run: &RunData, name: &str, charts: &Charts) -> String {
         figure(&mut out, c);
     }
     age_gap_table(&mut out, r);
+    manifest::sections(&mut out, r);
     if !is_fgnet(r) {
         out.push_str("<h2>Per-fold accuracy</h2>\n");
         fold_table(&mut out, r);

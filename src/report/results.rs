@@ -184,3 +184,37 @@ pub struct Timings {
     pub total_seconds: f64,
     pub threads: usize,
 }
+
+/// How the protocol of a manifest run was obtained.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestProtocolInfo {
+    /// "protocol directory" (`--protocol-dir`) or "built for this run" (default seed).
+    pub source: &'static str,
+    pub seed: u64,
+    pub age_tolerance: u32,
+    /// Pairs file evaluated (file name) and the minimum age gap of its genuine pairs (0 = none).
+    pub pairs_file: String,
+    pub min_age_gap: u32,
+}
+
+/// The `manifest` section of a manifest run's results.json.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestRunInfo {
+    pub file: crate::protocol::manifest::lists::ManifestFingerprint,
+    pub protocol: ManifestProtocolInfo,
+    /// Text columns of the manifest (`group` first, then extra columns).
+    pub columns: Vec<String>,
+    pub has_ages: bool,
+}
+
+/// results.json of `aifr-eval run --manifest`: a pair-verification result (same keys, so reports
+/// and the gate read it like any benchmark) plus the manifest, identification and strata.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestResults {
+    #[serde(flatten)]
+    pub verification: VerificationResults,
+    pub manifest: ManifestRunInfo,
+    pub identification: crate::protocol::manifest::ManifestIdentification,
+    /// One breakdown per column: `group` (when present), then each `--stratify` column.
+    pub strata: Vec<crate::protocol::manifest::Stratification>,
+}
