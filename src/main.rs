@@ -347,7 +347,9 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Embed(a) => {
             let env = env(&cli.global)?;
             let Some(model) = a.model.request(!a.no_flip, a.quiet) else {
-                return Err(Error::Config("embed needs --model WEIGHTS (and --arch NAME when the file does not say)".into()));
+                return Err(Error::Config(
+                    "embed needs --model WEIGHTS (and --arch NAME when the file does not say)".into(),
+                ));
             };
             let r = embed_benchmark(&env, &a.benchmark, &model, a.output.as_deref())?;
             if !a.quiet {

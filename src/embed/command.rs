@@ -155,7 +155,9 @@ pub fn embed_benchmark(env: &Env, benchmark: &str, req: &ModelRequest, output: O
 /// `run --embeddings <store>` does.
 pub fn run_with_model(env: &Env, req: &RunRequest, model: &ModelRequest) -> Result<(EmbedReport, Option<RunReport>)> {
     if req.per_subject_models || req.keys.is_some() || req.flip_embeddings.is_some() {
-        return Err(Error::Config("--model computes the embeddings: drop --embeddings/--keys/--flip-embeddings".into()));
+        return Err(Error::Config(
+            "--model computes the embeddings: drop --embeddings/--keys/--flip-embeddings".into(),
+        ));
     }
     let embedded = embed_benchmark(env, &req.benchmark, model, None)?;
     if !embedded.extraction.complete {

@@ -65,7 +65,12 @@ impl Extraction {
 }
 
 /// The identity of a store the network fills: image set, model, preprocessing and views.
-pub fn source_fingerprint(images_fingerprint: &[u8; 32], model: &dyn FaceEmbedder, device: &str, flip: bool) -> [u8; 32] {
+pub fn source_fingerprint(
+    images_fingerprint: &[u8; 32],
+    model: &dyn FaceEmbedder,
+    device: &str,
+    flip: bool,
+) -> [u8; 32] {
     let spec = model.input();
     let mut h = blake3::Hasher::new();
     h.update(b"aifr-eval embed v1\0");
@@ -271,7 +276,8 @@ fn run_batch(
                 y.dims()
             )));
         }
-        let y: Vec<f32> = y.flatten_all().and_then(|t| t.to_vec1()).map_err(crate::model::candle_err("reading embeddings"))?;
+        let y: Vec<f32> =
+            y.flatten_all().and_then(|t| t.to_vec1()).map_err(crate::model::candle_err("reading embeddings"))?;
         for (v, view) in out.iter_mut().enumerate() {
             for (j, &k) in good.iter().enumerate() {
                 let src = &y[(v * good.len() + j) * dim..][..dim];

@@ -79,12 +79,18 @@ impl EmbedMeta {
         let meta: EmbedMeta = serde_json::from_str(&text)
             .map_err(|e| Error::parse(&path, e.line(), format!("not an aifr-eval embedding record: {e}")))?;
         if meta.kind != KIND || meta.version != 1 {
-            return Err(Error::data(&path, format!("unsupported record kind '{}' version {}", meta.kind, meta.version)));
+            return Err(Error::data(
+                &path,
+                format!("unsupported record kind '{}' version {}", meta.kind, meta.version),
+            ));
         }
         if meta.source_fingerprint != crate::store::hex(&store.header().source_fingerprint) {
             return Err(Error::data(
                 &path,
-                format!("belongs to another embedding store than {} (source fingerprints differ)", store.path().display()),
+                format!(
+                    "belongs to another embedding store than {} (source fingerprints differ)",
+                    store.path().display()
+                ),
             ));
         }
         Ok(Some(meta))

@@ -43,7 +43,11 @@ impl Affine {
 /// `b = Σ(x·v − y·u) / Σ|p|²`. Fails when the source points all coincide.
 pub fn similarity_lstsq(src: &[[f64; 2]], dst: &[[f64; 2]]) -> Result<Affine, String> {
     if src.len() != dst.len() || src.len() < 2 {
-        return Err(format!("alignment needs matching point lists of at least 2 (got {} and {})", src.len(), dst.len()));
+        return Err(format!(
+            "alignment needs matching point lists of at least 2 (got {} and {})",
+            src.len(),
+            dst.len()
+        ));
     }
     if src.iter().chain(dst).any(|p| !p[0].is_finite() || !p[1].is_finite()) {
         return Err("landmarks must be finite numbers".into());

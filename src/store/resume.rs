@@ -155,11 +155,7 @@ impl ResumableWriter {
                 keys.len()
             )));
         }
-        let path = if progress.skipped.is_empty() {
-            writer.finish(keys)?
-        } else {
-            compact(writer, &progress, keys)?
-        };
+        let path = if progress.skipped.is_empty() { writer.finish(keys)? } else { compact(writer, &progress, keys)? };
         std::fs::remove_file(&progress_path).map_err(|e| Error::write(&progress_path, e))?;
         Ok(path)
     }
