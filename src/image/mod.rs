@@ -148,7 +148,8 @@ mod tests {
         let bytes = png(1, 1, |_, _| [10, 20, 30]);
         let s = InputSpec { channels: ChannelOrder::Bgr, mean: [1.0, 2.0, 3.0], std: [1.0, 2.0, 4.0], ..spec(1, 1) };
         let p = prepare(&bytes, None, &s, false).unwrap();
-        assert_eq!(p.original, vec![29.0, 9.0, 2.25]);
+        // Planes B, G, R: (30 − 1)/1, (20 − 2)/2, (10 − 3)/4.
+        assert_eq!(p.original, vec![29.0, 9.0, 1.75]);
         assert!(p.flipped.is_none());
     }
 
@@ -173,7 +174,8 @@ mod tests {
     #[test]
     fn bad_bytes_say_why() {
         assert!(decode(b"").unwrap_err().contains("empty"));
-        assert!(decode(b"GIF89a....").unwrap_err().contains("not a JPEG or PNG"));
+        assert!(decode(b"GIF89a....").unwrap_err().contains("not supported (JPEG or PNG expected)"));
+        assert!(decode(b"\x00\x01junk").unwrap_err().contains("not a JPEG or PNG"));
         let mut bytes = png(8, 8, |_, _| [1, 2, 3]);
         bytes.truncate(bytes.len() / 2);
         assert!(decode(&bytes).unwrap_err().contains("cannot decode"), "{}", decode(&bytes).unwrap_err());
