@@ -339,8 +339,12 @@ pub fn run_fgnet(env: &Env, req: &RunRequest) -> Result<RunReport> {
         (outcome, info, fusion)
     } else {
         let store = open_embeddings(env, &req.embeddings, req.keys.as_deref(), req.flip_embeddings.as_deref(), None)?;
+        let made_by = crate::embed::meta::EmbedMeta::of_store(&store)?;
+        let mut bench = bench.clone();
+        let skipped = crate::embed::skipped::exclude_from_fgnet(&mut bench, made_by.as_ref());
         let fusion = verification::resolve_fusion(req.flip.unwrap_or(protocol.flip), FoldMode::Strict, &store)?;
-        (fgnet_protocol::evaluate(&bench, &store, &protocol, fusion)?, EmbeddingsInfo::of(&store), fusion)
+        let info = EmbeddingsInfo::of(&store).with_provenance(made_by.as_ref(), skipped);
+        (fgnet_protocol::evaluate(&bench, &store, &protocol, fusion)?, info, fusion)
     };
     clock.lap("score and metrics");
     let results = FgnetResults {
@@ -388,6 +392,9 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
     clock.lap("read benchmark");
     let row_order = bench.keys_are_row_order.then_some(bench.keys.as_slice());
     let store = open_embeddings(env, &req.embeddings, req.keys.as_deref(), req.flip_embeddings.as_deref(), row_order)?;
+    // A store the network made may lack images skipped as unreadable: their pairs are excluded.
+    let made_by = crate::embed::meta::EmbedMeta::of_store(&store)?;
+    let skipped = crate::embed::skipped::exclude_from_pairs(&mut bench, made_by.as_ref());
     clock.lap("open embeddings");
     let mode = req.mode.unwrap_or(protocol.default_mode);
     let fusion = verification::resolve_fusion(req.flip.unwrap_or(protocol.flip_for(mode)), mode, &store)?;
@@ -431,7 +438,7 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
                 }
             },
         },
-        embeddings: EmbeddingsInfo::of(&store),
+        embeddings: EmbeddingsInfo::of(&store).with_provenance(made_by.as_ref(), skipped),
         counts: outcome.counts,
         metrics: outcome.metrics,
     };

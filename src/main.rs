@@ -4,6 +4,8 @@ use aifr_eval::app::manifest::{self as manifest_app, ManifestRunRequest};
 use aifr_eval::app::{self, Env, RunRequest};
 use aifr_eval::config::{FlipChoice, Registry};
 use aifr_eval::demo;
+use aifr_eval::embed::command::{embed_benchmark, run_with_model, ModelRequest};
+use aifr_eval::embed::extract::ExtractOptions;
 use aifr_eval::error::{exit, Error};
 use aifr_eval::gate::{self, GateConfig};
 use aifr_eval::metrics::FoldMode;
@@ -68,6 +70,17 @@ enum Command {
     /// Your own collection: validate a manifest, build age-aware protocols from it, export the demo's.
     #[command(subcommand)]
     Manifest(ManifestCommand),
+    /// Compute a benchmark's embeddings with a network into an embedding store (resumable; a
+    /// finished store for the same model and images is reused).
+    #[command(after_help = "Examples:
+  aifr-eval embed lfw --model r50.safetensors --arch iresnet50 --device cuda:0 --dtype f16
+  aifr-eval embed agedb30 --model mbf.pth --arch mobilefacenet -o agedb_mbf.aifrstore
+  aifr-eval run lfw --embeddings agedb_mbf.aifrstore        # evaluate a store later
+
+Killed or interrupted, the same command continues where it stopped. Unreadable images stop the run
+(exit 4 missing, 3 corrupt) unless --skip-bad-images records them in the store's record; protocols then
+exclude the pairs that use them and say so in results.json.")]
+    Embed(EmbedArgs),
     /// List every benchmark in datasets.toml and which of its files are present.
     Datasets,
     /// Generate the synthetic benchmark and evaluate it end to end (no downloads).
@@ -142,8 +155,11 @@ struct RunArgs {
     #[arg(required_unless_present = "manifest", conflicts_with = "manifest")]
     benchmark: Option<String>,
     /// Embeddings: an .aifrstore, or an N×D .npy (f32/f16/f64) or .safetensors file.
-    #[arg(long, required_unless_present = "loo_embeddings", conflicts_with = "loo_embeddings")]
+    #[arg(long, required_unless_present_any = ["loo_embeddings", "model"], conflicts_with_all = ["loo_embeddings", "model"])]
     embeddings: Option<PathBuf>,
+    /// Compute the embeddings with this network first (see `aifr-eval embed`).
+    #[command(flatten)]
+    model: ModelArgs,
     /// FG-NET leave-one-person-out with one model per held-out subject: a directory with
     /// `<subject>.npy` (e.g. `001.npy`, optional `001_flip.npy`) and `keys.txt`, or `<subject>.aifrstore`.
     #[arg(long, value_name = "DIR")]
@@ -360,6 +376,63 @@ struct MegafaceArgs {
 }
 
 #[derive(Args, Debug)]
+struct ModelArgs {
+    /// Network weights (.safetensors, .pth state dict, dlib .dat): compute the embeddings.
+    #[arg(long, value_name = "WEIGHTS")]
+    model: Option<PathBuf>,
+    /// Architecture of --model when the file does not identify it.
+    #[arg(long, requires = "model")]
+    arch: Option<String>,
+    /// Where the network runs: cpu, cuda or cuda:N (cuda needs a binary built with --features cuda).
+    #[arg(long, default_value = "cpu", requires = "model")]
+    device: String,
+    /// Arithmetic of the network: f32, f16 or bf16 (embeddings are stored as f32).
+    #[arg(long, default_value = "f32", requires = "model")]
+    dtype: String,
+    /// Images per network call.
+    #[arg(long, default_value_t = 64, requires = "model")]
+    batch_size: usize,
+    /// Record unreadable or corrupt images and go on; pairs using them are excluded and counted.
+    #[arg(long, requires = "model")]
+    skip_bad_images: bool,
+}
+
+impl ModelArgs {
+    fn request(&self, flip: bool, quiet: bool) -> Option<ModelRequest> {
+        Some(ModelRequest {
+            weights: self.model.clone()?,
+            arch: self.arch.clone(),
+            device: self.device.clone(),
+            dtype: self.dtype.clone(),
+            options: ExtractOptions {
+                batch_size: self.batch_size,
+                flip,
+                skip_bad_images: self.skip_bad_images,
+                progress: !quiet,
+                stop_after_batches: None,
+            },
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+struct EmbedArgs {
+    /// Benchmark name from datasets.toml (see `aifr-eval datasets`).
+    benchmark: String,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Do not embed the mirrored images (the store then has no flip view).
+    #[arg(long)]
+    no_flip: bool,
+    /// The store to write [default: in the cache directory, named by the inputs' fingerprint].
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
 struct DemoArgs {
     /// Output directory for the generated data and the results.
     #[arg(long, default_value = "reports/demo")]
@@ -483,6 +556,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Run(a) => {
             let env = env(&cli.global)?;
             let benchmark = a.benchmark.unwrap_or_default();
+            // The mirrored images are embedded unless flip fusion is switched off.
+            let model = a.model.request(a.flip != Some(FlipChoice::None), a.quiet);
             let req = RunRequest {
                 out_dir: a.out.unwrap_or_else(|| PathBuf::from("reports").join(&benchmark)),
                 benchmark,
@@ -495,9 +570,31 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 protocol_file: a.protocol_file,
                 ages: a.ages,
             };
-            let r = app::run_benchmark(&env, &req)?;
+            let r = match model {
+                Some(m) => {
+                    let (embedded, r) = run_with_model(&env, &req, &m)?;
+                    if !a.quiet {
+                        println!("{}", embedded.summary());
+                    }
+                    r.ok_or_else(|| Error::Invalid("embedding stopped before the end".into()))?
+                }
+                None => app::run_benchmark(&env, &req)?,
+            };
             if !a.quiet {
                 print_run(&r);
+            }
+        }
+        Command::Embed(a) => {
+            let env = env(&cli.global)?;
+            let Some(model) = a.model.request(!a.no_flip, a.quiet) else {
+                return Err(Error::Config(
+                    "embed needs --model WEIGHTS (and --arch NAME when the file does not say)".into(),
+                ));
+            };
+            let r = embed_benchmark(&env, &a.benchmark, &model, a.output.as_deref())?;
+            if !a.quiet {
+                println!("{}", r.summary());
+                println!("  model {} fingerprint {}", r.arch, r.model_fingerprint);
             }
         }
         Command::Datasets => {

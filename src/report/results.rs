@@ -73,6 +73,13 @@ pub struct EmbeddingsInfo {
     pub dtype: &'static str,
     /// Whether embeddings of the mirrored images were present.
     pub has_flip: bool,
+    /// The network that computed the embeddings (`aifr-eval embed`/`run --model`); absent for
+    /// imported embeddings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<crate::embed::meta::ModelInfo>,
+    /// Images without an embedding (`--skip-bad-images`) and how the protocol treated them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped_images: Option<crate::embed::skipped::SkippedInfo>,
 }
 
 impl EmbeddingsInfo {
@@ -83,7 +90,20 @@ impl EmbeddingsInfo {
             dim: store.dim(),
             dtype: store.header().dtype.name(),
             has_flip: store.has_flip(),
+            model: None,
+            skipped_images: None,
         }
+    }
+
+    /// Adds what the embedding record says about the network and skipped images.
+    pub fn with_provenance(
+        mut self,
+        meta: Option<&crate::embed::meta::EmbedMeta>,
+        skipped: Option<crate::embed::skipped::SkippedInfo>,
+    ) -> Self {
+        self.model = meta.map(|m| m.model.clone());
+        self.skipped_images = skipped;
+        self
     }
 }
 

@@ -13,6 +13,7 @@
 
 mod format;
 pub mod import;
+pub mod resume;
 
 pub use format::{DType, StoreHeader};
 
