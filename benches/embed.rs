@@ -12,7 +12,7 @@ use std::time::Instant;
 
 fn jpeg(seed: usize) -> Vec<u8> {
     let img = image::RgbImage::from_fn(112, 112, |x, y| {
-        let v = ((x * 3 + y * 5 + seed * 7) % 256) as u8;
+        let v = ((x as usize * 3 + y as usize * 5 + seed * 7) % 256) as u8;
         image::Rgb([v, v.wrapping_mul(3), ((x ^ y) as u8).wrapping_add(seed as u8)])
     });
     let mut out = std::io::Cursor::new(Vec::new());

@@ -351,6 +351,9 @@ impl Manifest {
     }
 }
 
+/// A text column: its name, distinct values, and the most frequent values with their counts.
+pub type ColumnSummary = (String, usize, Vec<(String, usize)>);
+
 /// What `aifr-eval manifest check` prints.
 #[derive(Debug, Clone)]
 pub struct ManifestSummary {
@@ -366,7 +369,7 @@ pub struct ManifestSummary {
     pub landmarks: Option<usize>,
     pub detector_score: Option<(usize, f64, f64)>,
     /// Per text column: distinct values with their image counts (the first 20 by count).
-    pub columns: Vec<(String, usize, Vec<(String, usize)>)>,
+    pub columns: Vec<ColumnSummary>,
     /// Files that do not exist under the root (None when not checked).
     pub missing_files: Option<Vec<String>>,
 }

@@ -136,9 +136,9 @@ mod tests {
         let dst: Vec<[f64; 2]> = src.iter().map(|p| [c * p[0] - s * p[1] + 5.0, s * p[0] + c * p[1] - 3.0]).collect();
         let m = similarity_lstsq(&src, &dst).unwrap();
         let want = [[c, -s, 5.0], [s, c, -3.0]];
-        for r in 0..2 {
-            for k in 0..3 {
-                assert!((m.0[r][k] - want[r][k]).abs() < 1e-12, "{m:?}");
+        for (got, want) in m.0.iter().zip(&want) {
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 1e-12, "{m:?}");
             }
         }
         let inv = m.inverse().unwrap();

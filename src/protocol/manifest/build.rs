@@ -14,6 +14,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashSet;
 
+/// (genuine pairs, impostor pairs) as indices into the manifest's rows.
+type PairLists = (Vec<(u32, u32)>, Vec<(u32, u32)>);
+
 /// Pairs per fold when the user gives none (LFW's and AgeDB-30's 300).
 pub const DEFAULT_PAIRS_PER_FOLD: usize = 300;
 
@@ -263,7 +266,7 @@ fn build_fold(
     tolerance: u32,
     n: usize,
     rng: &mut ChaCha8Rng,
-) -> (Vec<(u32, u32)>, Vec<(u32, u32)>) {
+) -> PairLists {
     if gap == 0 {
         let matched = draw_positives(c, ids, 0, n, rng, |_, _| true);
         // Mismatched: two identities of the fold uniformly, one image of each uniformly.
@@ -354,7 +357,7 @@ pub fn build_pairs(c: &Cohort, folds: &[Vec<u32>], spec: &BuildSpec, gap: u32) -
             if gap > 0 { " that far apart in age" } else { "" }
         )));
     }
-    let built: Vec<(Vec<(u32, u32)>, Vec<(u32, u32)>)> = folds
+    let built: Vec<PairLists> = folds
         .par_iter()
         .enumerate()
         .map(|(f, ids)| {
