@@ -73,9 +73,10 @@ enum Command {
     /// Compute a benchmark's embeddings with a network into an embedding store (resumable; a
     /// finished store for the same model and images is reused).
     #[command(after_help = "Examples:
-  aifr-eval embed lfw --model r50.safetensors --arch iresnet50 --device cuda:0 --dtype f16
-  aifr-eval embed agedb30 --model mbf.pth --arch mobilefacenet -o agedb_mbf.aifrstore
-  aifr-eval run lfw --embeddings agedb_mbf.aifrstore        # evaluate a store later
+  aifr-eval embed lfw --model weights.bin --arch test-net --device cuda:0 --dtype f16
+  aifr-eval embed agedb30 --model weights.bin --arch test-net -o agedb_tn.aifrstore
+(This version loads only the deterministic test network `test-net`; IResNet/MobileFaceNet/dlib: issue #3.)
+  aifr-eval run agedb30 --embeddings agedb_tn.aifrstore     # evaluate a store later
 
 Killed or interrupted, the same command continues where it stopped. Unreadable images stop the run
 (exit 4 missing, 3 corrupt) unless --skip-bad-images records them in the store's record; protocols then

@@ -259,14 +259,7 @@ impl AgeIndex {
 const NEGATIVE_TRIES: usize = 64;
 
 /// Matched and mismatched pairs of one fold.
-fn build_fold(
-    c: &Cohort,
-    ids: &[u32],
-    gap: u32,
-    tolerance: u32,
-    n: usize,
-    rng: &mut ChaCha8Rng,
-) -> PairLists {
+fn build_fold(c: &Cohort, ids: &[u32], gap: u32, tolerance: u32, n: usize, rng: &mut ChaCha8Rng) -> PairLists {
     if gap == 0 {
         let matched = draw_positives(c, ids, 0, n, rng, |_, _| true);
         // Mismatched: two identities of the fold uniformly, one image of each uniformly.
