@@ -113,7 +113,9 @@ pub fn open_embeddings(
     if !embeddings.exists() {
         return Err(Error::Missing(format!("embeddings file {} does not exist", embeddings.display())));
     }
-    if is_store(embeddings) {
+    // A .aifrstore that fails the magic check is a damaged store, not a .npy without keys.
+    let named_store = embeddings.extension().is_some_and(|e| e.eq_ignore_ascii_case("aifrstore"));
+    if is_store(embeddings) || named_store {
         if keys.is_some() || flip.is_some() {
             return Err(Error::Config(
                 "--keys/--flip-embeddings apply to .npy/.safetensors input, not to an embedding store".into(),

@@ -518,13 +518,30 @@ fn print_run(r: &app::RunReport) {
     println!("  wrote {} and {} ({:.2} s)", r.results_path.display(), r.report.display(), r.timings.total_seconds);
 }
 
+/// The evaluation request of `run`, for a registered benchmark or a manifest.
+fn run_request(a: &RunArgs, benchmark: String, default_out: PathBuf) -> RunRequest {
+    RunRequest {
+        benchmark,
+        per_subject_models: a.loo_embeddings.is_some(),
+        embeddings: a.embeddings.clone().or_else(|| a.loo_embeddings.clone()).unwrap_or_default(),
+        keys: a.keys.clone(),
+        flip_embeddings: a.flip_embeddings.clone(),
+        mode: a.mode.map(Into::into),
+        flip: a.flip,
+        protocol_file: a.protocol_file.clone(),
+        ages: a.ages.clone(),
+        out_dir: a.out.clone().unwrap_or(default_out),
+    }
+}
+
 fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
         Command::Run(a) if a.manifest.manifest.is_some() => {
             let env = env(&cli.global)?;
-            let m = a.manifest;
-            let manifest = m.manifest.unwrap_or_default();
+            let manifest = a.manifest.manifest.clone().unwrap_or_default();
             let stem = manifest.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let run = run_request(&a, "manifest".into(), PathBuf::from("reports").join(format!("manifest-{stem}")));
+            let m = a.manifest;
             let req = ManifestRunRequest {
                 manifest,
                 protocol_dir: m.protocol_dir,
@@ -536,18 +553,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 pairs_per_fold: m.pairs_per_fold,
                 age_tolerance: m.age_tolerance,
                 loo_max_images: m.loo_max_images,
-                run: RunRequest {
-                    benchmark: "manifest".into(),
-                    per_subject_models: a.loo_embeddings.is_some(),
-                    embeddings: a.embeddings.or(a.loo_embeddings).unwrap_or_default(),
-                    keys: a.keys,
-                    flip_embeddings: a.flip_embeddings,
-                    mode: a.mode.map(Into::into),
-                    flip: a.flip,
-                    protocol_file: a.protocol_file,
-                    ages: a.ages,
-                    out_dir: a.out.unwrap_or_else(|| PathBuf::from("reports").join(format!("manifest-{stem}"))),
-                },
+                run,
             };
             let r = manifest_app::run_manifest(&env, &req)?;
             if !a.quiet {
@@ -556,21 +562,11 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Run(a) => {
             let env = env(&cli.global)?;
-            let benchmark = a.benchmark.unwrap_or_default();
+            let benchmark = a.benchmark.clone().unwrap_or_default();
             // The mirrored images are embedded unless flip fusion is switched off.
             let model = a.model.request(a.flip != Some(FlipChoice::None), a.quiet);
-            let req = RunRequest {
-                out_dir: a.out.unwrap_or_else(|| PathBuf::from("reports").join(&benchmark)),
-                benchmark,
-                per_subject_models: a.loo_embeddings.is_some(),
-                embeddings: a.embeddings.or(a.loo_embeddings).unwrap_or_default(),
-                keys: a.keys,
-                flip_embeddings: a.flip_embeddings,
-                mode: a.mode.map(Into::into),
-                flip: a.flip,
-                protocol_file: a.protocol_file,
-                ages: a.ages,
-            };
+            let out = PathBuf::from("reports").join(&benchmark);
+            let req = run_request(&a, benchmark, out);
             let r = match model {
                 Some(m) => {
                     let (embedded, r) = run_with_model(&env, &req, &m)?;
