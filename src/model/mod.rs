@@ -7,6 +7,20 @@
 
 use candle_core::{DType, Device, Tensor};
 
+// The arcface_torch networks (not yet compiled/tested on this branch: see Cargo.toml `arcface-nets`).
+#[cfg(feature = "arcface-nets")]
+pub mod arcface_torch;
+#[cfg(feature = "arcface-nets")]
+pub mod iresnet;
+#[cfg(feature = "arcface-nets")]
+mod meta;
+#[cfg(feature = "arcface-nets")]
+pub mod mobilefacenet;
+#[cfg(feature = "arcface-nets")]
+pub mod ops;
+#[cfg(feature = "arcface-nets")]
+pub mod weights;
+
 /// Colour order of the input planes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChannelOrder {
@@ -58,7 +72,21 @@ pub fn candle_err(context: impl std::fmt::Display) -> impl FnOnce(candle_core::E
 }
 
 /// Architectures `load` knows, for `--help` and error messages.
-pub const ARCHITECTURES: &[&str] = &[];
+pub const ARCHITECTURES: &[&str] = if cfg!(feature = "arcface-nets") {
+    &[
+        // arcface_torch backbones (arcface_torch.rs)
+        "iresnet18",
+        "iresnet34",
+        "iresnet50",
+        "iresnet100",
+        "iresnet200",
+        "mobilefacenet",
+        "mobilefacenet-large",
+        "liaad-student",
+    ]
+} else {
+    &[]
+};
 
 /// Loads a network from `weights` (`.pth` state dict, `.safetensors`, dlib `.dat`, …). `arch` names the
 /// architecture when the file does not identify it. Each network file adds its arm here.
@@ -68,6 +96,12 @@ pub fn load(
     device: &Device,
     dtype: DType,
 ) -> crate::Result<Box<dyn FaceEmbedder>> {
+    #[cfg(feature = "arcface-nets")]
+    {
+        if arcface_torch::handles(weights, arch) {
+            return arcface_torch::load(weights, arch, device, dtype);
+        }
+    }
     let _ = (device, dtype);
     Err(crate::Error::Config(format!(
         "cannot load {}: architecture {:?} is not one of {:?}",
