@@ -7,7 +7,13 @@
 
 use candle_core::{DType, Device, Tensor};
 
+pub mod arcface_torch;
+pub mod iresnet;
+mod meta;
+pub mod mobilefacenet;
+pub mod ops;
 pub mod testnet;
+pub mod weights;
 
 /// Colour order of the input planes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +66,19 @@ pub fn candle_err(context: impl std::fmt::Display) -> impl FnOnce(candle_core::E
 }
 
 /// Architectures `load` knows, for `--help` and error messages.
-pub const ARCHITECTURES: &[&str] = &[];
+pub const ARCHITECTURES: &[&str] = &[
+    // arcface_torch backbones (arcface_torch.rs)
+    "iresnet18",
+    "iresnet34",
+    "iresnet50",
+    "iresnet100",
+    "iresnet200",
+    "mobilefacenet",
+    "mobilefacenet-large",
+    "liaad-student",
+    // the fixed-formula network of the extraction tests (not a face model)
+    testnet::ARCH,
+];
 
 /// Loads a network from `weights` (`.pth` state dict, `.safetensors`, dlib `.dat`, …). `arch` names the
 /// architecture when the file does not identify it. Each network file adds its arm here.
@@ -73,6 +91,9 @@ pub fn load(
     // The fixed-formula network the extraction tests run end to end (not a face model).
     if arch == Some(testnet::ARCH) {
         return Ok(Box::new(testnet::TestNet::load(weights, device, dtype)?));
+    }
+    if arcface_torch::handles(weights, arch) {
+        return arcface_torch::load(weights, arch, device, dtype);
     }
     Err(crate::Error::Config(format!(
         "cannot load {}: architecture {:?} is not one of {:?}",
