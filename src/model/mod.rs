@@ -7,6 +7,9 @@
 
 use candle_core::{DType, Device, Tensor};
 
+pub mod dlib_resnet;
+pub mod dlib_serialize;
+
 /// Colour order of the input planes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChannelOrder {
@@ -58,7 +61,7 @@ pub fn candle_err(context: impl std::fmt::Display) -> impl FnOnce(candle_core::E
 }
 
 /// Architectures `load` knows, for `--help` and error messages.
-pub const ARCHITECTURES: &[&str] = &[];
+pub const ARCHITECTURES: &[&str] = &[dlib_resnet::ARCH];
 
 /// Loads a network from `weights` (`.pth` state dict, `.safetensors`, dlib `.dat`, …). `arch` names the
 /// architecture when the file does not identify it. Each network file adds its arm here.
@@ -68,7 +71,9 @@ pub fn load(
     device: &Device,
     dtype: DType,
 ) -> crate::Result<Box<dyn FaceEmbedder>> {
-    let _ = (device, dtype);
+    if dlib_resnet::claims(weights, arch)? {
+        return Ok(Box::new(dlib_resnet::DlibResnet::load(weights, device, dtype)?));
+    }
     Err(crate::Error::Config(format!(
         "cannot load {}: architecture {:?} is not one of {:?}",
         weights.display(),
