@@ -65,12 +65,8 @@ fn reproduces_dlib_descriptors_on_the_formula_input() {
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(reference).unwrap()).unwrap();
     assert_eq!(json["input"]["formula"], "x[n,h,w,c] = (n*131 + h*31 + w*17 + c*7) % 256");
     assert_eq!(json["input"]["shape"], serde_json::json!([2, 150, 150, 3]));
-    let expected: Vec<f32> = json["outputs"]["descriptor"]["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap() as f32)
-        .collect();
+    let expected: Vec<f32> =
+        json["outputs"]["descriptor"]["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
     assert_eq!(expected.len(), 2 * 128);
 
     let net = load(&w);

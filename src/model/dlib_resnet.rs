@@ -36,14 +36,28 @@ const EMBEDDING_DIM: usize = 128;
 /// What the architecture expects at one position of the file, top-down (outermost first).
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Node {
-    Con { inputs: usize, filters: usize, size: usize, stride: usize },
+    Con {
+        inputs: usize,
+        filters: usize,
+        size: usize,
+        stride: usize,
+    },
     Affine(usize),
     Relu,
-    MaxPool { size: usize, stride: usize },
+    MaxPool {
+        size: usize,
+        stride: usize,
+    },
     /// `size == 0`: dlib's `avg_pool_everything`.
-    AvgPool { size: usize, stride: usize },
+    AvgPool {
+        size: usize,
+        stride: usize,
+    },
     AddPrev,
-    Fc { inputs: usize, outputs: usize },
+    Fc {
+        inputs: usize,
+        outputs: usize,
+    },
     /// `tag1`, `tag2` or `skip1`: a wrapper with no record of its own.
     Wrapper,
 }
@@ -52,7 +66,10 @@ impl Node {
     fn describe(&self) -> String {
         match *self {
             Node::Con { inputs, filters, size, stride } => {
-                format!("con {size}×{size}/{stride} {inputs}→{filters} channels, padding {}", dlib_padding(size, stride))
+                format!(
+                    "con {size}×{size}/{stride} {inputs}→{filters} channels, padding {}",
+                    dlib_padding(size, stride)
+                )
             }
             Node::Affine(c) => format!("affine over {c} channels"),
             Node::Relu => "relu".into(),
@@ -208,7 +225,7 @@ impl ConvAffine {
         }
         let b: Vec<f32> = bias.iter().zip(gamma).zip(beta).map(|((b, g), be)| b * g + be).collect();
         let ctx = "dlib-resnet: loading a convolution";
-        let weight = Tensor::from_vec(w, *filters, device).and_then(|t| t.to_dtype(dtype)).map_err(candle_err(ctx))?;
+        let weight = Tensor::from_vec(w, filters, device).and_then(|t| t.to_dtype(dtype)).map_err(candle_err(ctx))?;
         let bias = Tensor::from_vec(b, (1, filters[0], 1, 1), device)
             .and_then(|t| t.to_dtype(dtype))
             .map_err(candle_err(ctx))?;
@@ -290,9 +307,11 @@ impl DlibResnet {
             i += if down { 8 } else { 7 };
         }
         let fc = match layers.last() {
-            Some(Layer::Fc { inputs, outputs, weights, .. }) => Tensor::from_vec(weights.clone(), (*inputs, *outputs), device)
-                .and_then(|t| t.to_dtype(dtype))
-                .map_err(candle_err("dlib-resnet: loading the fc layer"))?,
+            Some(Layer::Fc { inputs, outputs, weights, .. }) => {
+                Tensor::from_vec(weights.clone(), (*inputs, *outputs), device)
+                    .and_then(|t| t.to_dtype(dtype))
+                    .map_err(candle_err("dlib-resnet: loading the fc layer"))?
+            }
             _ => return Err(crate::Error::data(path, "expected the network to end with an fc layer")),
         };
         let mut hasher = blake3::Hasher::new();

@@ -133,7 +133,9 @@ impl<'a> Reader<'a> {
         let at = self.pos;
         let len = self.size(what)?;
         if len > max_len {
-            return Err(self.error_at(at, format!("expected {what} (a string of ≤ {max_len} bytes), found length {len}")));
+            return Err(
+                self.error_at(at, format!("expected {what} (a string of ≤ {max_len} bytes), found length {len}"))
+            );
         }
         let bytes = self.take(len, what)?;
         Ok(String::from_utf8_lossy(bytes).into_owned())
@@ -193,16 +195,37 @@ impl<'a> Reader<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Layer {
     /// `con_`: `filters` is `(num_filters, k, nr, nc)`, cross-correlation, bias per filter.
-    Con { filters: [usize; 4], stride: [usize; 2], padding: [usize; 2], weights: Vec<f32>, bias: Vec<f32> },
+    Con {
+        filters: [usize; 4],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        weights: Vec<f32>,
+        bias: Vec<f32>,
+    },
     /// `affine_`: `y = gamma·x + beta`, per channel (`per_channel`) or per element.
-    Affine { per_channel: bool, shape: [usize; 4], gamma: Vec<f32>, beta: Vec<f32> },
+    Affine {
+        per_channel: bool,
+        shape: [usize; 4],
+        gamma: Vec<f32>,
+        beta: Vec<f32>,
+    },
     Relu,
     /// `max_pool_`/`avg_pool_`; a zero window size means "the whole input".
-    Pool { max: bool, window: [usize; 2], stride: [usize; 2], padding: [usize; 2] },
+    Pool {
+        max: bool,
+        window: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+    },
     /// `add_prev_`: sum with a tagged earlier output (the tag is in the type, not the file).
     AddPrev,
     /// `fc_`: `weights` is `inputs × outputs`, row-major (`y = x·W + b`).
-    Fc { inputs: usize, outputs: usize, weights: Vec<f32>, bias: Option<Vec<f32>> },
+    Fc {
+        inputs: usize,
+        outputs: usize,
+        weights: Vec<f32>,
+        bias: Option<Vec<f32>>,
+    },
 }
 
 impl Layer {
@@ -540,12 +563,12 @@ mod tests {
         assert_eq!(r.float("x").unwrap(), f64::INFINITY);
         assert_eq!(r.float("x").unwrap(), -3.0);
         let e = r.float("weird").unwrap_err().to_string();
-        assert!(e.contains("byte 6") && e.contains("out of range"), "{e}");
+        assert!(e.contains("byte 9") && e.contains("out of range"), "{e}");
     }
 
     #[test]
     fn malformed_primitives_name_offset_and_expectation() {
-        let e = reader(&[0x01, 0x01, 0x71]).int("x").unwrap_err().to_string();
+        let e = reader(&[0x71, 0x01]).int("x").unwrap_err().to_string();
         assert!(e.contains("t.dat") && e.contains("byte 0"), "{e}");
         let mut r = reader(&[0x01, 0x01, 0x09, 0, 0]);
         r.int("a").unwrap();
@@ -620,7 +643,10 @@ mod tests {
         assert_eq!(net.layers.len(), 2);
         match &net.layers[0].1 {
             Layer::Con { filters, weights, bias, .. } => {
-                assert_eq!((*filters, weights.as_slice(), bias.as_slice()), ([1, 3, 1, 1], &[0.5, 0.25, 0.125][..], &[1.0][..]))
+                assert_eq!(
+                    (*filters, weights.as_slice(), bias.as_slice()),
+                    ([1, 3, 1, 1], &[0.5, 0.25, 0.125][..], &[1.0][..])
+                )
             }
             l => panic!("{l:?}"),
         }
