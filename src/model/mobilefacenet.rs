@@ -182,6 +182,8 @@ fn residual(u: &mut Vec<Unit>, prefix: &str, c: usize, n: usize, groups: usize) 
     }
 }
 
+// A few dozen layers per network: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Layer {
     Plain(Conv),
     DepthWise { expand: Conv, dw: Conv, project: Conv, residual: bool },

@@ -8,6 +8,8 @@
 use candle_core::{DType, Device, Tensor};
 
 pub mod arcface_torch;
+pub mod dlib_resnet;
+pub mod dlib_serialize;
 pub mod iresnet;
 mod meta;
 pub mod mobilefacenet;
@@ -76,6 +78,8 @@ pub const ARCHITECTURES: &[&str] = &[
     "mobilefacenet",
     "mobilefacenet-large",
     "liaad-student",
+    // dlib's face-recognition ResNet (dlib_resnet.rs)
+    dlib_resnet::ARCH,
     // the fixed-formula network of the extraction tests (not a face model)
     testnet::ARCH,
 ];
@@ -94,6 +98,9 @@ pub fn load(
     }
     if arcface_torch::handles(weights, arch) {
         return arcface_torch::load(weights, arch, device, dtype);
+    }
+    if dlib_resnet::claims(weights, arch)? {
+        return Ok(Box::new(dlib_resnet::DlibResnet::load(weights, device, dtype)?));
     }
     Err(crate::Error::Config(format!(
         "cannot load {}: architecture {:?} is not one of {:?}",

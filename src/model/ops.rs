@@ -150,7 +150,7 @@ impl Conv {
             }
             None => None,
         };
-        let cpu = (device.is_cpu() && dtype == DType::F32).then(|| CpuConv {
+        let cpu = (device.is_cpu() && dtype == DType::F32).then_some(CpuConv {
             g,
             w: p.w,
             b: p.b,
@@ -606,7 +606,7 @@ mod tests {
     fn dense_tiles_rows_of_large_inputs() {
         // cin·k·k·wo large enough that im2col runs in several row tiles.
         let g = geom(64, 8, 3, 1, 1, 1);
-        assert!(COL_TILE / (64 * 9 * 100) < 100);
+        const { assert!(COL_TILE / (64 * 9 * 100) < 100) };
         check(g, 100, 100, true, true, false);
     }
 
