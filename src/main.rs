@@ -73,10 +73,10 @@ enum Command {
     /// Compute a benchmark's embeddings with a network into an embedding store (resumable; a
     /// finished store for the same model and images is reused).
     #[command(after_help = "Examples:
-  aifr-eval embed lfw --model weights.bin --arch test-net --device cuda:0 --dtype f16
-  aifr-eval embed agedb30 --model weights.bin --arch test-net -o agedb_tn.aifrstore
-(This version loads only the deterministic test network `test-net`; IResNet/MobileFaceNet/dlib: issue #3.)
-  aifr-eval run agedb30 --embeddings agedb_tn.aifrstore     # evaluate a store later
+  aifr-eval embed lfw --model .models/dlib_face_recognition_resnet_model_v1.dat
+  aifr-eval embed lfw --model backbone.pth --device cuda:0 --dtype f16      # arcface_torch IResNet/MobileFaceNet
+  aifr-eval embed agedb30 --model ms1mv3_r50.pth --arch r50 -o agedb_r50.aifrstore
+  aifr-eval run agedb30 --embeddings agedb_r50.aifrstore     # evaluate a store later
 
 Killed or interrupted, the same command continues where it stopped. Unreadable images stop the run
 (exit 4 missing, 3 corrupt) unless --skip-bad-images records them in the store's record; protocols then
@@ -381,7 +381,9 @@ struct ModelArgs {
     /// Network weights (.safetensors, .pth state dict, dlib .dat): compute the embeddings.
     #[arg(long, value_name = "WEIGHTS")]
     model: Option<PathBuf>,
-    /// Architecture of --model when the file does not identify it.
+    /// Architecture of --model: iresnet18/34/50/100/200 (r18…r200), mobilefacenet (mbf),
+    /// mobilefacenet-large, liaad-student, dlib-resnet, test-net. Read off the file when omitted
+    /// (state-dict keys and shapes; dlib's header); when given it must agree with the file.
     #[arg(long, requires = "model")]
     arch: Option<String>,
     /// Where the network runs: cpu, cuda or cuda:N (cuda needs a binary built with --features cuda).

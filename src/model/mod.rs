@@ -67,22 +67,13 @@ pub fn candle_err(context: impl std::fmt::Display) -> impl FnOnce(candle_core::E
     move |e| crate::Error::Invalid(format!("{context}: {e}"))
 }
 
-/// Architectures `load` knows, for `--help` and error messages.
-pub const ARCHITECTURES: &[&str] = &[
-    // arcface_torch backbones (arcface_torch.rs)
-    "iresnet18",
-    "iresnet34",
-    "iresnet50",
-    "iresnet100",
-    "iresnet200",
-    "mobilefacenet",
-    "mobilefacenet-large",
-    "liaad-student",
-    // dlib's face-recognition ResNet (dlib_resnet.rs)
-    dlib_resnet::ARCH,
-    // the fixed-formula network of the extraction tests (not a face model)
-    testnet::ARCH,
-];
+/// Architectures `load` knows, for error messages.
+pub fn architectures() -> Vec<&'static str> {
+    let mut names = arcface_torch::NAMES.to_vec();
+    // dlib's face-recognition ResNet, then the fixed-formula network of the extraction tests.
+    names.extend([dlib_resnet::ARCH, testnet::ARCH]);
+    names
+}
 
 /// Loads a network from `weights` (`.pth` state dict, `.safetensors`, dlib `.dat`, …). `arch` names the
 /// architecture when the file does not identify it. Each network file adds its arm here.
@@ -106,6 +97,6 @@ pub fn load(
         "cannot load {}: architecture {:?} is not one of {:?}",
         weights.display(),
         arch,
-        ARCHITECTURES
+        architectures()
     )))
 }
