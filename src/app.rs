@@ -464,6 +464,10 @@ pub enum MegafaceEmbeddingsSource {
     /// Devkit per-image feature files `<dir>/<list path><suffix>`; directories default to the
     /// dataset's `probe_features` / `distractor_features` entries.
     DevkitFeatures { suffix: String, probe_dir: Option<PathBuf>, distractor_dir: Option<PathBuf> },
+    /// Run a network over the probe images (`images` entry) and the distractor images
+    /// (`distractor_images` entry), each image as it is on disk (aligned crops, e.g. insightface's
+    /// MegaFace test pack), resized to the network's input; both stores are cached.
+    Model(Box<crate::embed::command::ModelRequest>),
 }
 
 /// `aifr-eval megaface`.
@@ -497,6 +501,12 @@ fn megaface_file(env: &Env, bench: &str, role: &str, given: Option<&Path>) -> Re
         )));
     }
     Ok(path)
+}
+
+/// Every distractor of the requested sets once, in first-seen order.
+fn union_keys(sets: &[crate::protocol::megaface::DistractorSet]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    sets.iter().flat_map(|s| s.keys.iter()).filter(|k| seen.insert(k.as_str())).cloned().collect()
 }
 
 /// MegaFace Challenge 1: identification and verification per distractor size (PROTOCOLS.md §4).
@@ -579,11 +589,34 @@ pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
             let pdir = megaface_file(env, &req.benchmark, "probe_features", probe_dir.as_deref())?;
             let ddir = megaface_file(env, &req.benchmark, "distractor_features", distractor_dir.as_deref())?;
             let p = crate::store::import::import_devkit_features(&probes.paths, &pdir, suffix, &env.cache_dir)?;
-            let mut seen = std::collections::HashSet::new();
-            let keys: Vec<String> =
-                sets.iter().flat_map(|s| s.keys.iter()).filter(|k| seen.insert(k.as_str())).cloned().collect();
-            let d = crate::store::import::import_devkit_features(&keys, &ddir, suffix, &env.cache_dir)?;
+            let d = crate::store::import::import_devkit_features(&union_keys(&sets), &ddir, suffix, &env.cache_dir)?;
             (p, Some(d))
+        }
+        MegafaceEmbeddingsSource::Model(model) => {
+            use crate::embed::{command::embed_list, list::ImageList};
+            if model.options.skip_bad_images {
+                return Err(Error::Config(
+                    "--skip-bad-images is not supported by megaface: every probe and distractor counts; \
+                     fix or remove the image from the lists"
+                        .into(),
+                ));
+            }
+            let pdir = megaface_file(env, &req.benchmark, "images", None)?;
+            let ddir = megaface_file(env, &req.benchmark, "distractor_images", None)?;
+            let mut stores = Vec::new();
+            for (label, dir, keys) in [
+                (format!("{}-probes", req.benchmark), &pdir, probes.paths.clone()),
+                ("megaface-distractors".into(), &ddir, union_keys(&sets)),
+            ] {
+                let e = embed_list(env, &label, &ImageList::from_dir(dir, &keys), model, None)?;
+                if !e.extraction.complete {
+                    return Err(Error::Config(format!("embedding the {label} stopped early")));
+                }
+                stores.push(open_embeddings(env, &e.extraction.store, None, None, None)?);
+            }
+            let d = stores.pop();
+            let p = stores.pop().ok_or_else(|| Error::Invalid("no probe store".into()))?;
+            (p, d)
         }
     };
     clock.lap("open embeddings");
@@ -627,9 +660,15 @@ pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
             age_groups: protocol.age_groups.clone(),
             age_gap_bins: protocol.age_gap.bins.clone(),
         },
-        embeddings: MegafaceEmbeddings {
-            probes: EmbeddingsInfo::of(&probe_store),
-            distractors: EmbeddingsInfo::of(distractor_store.as_ref().unwrap_or(&probe_store)),
+        embeddings: {
+            // Stores made by a network say which one (`--model`, or stores from `aifr-eval embed`).
+            let info = |s: &crate::store::EmbeddingStore| -> Result<EmbeddingsInfo> {
+                Ok(EmbeddingsInfo::of(s).with_provenance(crate::embed::meta::EmbedMeta::of_store(s)?.as_ref(), None))
+            };
+            MegafaceEmbeddings {
+                probes: info(&probe_store)?,
+                distractors: info(distractor_store.as_ref().unwrap_or(&probe_store))?,
+            }
         },
         counts: outcome.counts.clone(),
         metrics: MegafaceMetrics {

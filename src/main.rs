@@ -332,7 +332,7 @@ struct MegafaceArgs {
     #[arg(long, value_enum, default_value = "none")]
     clean: aifr_eval::protocol::megaface::Cleaning,
     /// Probe embeddings (.aifrstore, or .npy/.safetensors with --keys); keys are the probe list paths.
-    #[arg(long, required_unless_present = "feature_suffix", conflicts_with = "feature_suffix")]
+    #[arg(long, required_unless_present_any = ["feature_suffix", "model"], conflicts_with_all = ["feature_suffix", "model"])]
     embeddings: Option<PathBuf>,
     /// Row keys of --embeddings (.npy/.safetensors only).
     #[arg(long)]
@@ -349,7 +349,7 @@ struct MegafaceArgs {
     distractor_flip_embeddings: Option<PathBuf>,
     /// Read the devkit's per-image feature files `<list path><SUFFIX>` instead (e.g. `_arcface.bin`);
     /// they are converted once into cached stores.
-    #[arg(long, value_name = "SUFFIX")]
+    #[arg(long, value_name = "SUFFIX", conflicts_with = "model")]
     feature_suffix: Option<String>,
     /// Directory of the probe feature files [default: the dataset's probe_features entry].
     #[arg(long, requires = "feature_suffix")]
@@ -371,6 +371,11 @@ struct MegafaceArgs {
     /// Output directory [default: reports/megaface_<probe>].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Or compute the embeddings: probe images under the dataset's `images` entry and distractor
+    /// images under `distractor_images`, used as they are on disk (aligned crops such as
+    /// insightface's MegaFace test pack) and resized to the network's input.
+    #[command(flatten)]
+    model: ModelArgs,
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
@@ -821,7 +826,15 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 .iter()
                 .map(|s| aifr_eval::dataset::megaface::parse_size(s))
                 .collect::<Result<Vec<_>, _>>()?;
+            let flip_views = a.flip != Some(FlipChoice::None);
             let embeddings = match (a.embeddings, a.feature_suffix) {
+                (None, None) if a.model.model.is_some() => {
+                    let model = a
+                        .model
+                        .request(flip_views, a.quiet)
+                        .ok_or_else(|| Error::Config("--model is missing".into()))?;
+                    app::MegafaceEmbeddingsSource::Model(Box::new(model))
+                }
                 (Some(probes), None) => app::MegafaceEmbeddingsSource::Files {
                     probes,
                     keys: a.keys,
@@ -835,7 +848,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                     probe_dir: a.probe_features,
                     distractor_dir: a.distractor_features,
                 },
-                _ => return Err(Error::Config("give either --embeddings or --feature-suffix".into())),
+                _ => return Err(Error::Config("give one of --embeddings, --feature-suffix or --model".into())),
             };
             let req = app::MegafaceRequest {
                 out_dir: a.out.unwrap_or_else(|| PathBuf::from("reports").join(benchmark)),

@@ -419,3 +419,94 @@ fn cli_runs_and_gates() {
     let g = std::process::Command::new(exe).arg("gate").arg(&c).arg("--baseline").arg(&a).output().unwrap();
     assert_eq!(g.status.code(), Some(3), "{}", String::from_utf8_lossy(&g.stderr));
 }
+
+/// A small image, different per `seed` (PNG bytes; the decoder goes by the bytes, not the name).
+fn png(seed: usize) -> Vec<u8> {
+    let img = ::image::RgbImage::from_fn(48, 48, |x, y| {
+        let v = ((x as f32 * (0.1 + seed as f32 * 0.03)).sin() * 90.0 + 128.0) as u8;
+        ::image::Rgb([v, ((y as usize * 5 + seed * 37) % 256) as u8, v.wrapping_add(((seed * 11) % 256) as u8)])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, ::image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+#[test]
+fn cli_model_embeds_probe_and_distractor_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let root = data.join("megaface");
+    let tl = root.join("devkit/templatelists");
+    std::fs::create_dir_all(&tl).unwrap();
+    let probes = ["001A02.JPG", "001A10.JPG", "001A33.JPG", "002A05.JPG", "002A20.JPG", "003A01.JPG", "003A30.JPG"];
+    let ids = [1, 1, 1, 2, 2, 3, 3];
+    let doc = serde_json::json!({ "path": probes, "id": ids });
+    std::fs::write(tl.join("fgnet_features_list.json"), serde_json::to_vec(&doc).unwrap()).unwrap();
+    std::fs::create_dir_all(root.join("FGNET")).unwrap();
+    for (i, p) in probes.iter().enumerate() {
+        // Images of one subject look alike, so the test network ranks some mates first.
+        std::fs::write(root.join("FGNET").join(p), png(ids[i] * 3 + i % 2)).unwrap();
+    }
+    let distractors: Vec<String> = (0..10).map(|i| format!("{}/{i}_0.jpg", 100 + i % 3)).collect();
+    for (i, d) in distractors.iter().enumerate() {
+        let path = root.join("FlickrFinal2").join(d);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, png(20 + i)).unwrap();
+    }
+    let list = serde_json::json!({ "path": distractors });
+    std::fs::write(tl.join("megaface_features_list.json_10_1"), serde_json::to_vec(&list).unwrap()).unwrap();
+    std::fs::write(dir.path().join("weights.bin"), b"seed").unwrap();
+    let exe = env!("CARGO_BIN_EXE_aifr-eval");
+    let cache = dir.path().join("cache");
+    let run = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(exe)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(["megaface", "--distractors", "10", "-q"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let weights = dir.path().join("weights.bin");
+    let model = [os("--model"), weights.clone().into_os_string(), os("--arch"), os("test-net")];
+    let a = dir.path().join("a");
+    let args: Vec<_> = model.iter().cloned().chain([os("--out"), a.clone().into_os_string()]).collect();
+    let o = run(&args.iter().map(|s| s.as_os_str()).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: Value = serde_json::from_slice(&std::fs::read(a.join("results.json")).unwrap()).unwrap();
+    assert_eq!(r["embeddings"]["probes"]["count"], 7);
+    assert_eq!(r["embeddings"]["distractors"]["count"], 10);
+    assert_eq!(r["embeddings"]["probes"]["model"]["arch"], "test-net");
+    assert_eq!(r["embeddings"]["probes"]["has_flip"], true);
+    assert_eq!(r["counts"]["searches"].as_u64(), Some(3 * 2 + 2 + 2), "{}", r["counts"]);
+    // The cached stores, evaluated with --embeddings, give the same metrics.
+    let stores: Vec<PathBuf> = std::fs::read_dir(cache.join("embeddings"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "aifrstore"))
+        .collect();
+    let find =
+        |prefix: &str| stores.iter().find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix)).unwrap();
+    let b = dir.path().join("b");
+    let o = run(&[
+        os("--embeddings").as_os_str(),
+        find("megaface_fgnet-probes").as_os_str(),
+        os("--distractor-embeddings").as_os_str(),
+        find("megaface-distractors").as_os_str(),
+        os("--out").as_os_str(),
+        b.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r2: Value = serde_json::from_slice(&std::fs::read(b.join("results.json")).unwrap()).unwrap();
+    assert_eq!(r["metrics"], r2["metrics"]);
+    // A missing distractor image stops the run, naming the file (exit 4).
+    std::fs::remove_file(root.join("FlickrFinal2").join(&distractors[4])).unwrap();
+    let c = dir.path().join("c");
+    let args: Vec<_> = model.iter().cloned().chain([os("--out"), c.into_os_string()]).collect();
+    let o = run(&args.iter().map(|s| s.as_os_str()).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&distractors[4]), "{}", String::from_utf8_lossy(&o.stderr));
+}

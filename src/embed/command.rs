@@ -94,9 +94,21 @@ pub fn image_list(env: &Env, benchmark: &str) -> Result<ImageList> {
 /// Embeds a benchmark's images into `output`, or into the cache (named by the inputs'
 /// fingerprint, so a finished store for the same model and images is reused).
 pub fn embed_benchmark(env: &Env, benchmark: &str, req: &ModelRequest, output: Option<&Path>) -> Result<EmbedReport> {
+    let list = image_list(env, benchmark)?;
+    embed_list(env, benchmark, &list, req, output)
+}
+
+/// Embeds `list` into `output`, or into the cache under `<label>-<arch>-<fingerprint>`.
+pub fn embed_list(
+    env: &Env,
+    label: &str,
+    list: &ImageList,
+    req: &ModelRequest,
+    output: Option<&Path>,
+) -> Result<EmbedReport> {
     let device = parse_device(&req.device)?;
     let dtype = parse_dtype(&req.dtype)?;
-    let list = image_list(env, benchmark)?;
+    let benchmark = label;
     if !req.weights.exists() {
         return Err(Error::Missing(format!("model weights {} do not exist", req.weights.display())));
     }
@@ -141,7 +153,7 @@ pub fn embed_benchmark(env: &Env, benchmark: &str, req: &ModelRequest, output: O
         flip,
         skipped_images: Vec::new(),
     };
-    let extraction = extract(&list, model.as_ref(), &out, meta, source_fp, &req.options)?;
+    let extraction = extract(list, model.as_ref(), &out, meta, source_fp, &req.options)?;
     Ok(EmbedReport {
         benchmark: benchmark.into(),
         arch: model.arch().into(),
