@@ -313,8 +313,8 @@ impl CpuConv {
             let col = &mut col[..kk * cols];
             self.im2col(xi, h, w, oy0, rows, wo, col);
             let rhs = MatRef::from_row_major_slice(col, kk, cols);
-            // faer 0.24.4's `from_row_major_slice_with_stride_mut` swaps the two strides (it writes out of
-            // bounds); the transposed column-major view is the same matrix and is correct.
+            // faer 0.24.4's `from_row_major_slice_with_stride_mut` swaps the two strides and writes out of
+            // bounds (sarah-quinones/faer-rs PR #267, open); the transposed column-major view is correct.
             let dst =
                 MatMut::from_column_major_slice_with_stride_mut(&mut o[oy0 * wo..], cols, g.cout, hwo).transpose_mut();
             matmul(dst, Accum::Add, lhs, rhs, 1.0f32, Par::Seq);

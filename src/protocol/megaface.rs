@@ -21,7 +21,7 @@ use crate::metrics::bootstrap::{interval, over_resamples, weighted_rate, Bootstr
 use crate::metrics::cmc::{Cmc, CmcPoint};
 use crate::metrics::identification::{rank1_by, GroupRank1};
 use crate::metrics::{FoldMode, Roc, TarAtFar, TarRule};
-use crate::score::stream::{scan, GallerySource, RowKind, ScanSpec, BLOCK};
+use crate::score::stream::{scan, GallerySource, RowKind, ScanSpec, SetSpec, BLOCK};
 use crate::score::{gemm_scores, normalize};
 use crate::store::{EmbeddingStore, View};
 use rand::{Rng, SeedableRng};
@@ -160,7 +160,9 @@ fn fused_dim(store: &EmbeddingStore, fusion: Fusion) -> usize {
 /// Distractor rows of the store, in ascending row order (sequential reads of the mapping).
 struct StoreGallery<'a> {
     store: &'a EmbeddingStore,
+    /// Store rows, ascending; per row the sets it belongs to (bits) and whether it is noisy.
     rows: Vec<u32>,
+    masks: Vec<u32>,
     noisy: Vec<bool>,
     cleaning: Cleaning,
     fusion: Fusion,
@@ -198,6 +200,9 @@ impl GallerySource for StoreGallery<'_> {
             )));
         }
         Ok(RowKind::Scored)
+    }
+    fn sets(&self, i: usize) -> u32 {
+        self.masks[i]
     }
     fn release(&self, range: std::ops::Range<usize>) {
         if let (Some(&lo), Some(&hi)) = (self.rows.get(range.start), self.rows.get(range.end.wrapping_sub(1))) {
@@ -399,14 +404,30 @@ pub fn evaluate(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol) -> Resul
     let spec = BootstrapSpec::default();
     let mut sizes = Vec::new();
     let mut curves = Vec::new();
-    for set in input.sets {
-        let n = set.keys.len() as u64;
-        let noise = input.distractor_noise;
-        let mut rows: Vec<(u32, bool)> = Vec::with_capacity(set.keys.len());
+    // The sets overlap (the devkit's lists are independent random draws from one pool): each
+    // distractor row is read and scored once, in store order, and reduced into every set it
+    // belongs to.
+    let noise = input.distractor_noise;
+    let cleaning_on = input.cleaning != Cleaning::None;
+    let mut union: std::collections::BTreeMap<u32, (u32, bool)> = std::collections::BTreeMap::new();
+    let mut noisy_per_set = Vec::with_capacity(input.sets.len());
+    for (j, set) in input.sets.iter().enumerate() {
         let mut missing = Vec::new();
+        let mut seen = HashSet::with_capacity(set.keys.len());
+        let mut noisy = 0usize;
         for key in &set.keys {
+            if !seen.insert(key.as_str()) {
+                return Err(Error::Invalid(format!(
+                    "the {} distractor list names '{key}' twice; each distractor counts once",
+                    size_label(set.size)
+                )));
+            }
             match input.distractor_store.row_of(key) {
-                Some(r) => rows.push((r as u32, noise.is_some_and(|nz| is_noisy(nz, key)))),
+                Some(r) => {
+                    let is_noisy = cleaning_on && noise.is_some_and(|nz| is_noisy(nz, key));
+                    noisy += is_noisy as usize;
+                    union.entry(r as u32).or_insert((0, is_noisy)).0 |= 1 << j;
+                }
                 None => missing.push(key.as_str()),
             }
         }
@@ -415,36 +436,42 @@ pub fn evaluate(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol) -> Resul
             return Err(Error::Invalid(format!(
                 "{} of the {} distractors of the {} list are not in the embeddings {}; first: {}",
                 missing.len(),
-                n,
+                set.keys.len(),
                 size_label(set.size),
                 input.distractor_store.display_path().display(),
                 shown.join(", ")
             )));
         }
-        rows.sort_unstable();
-        let noisy_distractors = if input.cleaning == Cleaning::None { 0 } else { rows.iter().filter(|r| r.1).count() };
-        let gallery = StoreGallery {
-            store: input.distractor_store,
-            noisy: rows.iter().map(|r| r.1 && input.cleaning != Cleaning::None).collect(),
-            rows: rows.into_iter().map(|r| r.0).collect(),
-            cleaning: input.cleaning,
-            fusion,
-            dim,
-        };
-        let keep = |negatives: u64| {
-            let most = protocol.far_targets.iter().fold(0f64, |m, &f| m.max(f));
-            ((most * negatives as f64).floor() as u64 + 1).min(negatives) as usize
-        };
-        let spec_scan = ScanSpec {
-            probes: &pm,
-            mates: &mate_scores,
-            keep_top: keep(p as u64 * n),
-            first_probes: devkit_probes,
-            keep_top_first: keep(devkit_probes as u64 * n),
-        };
-        let out = scan(&spec_scan, &gallery)?;
-        lap(&mut stages, format!("scan {} distractors", size_label(set.size)));
+        noisy_per_set.push(noisy);
+    }
+    let gallery = StoreGallery {
+        store: input.distractor_store,
+        rows: union.keys().copied().collect(),
+        masks: union.values().map(|v| v.0).collect(),
+        noisy: union.values().map(|v| v.1).collect(),
+        cleaning: input.cleaning,
+        fusion,
+        dim,
+    };
+    drop(union);
+    let keep = |negatives: u64| {
+        let most = protocol.far_targets.iter().fold(0f64, |m, &f| m.max(f));
+        ((most * negatives as f64).floor() as u64 + 1).min(negatives) as usize
+    };
+    let set_specs: Vec<SetSpec> = input
+        .sets
+        .iter()
+        .map(|set| {
+            let n = set.keys.len() as u64;
+            SetSpec { keep_top: keep(p as u64 * n), keep_top_first: keep(devkit_probes as u64 * n) }
+        })
+        .collect();
+    let spec_scan = ScanSpec { probes: &pm, mates: &mate_scores, first_probes: devkit_probes, sets: &set_specs };
+    let outs = scan(&spec_scan, &gallery)?;
+    lap(&mut stages, format!("scan {} distractor rows for {} sets", gallery.rows.len(), input.sets.len()));
 
+    for ((set, out), noisy_distractors) in input.sets.iter().zip(&outs).zip(noisy_per_set) {
+        let n = set.keys.len() as u64;
         let ranks: Vec<u64> = (0..p).flat_map(|a| out.mate_ranks(a)).collect();
         let hits: Vec<bool> = ranks.iter().map(|&r| r == 0).collect();
         let cmc = Cmc::new(ranks.clone());

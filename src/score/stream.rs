@@ -37,8 +37,22 @@ pub trait GallerySource: Sync {
     fn dim(&self) -> usize;
     /// Writes row `i` (already L2-normalised, or all zeros) into `out`.
     fn fill(&self, i: usize, out: &mut [f32]) -> Result<RowKind>;
+    /// The gallery sets row `i` belongs to, as bits (bit `j` = `ScanSpec::sets[j]`). Several
+    /// distractor sets (MegaFace's 10 … 1M lists overlap) are scanned in one pass this way.
+    fn sets(&self, _i: usize) -> u32 {
+        1
+    }
     /// Rows `range` will not be read again (lets a memory-mapped source drop their pages).
     fn release(&self, _range: std::ops::Range<usize>) {}
+}
+
+/// What to keep for one gallery set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetSpec {
+    /// How many of the highest impostor scores to keep over all probes.
+    pub keep_top: usize,
+    /// The same over the first `ScanSpec::first_probes` probes.
+    pub keep_top_first: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -47,11 +61,10 @@ pub struct ScanSpec<'a> {
     pub probes: &'a [f32],
     /// Per probe, the scores of its mates sorted ascending (computed with [`gemm_scores`]).
     pub mates: &'a [Vec<f32>],
-    /// How many of the highest impostor scores to keep over all probes.
-    pub keep_top: usize,
-    /// Probes `0..first_probes` also feed a second list of `keep_top_first` scores.
+    /// Probes `0..first_probes` also feed a second list of impostor scores per set.
     pub first_probes: usize,
-    pub keep_top_first: usize,
+    /// The gallery sets (at most 32), each reduced on its own.
+    pub sets: &'a [SetSpec],
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +111,12 @@ impl TopK {
     fn new(keep: usize) -> Self {
         TopK { keep, buf: Vec::new(), floor: if keep == 0 { f32::INFINITY } else { f32::NEG_INFINITY } }
     }
+    /// Keeps only scores above `floor` (a pilot guess) from the start.
+    fn with_floor(keep: usize, floor: f32) -> Self {
+        let base = TopK::new(keep);
+        TopK { floor: base.floor.max(floor), ..base }
+    }
+    /// Adds a score (callers pass only scores above `floor`).
     #[inline]
     fn push(&mut self, s: f32) {
         self.buf.push(s);
@@ -128,7 +147,8 @@ impl TopK {
     }
 }
 
-struct Acc {
+/// Partial result of one set.
+struct SetAcc {
     counts: Vec<u64>,
     top: TopK,
     top_first: TopK,
@@ -136,12 +156,12 @@ struct Acc {
     n_first: u64,
 }
 
-impl Acc {
-    fn merge(mut self, o: Acc) -> Acc {
+impl SetAcc {
+    fn merge(mut self, o: SetAcc) -> SetAcc {
         for (a, b) in self.counts.iter_mut().zip(&o.counts) {
             *a += b;
         }
-        Acc {
+        SetAcc {
             counts: self.counts,
             top: self.top.merge(o.top),
             top_first: self.top_first.merge(o.top_first),
@@ -151,94 +171,268 @@ impl Acc {
     }
 }
 
-/// Runs the pass. Errors from the gallery source (a bad row) stop it and are returned.
-pub fn scan(spec: &ScanSpec<'_>, gallery: &dyn GallerySource) -> Result<ScanResult> {
+/// Per-worker scratch reused across blocks.
+#[derive(Default)]
+struct Scratch {
+    rows: Vec<f32>,
+    scores: Vec<f32>,
+    kinds: Vec<RowKind>,
+    masks: Vec<u32>,
+    cut_all: Vec<f32>,
+    cut_first: Vec<f32>,
+}
+
+/// Indices of the set bits of `m`.
+fn bits(mut m: u32) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (m != 0).then(|| {
+            let j = m.trailing_zeros() as usize;
+            m &= m - 1;
+            j
+        })
+    })
+}
+
+/// The pass itself, with kept-impostor lists starting at the given floors (`(all, first)` per set).
+fn scan_with(spec: &ScanSpec<'_>, gallery: &dyn GallerySource, floors: &[(f32, f32)]) -> Result<Vec<ScanResult>> {
     let dim = gallery.dim();
     let p = spec.mates.len();
-    debug_assert_eq!(spec.probes.len(), p * dim);
     let mut offsets = Vec::with_capacity(p + 1);
     offsets.push(0usize);
     for m in spec.mates {
         offsets.push(offsets.last().copied().unwrap_or(0) + m.len() + 1);
     }
     let total = offsets[p];
-    let new_acc = || Acc {
-        counts: vec![0; total],
-        top: TopK::new(spec.keep_top),
-        top_first: TopK::new(spec.keep_top_first),
-        n_scores: 0,
-        n_first: 0,
+    let new_acc = || -> Vec<SetAcc> {
+        spec.sets
+            .iter()
+            .zip(floors)
+            .map(|(s, &(all, first))| SetAcc {
+                counts: vec![0; total],
+                top: TopK::with_floor(s.keep_top, all),
+                top_first: TopK::with_floor(s.keep_top_first, first),
+                n_scores: 0,
+                n_first: 0,
+            })
+            .collect()
     };
     let n = gallery.len();
     let blocks = n.div_ceil(BLOCK);
+    let first = spec.first_probes.min(p) as u64;
     let acc = (0..blocks)
         .into_par_iter()
         .try_fold(
-            || (new_acc(), Vec::<f32>::new(), Vec::<f32>::new(), Vec::<RowKind>::new()),
-            |(mut acc, mut rows, mut scores, mut kinds), b| -> Result<_> {
+            || (new_acc(), Scratch::default()),
+            |(mut acc, mut w), b| -> Result<_> {
                 let (start, end) = (b * BLOCK, ((b + 1) * BLOCK).min(n));
                 let width = end - start;
-                rows.resize(width * dim, 0.0);
-                kinds.clear();
-                for (i, out) in rows.chunks_exact_mut(dim).enumerate() {
-                    kinds.push(gallery.fill(start + i, out)?);
+                w.rows.resize(width * dim, 0.0);
+                w.kinds.clear();
+                w.masks.clear();
+                for (i, out) in w.rows.chunks_exact_mut(dim).enumerate() {
+                    w.kinds.push(gallery.fill(start + i, out)?);
+                    let m = gallery.sets(start + i);
+                    for j in bits(m) {
+                        acc[j].n_scores += p as u64;
+                        acc[j].n_first += first;
+                    }
+                    w.masks.push(m);
                 }
                 gallery.release(start..end);
-                scores.resize(p * width, 0.0);
-                gemm_scores(spec.probes, p, &rows, width, dim, &mut scores);
-                for (k, kind) in kinds.iter().enumerate() {
+                w.scores.resize(p * width, 0.0);
+                gemm_scores(spec.probes, p, &w.rows, width, dim, &mut w.scores);
+                for (k, kind) in w.kinds.iter().enumerate() {
                     if *kind == RowKind::Unrankable {
                         for a in 0..p {
-                            scores[a * width + k] = f32::NEG_INFINITY;
+                            w.scores[a * width + k] = f32::NEG_INFINITY;
                         }
                     }
                 }
-                reduce_block(spec, &offsets, &scores, width, &mut acc);
-                acc.n_scores += (p * width) as u64;
-                acc.n_first += (spec.first_probes.min(p) * width) as u64;
-                Ok((acc, rows, scores, kinds))
+                reduce_block(spec, &offsets, width, &mut w, &mut acc);
+                Ok((acc, w))
             },
         )
-        .map(|r| r.map(|(acc, ..)| acc))
-        .try_reduce(new_acc, |a, b| Ok(a.merge(b)))?;
-    Ok(ScanResult {
-        counts: acc.counts,
-        offsets,
-        top: acc.top.into_sorted(),
-        top_first: acc.top_first.into_sorted(),
-        n_scores: acc.n_scores,
-        n_first_scores: acc.n_first,
-    })
+        .map(|r| r.map(|(acc, _)| acc))
+        .try_reduce(new_acc, |a, b| Ok(a.into_iter().zip(b).map(|(x, y)| x.merge(y)).collect()))?;
+    Ok(acc
+        .into_iter()
+        .map(|a| ScanResult {
+            counts: a.counts,
+            offsets: offsets.clone(),
+            top: a.top.into_sorted(),
+            top_first: a.top_first.into_sorted(),
+            n_scores: a.n_scores,
+            n_first_scores: a.n_first,
+        })
+        .collect())
 }
 
-fn reduce_block(spec: &ScanSpec<'_>, offsets: &[usize], scores: &[f32], width: usize, acc: &mut Acc) {
-    for (a, row) in scores.chunks_exact(width).enumerate() {
-        let mates = spec.mates[a].as_slice();
-        let counts = &mut acc.counts[offsets[a]..offsets[a + 1]];
-        let first = a < spec.first_probes;
-        let lowest_mate = mates.first().copied().unwrap_or(f32::INFINITY);
-        for chunk in row.chunks(16) {
-            // Most scores are below every mate and every kept impostor: one max decides.
-            let cut = lowest_mate.min(acc.top.floor).min(if first { acc.top_first.floor } else { f32::INFINITY });
-            let max = chunk.iter().fold(f32::NEG_INFINITY, |m, &s| if s > m { s } else { m });
-            if max <= cut {
-                continue;
+/// Runs the pass; one result per entry of `spec.sets`. Errors from the gallery source (a bad
+/// row) stop it and are returned.
+///
+/// The kept-impostor lists start from pilot floors (see [`pilot_floors`]), so that scores far
+/// below the final cut are skipped from the first block on instead of after a long warm-up. A
+/// pilot floor is only a guess: when fewer than `keep` scores beat it, that run is discarded and
+/// the pass repeated without pilots, so the result is exact either way.
+pub fn scan(spec: &ScanSpec<'_>, gallery: &dyn GallerySource) -> Result<Vec<ScanResult>> {
+    let p = spec.mates.len();
+    debug_assert_eq!(spec.probes.len(), p * gallery.dim());
+    if spec.sets.len() > 32 {
+        return Err(crate::Error::Invalid(format!("at most 32 gallery sets per scan, got {}", spec.sets.len())));
+    }
+    let none: Vec<(f32, f32)> =
+        spec.sets.iter().map(|s| (TopK::new(s.keep_top).floor, TopK::new(s.keep_top_first).floor)).collect();
+    let pilots = pilot_floors(spec, gallery)?;
+    if pilots == none {
+        return scan_with(spec, gallery, &none);
+    }
+    let out = scan_with(spec, gallery, &pilots)?;
+    let exact = out.iter().zip(spec.sets).zip(&pilots).zip(&none).all(|(((r, s), pilot), base)| {
+        (pilot.0 == base.0 || r.top.len() == s.keep_top) && (pilot.1 == base.1 || r.top_first.len() == s.keep_top_first)
+    });
+    if exact {
+        Ok(out)
+    } else {
+        scan_with(spec, gallery, &none)
+    }
+}
+
+/// Rows sampled for the pilot: evenly spread over the gallery (stores are often ordered).
+const PILOT_ROWS: usize = 2048;
+/// A pilot floor is used only when the sample should hold at least this many scores above the
+/// final cut; the floor is then put at half that expected count.
+const PILOT_MIN_EXPECTED: f64 = 64.0;
+
+/// Guesses of each set's final kept-impostor floors (all probes, first probes) from the scores
+/// of an evenly spread sample of gallery rows; `-inf` (no guess) where the sample is too small.
+fn pilot_floors(spec: &ScanSpec<'_>, gallery: &dyn GallerySource) -> Result<Vec<(f32, f32)>> {
+    let (n, dim, p) = (gallery.len(), gallery.dim(), spec.mates.len());
+    let mut floors: Vec<(f32, f32)> =
+        spec.sets.iter().map(|s| (TopK::new(s.keep_top).floor, TopK::new(s.keep_top_first).floor)).collect();
+    if n < 4 * PILOT_ROWS || p == 0 {
+        return Ok(floors);
+    }
+    let stride = n / PILOT_ROWS;
+    let rows: Vec<usize> = (0..PILOT_ROWS).map(|i| i * stride).collect();
+    let mut g = vec![0f32; rows.len() * dim];
+    let mut masks = Vec::with_capacity(rows.len());
+    let mut set_rows = vec![0u64; spec.sets.len()];
+    for (i, &r) in rows.iter().enumerate() {
+        let kind = gallery.fill(r, &mut g[i * dim..(i + 1) * dim])?;
+        let m = if kind == RowKind::Unrankable { 0 } else { gallery.sets(r) };
+        masks.push(m);
+    }
+    // Every row's membership, to size each set (only counts: cheap next to the GEMM).
+    for i in 0..n {
+        for j in bits(gallery.sets(i)) {
+            set_rows[j] += 1;
+        }
+    }
+    let mut scores = vec![0f32; p * rows.len()];
+    gemm_scores(spec.probes, p, &g, rows.len(), dim, &mut scores);
+    let first = spec.first_probes.min(p);
+    for (j, set) in spec.sets.iter().enumerate() {
+        let guess = |probes: usize, keep: usize| -> f32 {
+            let total = probes as f64 * set_rows[j] as f64;
+            let mut sample: Vec<f32> = (0..probes)
+                .flat_map(|a| {
+                    let row = &scores[a * rows.len()..(a + 1) * rows.len()];
+                    row.iter().zip(&masks).filter(move |(_, &m)| m >> j & 1 == 1).map(|(&s, _)| s)
+                })
+                .collect();
+            let expected = keep as f64 * sample.len() as f64 / total.max(1.0);
+            if keep == 0 || keep as f64 > total / 4.0 || expected < PILOT_MIN_EXPECTED {
+                return TopK::new(keep).floor;
             }
-            for &s in chunk {
-                if s > lowest_mate {
+            let at = ((expected / 2.0) as usize).clamp(1, sample.len()) - 1;
+            sample.select_nth_unstable_by(at, |a, b| b.total_cmp(a));
+            sample[at]
+        };
+        floors[j] = (guess(p, set.keep_top), guess(first, set.keep_top_first));
+    }
+    Ok(floors)
+}
+
+/// Width of the chunks tested at once: a vectorised "does any score here need a look?".
+const CHUNK: usize = 32;
+
+/// Bit `i` set when score `i` beats `lowest_mate` or its column's cut. Full chunks go through a
+/// fixed-length loop of comparisons with no early exit, which compiles to SIMD compares.
+#[inline]
+fn look_bits(chunk: &[f32], cut: &[f32], lowest_mate: f32) -> u32 {
+    let mut bits = 0u32;
+    match (<&[f32; CHUNK]>::try_from(chunk), <&[f32; CHUNK]>::try_from(cut)) {
+        (Ok(s), Ok(t)) => {
+            for i in 0..CHUNK {
+                bits |= (((s[i] > lowest_mate) | (s[i] > t[i])) as u32) << i;
+            }
+        }
+        _ => {
+            for (i, (&s, &t)) in chunk.iter().zip(cut).enumerate() {
+                bits |= (((s > lowest_mate) | (s > t)) as u32) << i;
+            }
+        }
+    }
+    bits
+}
+
+/// Probe rows between refreshes of the per-column cuts from the live floors.
+const REFRESH_ROWS: usize = 32;
+
+/// Per column, the lowest kept-impostor floor among the sets it belongs to (`all`), and the
+/// same including the first-probes lists (`first`).
+fn refresh_cuts(masks: &[u32], cut_all: &mut Vec<f32>, cut_first: &mut Vec<f32>, acc: &[SetAcc]) {
+    cut_all.clear();
+    cut_first.clear();
+    for &m in masks {
+        let (mut all, mut first) = (f32::INFINITY, f32::INFINITY);
+        for j in bits(m) {
+            all = all.min(acc[j].top.floor);
+            first = first.min(acc[j].top_first.floor);
+        }
+        cut_all.push(all);
+        cut_first.push(all.min(first));
+    }
+}
+
+fn reduce_block(spec: &ScanSpec<'_>, offsets: &[usize], width: usize, w: &mut Scratch, acc: &mut [SetAcc]) {
+    let Scratch { scores, masks: col_sets, cut_all, cut_first, .. } = w;
+    for (a, row) in scores.chunks_exact(width).enumerate() {
+        // Floors only rise, so cuts from a few rows back let through a superset of what counts;
+        // every score let through is checked again against the live floors.
+        if a % REFRESH_ROWS == 0 {
+            refresh_cuts(col_sets, cut_all, cut_first, acc);
+        }
+        let mates = spec.mates[a].as_slice();
+        let first = a < spec.first_probes;
+        let cuts = if first { &*cut_first } else { &*cut_all };
+        let lowest_mate = mates.first().copied().unwrap_or(f32::INFINITY);
+        for (c, (chunk, cut)) in row.chunks(CHUNK).zip(cuts.chunks(CHUNK)).enumerate() {
+            // Almost every score is below every mate and every kept impostor: skip the chunk when
+            // none needs a look.
+            let look = look_bits(chunk, cut, lowest_mate);
+            for i in bits(look) {
+                let s = chunk[i];
+                let col = c * CHUNK + i;
+                let beaten = (s > lowest_mate).then(|| {
                     // Branch-free count for the usual handful of mates, binary search beyond.
-                    let beaten = if mates.len() <= 32 {
-                        mates.iter().map(|&m| (m < s) as usize).sum()
+                    if mates.len() <= 32 {
+                        mates.iter().map(|&x| (x < s) as usize).sum()
                     } else {
-                        mates.partition_point(|&m| m < s)
-                    };
-                    counts[beaten] += 1;
-                }
-                if s > acc.top.floor && s > f32::NEG_INFINITY {
-                    acc.top.push(s);
-                }
-                if first && s > acc.top_first.floor && s > f32::NEG_INFINITY {
-                    acc.top_first.push(s);
+                        mates.partition_point(|&x| x < s)
+                    }
+                });
+                for j in bits(col_sets[col]) {
+                    let set = &mut acc[j];
+                    if let Some(b) = beaten {
+                        set.counts[offsets[a] + b] += 1;
+                    }
+                    if s > set.top.floor {
+                        set.top.push(s);
+                    }
+                    if first && s > set.top_first.floor {
+                        set.top_first.push(s);
+                    }
                 }
             }
         }
@@ -292,8 +486,9 @@ mod tests {
                 v
             })
             .collect();
-        let spec = ScanSpec { probes: &flat, mates: &mates, keep_top: 50, first_probes: 2, keep_top_first: 7 };
-        let got = scan(&spec, &Rows(gallery.clone(), kinds.clone())).unwrap();
+        let sets = [SetSpec { keep_top: 50, keep_top_first: 7 }];
+        let spec = ScanSpec { probes: &flat, mates: &mates, first_probes: 2, sets: &sets };
+        let got = scan(&spec, &Rows(gallery.clone(), kinds.clone())).unwrap().remove(0);
         let mut all = Vec::new();
         let mut first = Vec::new();
         for (a, p) in probes.iter().enumerate() {
@@ -319,6 +514,96 @@ mod tests {
         // Same result on one thread.
         let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
         let one = pool.install(|| scan(&spec, &Rows(gallery, kinds)).unwrap());
-        assert_eq!(one, got);
+        assert_eq!(one, vec![got]);
+    }
+
+    /// Rows with set membership bits.
+    struct Multi(Vec<Vec<f32>>, Vec<u32>);
+    impl GallerySource for Multi {
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn dim(&self) -> usize {
+            self.0[0].len()
+        }
+        fn fill(&self, i: usize, out: &mut [f32]) -> Result<RowKind> {
+            out.copy_from_slice(&self.0[i]);
+            Ok(RowKind::Scored)
+        }
+        fn sets(&self, i: usize) -> u32 {
+            self.1[i]
+        }
+    }
+
+    /// Overlapping sets scanned together give exactly what each set scanned alone gives.
+    #[test]
+    fn overlapping_sets_in_one_pass_equal_separate_passes() {
+        let unit = |deg: f64| vec![deg.to_radians().cos() as f32, deg.to_radians().sin() as f32];
+        let probes: Vec<Vec<f32>> = [0.0, 45.0, 200.0, 300.0].iter().map(|&d| unit(d)).collect();
+        let flat = probes.concat();
+        let mates: Vec<Vec<f32>> = vec![vec![0.5, 0.9], vec![0.99], vec![], vec![-0.2, 0.1, 0.7]];
+        let n = 9000;
+        let gallery: Vec<Vec<f32>> = (0..n).map(|i| unit(((i * 13) % 720) as f64 / 2.0)).collect();
+        // Set 0: every row; set 1: every third row; set 2: a run in the middle (crosses blocks).
+        let member = |i: usize| [true, i % 3 == 0, (3000..5100).contains(&i)];
+        let masks: Vec<u32> =
+            (0..n).map(|i| member(i).iter().enumerate().map(|(j, &m)| (m as u32) << j).sum()).collect();
+        let sets = [
+            SetSpec { keep_top: 40, keep_top_first: 9 },
+            SetSpec { keep_top: 3000, keep_top_first: 0 },
+            SetSpec { keep_top: 1, keep_top_first: 5000 },
+        ];
+        let spec = ScanSpec { probes: &flat, mates: &mates, first_probes: 3, sets: &sets };
+        let together = scan(&spec, &Multi(gallery.clone(), masks)).unwrap();
+        for (j, set) in sets.iter().enumerate() {
+            let rows: Vec<Vec<f32>> = (0..n).filter(|&i| member(i)[j]).map(|i| gallery[i].clone()).collect();
+            let m = rows.len();
+            let one = ScanSpec { probes: &flat, mates: &mates, first_probes: 3, sets: std::slice::from_ref(set) };
+            let alone = scan(&one, &Rows(rows, vec![RowKind::Scored; m])).unwrap().remove(0);
+            assert_eq!(together[j], alone, "set {j}");
+            assert_eq!(alone.n_scores, 4 * m as u64);
+        }
+    }
+
+    /// The top impostor scores by brute force (descending), and the scan's, for a gallery large
+    /// enough to use pilot floors.
+    fn top_by_both(
+        gallery: Vec<Vec<f32>>,
+        probes: &[Vec<f32>],
+        keep: usize,
+        keep_first: usize,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let flat = probes.concat();
+        let mates = vec![Vec::new(); probes.len()];
+        let sets = [SetSpec { keep_top: keep, keep_top_first: keep_first }];
+        let spec = ScanSpec { probes: &flat, mates: &mates, first_probes: 1, sets: &sets };
+        let n = gallery.len();
+        let got = scan(&spec, &Rows(gallery.clone(), vec![RowKind::Scored; n])).unwrap().remove(0);
+        let mut scores = vec![0f32; probes.len() * n];
+        gemm_scores(&flat, probes.len(), &gallery.concat(), n, 2, &mut scores);
+        let mut all = scores.clone();
+        all.sort_by(|a, b| b.total_cmp(a));
+        let mut first = scores[..n].to_vec();
+        first.sort_by(|a, b| b.total_cmp(a));
+        assert_eq!(got.top_first, first[..keep_first].to_vec());
+        (got.top, all[..keep].to_vec())
+    }
+
+    #[test]
+    fn pilot_floors_keep_the_result_exact() {
+        let unit = |deg: f64| vec![deg.to_radians().cos() as f32, deg.to_radians().sin() as f32];
+        let probes: Vec<Vec<f32>> = [0.0, 100.0].iter().map(|&d| unit(d)).collect();
+        let n = 16384;
+        // Spread scores: the pilot's guess holds.
+        let spread: Vec<Vec<f32>> = (0..n).map(|i| unit(((i * 7919) % 3600) as f64 / 10.0)).collect();
+        let (got, want) = top_by_both(spread, &probes, 1000, 700);
+        assert_eq!(got, want);
+        // The sampled rows (every 8th) are the best-scoring ones: the pilot guesses a floor far too
+        // high, and the scan must notice and fall back.
+        let skewed: Vec<Vec<f32>> = (0..n)
+            .map(|i| if i % 8 == 0 { unit((i % 5) as f64 * 0.01) } else { unit(20.0 + (i % 300) as f64) })
+            .collect();
+        let (got, want) = top_by_both(skewed, &probes, 8000, 4000);
+        assert_eq!(got, want);
     }
 }
