@@ -181,7 +181,7 @@ struct RunArgs {
     #[arg(long)]
     protocol_file: Option<PathBuf>,
     /// Ages for the age-gap analysis: a text file with `<image key> <age>` per line [default:
-    /// read from AgeDB (`<id>_<name>_<age>_<gender>.jpg`) or FG-NET (`001A02.JPG`) file names].
+    /// the AgeDB protocol .mat, else AgeDB (`<id>_<name>_<age>_<gender>.jpg`) or FG-NET (`001A02.JPG`) file names].
     #[arg(long)]
     ages: Option<PathBuf>,
     /// Output directory [default: reports/<benchmark>].

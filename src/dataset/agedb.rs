@@ -104,7 +104,7 @@ struct Image {
 }
 
 /// The fields of a 1×1 struct, or of element `i` of a cell array holding one.
-fn fields_of<'a>(v: &'a Value) -> Option<(&'a [String], &'a [Value])> {
+fn fields_of(v: &Value) -> Option<(&[String], &[Value])> {
     match v {
         Value::Struct { fields, items, .. } if items.len() == 1 => Some((fields, &items[0])),
         Value::Cell { items, .. } if items.len() == 1 => fields_of(&items[0]),
@@ -244,16 +244,14 @@ pub fn from_matfile(file: &MatFile, path: &Path) -> Result<AgedbProtocol> {
         let place = format!("{VARIABLE}{{{}}}", s + 1);
         let (pf, items, n, labels) = split_pairs(split, &place, path)?;
         for p in 0..n {
-            let genuine = match labels[p] {
-                x if x == 1.0 => true,
-                x if x == -1.0 => false,
-                x => {
-                    return Err(Error::data(
-                        path,
-                        format!("{place}: label {x} of pair {} is neither 1 (same) nor -1 (different)", p + 1),
-                    ))
-                }
-            };
+            let x = labels[p];
+            if x != 1.0 && x != -1.0 {
+                return Err(Error::data(
+                    path,
+                    format!("{place}: label {x} of pair {} is neither 1 (same) nor -1 (different)", p + 1),
+                ));
+            }
+            let genuine = x == 1.0;
             let mut ends = [0u32; 2];
             for side in 0..2 {
                 // Column-major: element (side, p) of the 2×N cell array.
