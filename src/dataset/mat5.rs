@@ -589,6 +589,65 @@ mod tests {
     }
 
     #[test]
+    fn big_endian_files_read() {
+        // A 1×2 double 'x' = [1.5, -2] and a 1×2 char 'c' = "hi", written big-endian by hand.
+        let el = |ty: u32, data: &[u8]| -> Vec<u8> {
+            let mut v = [ty.to_be_bytes(), (data.len() as u32).to_be_bytes()].concat();
+            v.extend_from_slice(data);
+            v.resize(v.len().div_ceil(8) * 8, 0);
+            v
+        };
+        let matrix = |class: u32, name: &[u8], data: Vec<u8>| -> Vec<u8> {
+            let body = [
+                el(MI_UINT32, &[class.to_be_bytes(), [0; 4]].concat()),
+                el(MI_INT32, &[1i32.to_be_bytes(), 2i32.to_be_bytes()].concat()),
+                el(MI_INT8, name),
+                data,
+            ]
+            .concat();
+            el(MI_MATRIX, &body)
+        };
+        let mut bytes = vec![b' '; 124];
+        bytes.extend_from_slice(&0x0100u16.to_be_bytes());
+        bytes.extend_from_slice(b"MI");
+        bytes.extend(matrix(6, b"x", el(MI_DOUBLE, &[1.5f64.to_be_bytes(), (-2f64).to_be_bytes()].concat())));
+        bytes.extend(matrix(
+            4,
+            b"c",
+            el(MI_UINT16, &[u16::from(b'h').to_be_bytes(), u16::from(b'i').to_be_bytes()].concat()),
+        ));
+        let f = parse(&bytes, Path::new("be.mat")).unwrap();
+        assert_eq!(f.get("x"), Some(&Value::doubles(vec![1, 2], vec![1.5, -2.0])));
+        assert_eq!(f.get("c").and_then(Value::as_text).as_deref(), Some("hi"));
+    }
+
+    #[test]
+    fn corruption_never_panics() {
+        use rand::{Rng, SeedableRng};
+        let good = write(&[("splits", &sample())]);
+        let packed = std::fs::read(
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/agedb/bad_label.mat"),
+        )
+        .unwrap();
+        let p = Path::new("t.mat");
+        assert!(parse(&packed, p).is_ok(), "the SciPy-compressed fixture reads");
+        for bytes in [&good, &packed] {
+            for cut in 0..bytes.len().min(600) {
+                let _ = parse(&bytes[..cut], p);
+            }
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+            for _ in 0..2000 {
+                let mut b = bytes.to_vec();
+                for _ in 0..rng.gen_range(1..4) {
+                    let i = rng.gen_range(128..b.len());
+                    b[i] = rng.gen();
+                }
+                let _ = parse(&b, p);
+            }
+        }
+    }
+
+    #[test]
     fn bad_files_name_the_offset() {
         let p = Path::new("t.mat");
         assert!(parse(b"short", p).unwrap_err().to_string().contains("too short"));
