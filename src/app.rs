@@ -1,7 +1,7 @@
 //! The commands behind the CLI, as library functions (so tests drive exactly what users run).
 
 use crate::config::{FgnetProtocol, FlipChoice, Format, PairProtocol, Registry};
-use crate::dataset::{bin_pairs, calfw, fgnet, lfw, PairBenchmark};
+use crate::dataset::{agedb, bin_pairs, cacd_vs, calfw, fgnet, lfw, PairBenchmark};
 use crate::error::{Error, Result};
 use crate::metrics::FoldMode;
 use crate::protocol::fgnet as fgnet_protocol;
@@ -173,6 +173,10 @@ pub fn read_ages(path: &Path) -> Result<std::collections::HashMap<String, u32>> 
 pub fn resolve_ages(bench: &PairBenchmark, ages_file: Option<&Path>) -> Result<Option<Vec<u32>>> {
     use crate::metrics::age_gap::age_from_name;
     let Some(path) = ages_file else {
+        // Ages the adapter read (AgeDB protocol files carry them) come before file names.
+        if bench.ages.is_some() {
+            return Ok(bench.ages.clone());
+        }
         return Ok(bench.keys.iter().map(|k| age_from_name(k)).collect());
     };
     let table = read_ages(path)?;
@@ -222,9 +226,19 @@ pub fn load_pair_benchmark(env: &Env, name: &str, folds: usize) -> Result<(PairB
         Format::LfwPairs => lfw::read_pairs(&path)?,
         Format::CalfwPairs => calfw::read_pairs(&path)?,
         Format::InsightfaceBin => bin_pairs::read_pairs(&path, folds)?,
+        // The images are checked against the protocol when they are there (embeddings alone suffice).
+        Format::AgedbMat => {
+            agedb::read_protocol(&path, entry.file(&env.data_dir, "images").filter(|d| d.is_dir()).as_deref())?
+        }
+        Format::CacdVs => cacd_vs::read_dir(&path)?,
         other => return Err(Error::Config(format!("format {other:?} is not a pair-verification format"))),
     };
-    let prints = bench.sources.iter().map(|p| file_fingerprint(role, p, &env.data_dir)).collect::<Result<Vec<_>>>()?;
+    let mut prints =
+        bench.sources.iter().map(|p| file_fingerprint(role, p, &env.data_dir)).collect::<Result<Vec<_>>>()?;
+    if entry.format == Format::CacdVs {
+        // The directory listing is the protocol.
+        prints.push(listing_fingerprint(role, &path, &bench.keys, &env.data_dir)?);
+    }
     Ok((bench, prints))
 }
 
@@ -406,9 +420,14 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
         far_targets: protocol.far_targets.clone(),
         age_gap: protocol.age_gap.clone(),
     };
-    let outcome = verification::evaluate(&bench, &store, &params)?;
+    let mut outcome = verification::evaluate(&bench, &store, &params)?;
     clock.lap("score and metrics");
     let entry = env.registry.get(&req.benchmark)?;
+    if outcome.metrics.age_gap.is_none() && entry.format == Format::CacdVs {
+        outcome.metrics.age_gap_unavailable = Some(
+            "CACD-VS names its images by pair number only (0000_0.jpg) and ships no ages: no age-gap breakdown (supply ages with --ages)".into(),
+        );
+    }
     let results = VerificationResults {
         schema: SCHEMA,
         schema_version: SCHEMA_VERSION,

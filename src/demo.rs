@@ -97,7 +97,7 @@ fn unit(mut v: Vec<f64>) -> Vec<f64> {
 
 /// Appends the embeddings (and mirrored-image embeddings) of one identity's images, ages sorted
 /// ascending: centre + drift·(age − first age)·ageing direction + noise, times a raw-norm scale.
-fn embed_identity(spec: &DemoSpec, rng: &mut ChaCha8Rng, ages: &[u32], emb: &mut Vec<f32>, flip: &mut Vec<f32>) {
+pub fn embed_identity(spec: &DemoSpec, rng: &mut ChaCha8Rng, ages: &[u32], emb: &mut Vec<f32>, flip: &mut Vec<f32>) {
     let d = spec.dim;
     let centre = unit(gaussian(rng, d, 1.0));
     let ageing = unit(gaussian(rng, d, 1.0));

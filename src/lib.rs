@@ -3,6 +3,7 @@
 //! protocols → reports. See `README.md` and `docs/` for the user-facing description.
 
 pub mod app;
+pub mod cohort;
 pub mod config;
 pub mod dataset;
 pub mod demo;

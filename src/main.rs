@@ -181,7 +181,7 @@ struct RunArgs {
     #[arg(long)]
     protocol_file: Option<PathBuf>,
     /// Ages for the age-gap analysis: a text file with `<image key> <age>` per line [default:
-    /// read from AgeDB (`<id>_<name>_<age>_<gender>.jpg`) or FG-NET (`001A02.JPG`) file names].
+    /// the AgeDB protocol .mat, else AgeDB (`<id>_<name>_<age>_<gender>.jpg`) or FG-NET (`001A02.JPG`) file names].
     #[arg(long)]
     ages: Option<PathBuf>,
     /// Output directory [default: reports/<benchmark>].
@@ -705,6 +705,24 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 out_dir: a.out.join("megaface_fgnet"),
             };
             print_run(&app::run_megaface(&env, &req)?);
+            // AgeDB's raw layout with its official .mat protocols (AgeDB-30), and CACD-VS.
+            let agedb = aifr_eval::cohort::generate_agedb(&spec, &files.data_dir)?;
+            let cacd = aifr_eval::cohort::generate_cacd_vs(&spec, &files.data_dir)?;
+            for (bench, c) in [("agedb_30", agedb), ("cacd_vs", cacd)] {
+                let req = RunRequest {
+                    benchmark: bench.into(),
+                    embeddings: c.embeddings,
+                    per_subject_models: false,
+                    keys: Some(c.keys),
+                    flip_embeddings: Some(c.flip_embeddings),
+                    mode: None,
+                    flip: None,
+                    protocol_file: None,
+                    ages: None,
+                    out_dir: a.out.join(bench),
+                };
+                print_run(&app::run_pairs(&env, &req)?);
+            }
         }
         Command::Manifest(ManifestCommand::Check { file, root, skip_files }) => {
             let (m, summary) = manifest_app::check(&file, root.as_deref(), !skip_files)?;

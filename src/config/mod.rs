@@ -24,6 +24,10 @@ pub enum Format {
     Fgnet,
     /// A user's collection listed in a manifest (`aifr-eval run --manifest`).
     Manifest,
+    /// AgeDB images with an official protocol `.mat` (dataset/agedb.rs).
+    AgedbMat,
+    /// CACD-VS: one directory of `<pair id>_<0|1>.jpg` (dataset/cacd_vs.rs).
+    CacdVs,
 }
 
 impl Format {
@@ -36,6 +40,8 @@ impl Format {
             Format::Megaface => &["probes", "distractors"],
             Format::Fgnet => &["images"],
             Format::Manifest => &["manifest"],
+            Format::AgedbMat => &["protocol"],
+            Format::CacdVs => &["images"],
         }
     }
 
@@ -43,7 +49,13 @@ impl Format {
     pub fn supported(self) -> bool {
         matches!(
             self,
-            Format::LfwPairs | Format::CalfwPairs | Format::InsightfaceBin | Format::Fgnet | Format::Megaface
+            Format::LfwPairs
+                | Format::CalfwPairs
+                | Format::InsightfaceBin
+                | Format::Fgnet
+                | Format::Megaface
+                | Format::AgedbMat
+                | Format::CacdVs
         )
     }
 }
@@ -266,6 +278,11 @@ mod tests {
             "megaface_fgnet",
             "megaface_facescrub",
             "fgnet",
+            "agedb_5",
+            "agedb_10",
+            "agedb_20",
+            "agedb_30",
+            "cacd_vs",
         ] {
             assert!(r.datasets.contains_key(name), "{name}");
         }

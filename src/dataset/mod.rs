@@ -1,12 +1,15 @@
 //! Dataset adapters: each reads one benchmark's real on-disk layout into a plain value that the
 //! protocols consume. Adapters never look at embeddings.
 
+pub mod agedb;
 pub mod bin_pairs;
+pub mod cacd_vs;
 pub mod calfw;
 pub mod fgnet;
 pub mod insightface_bin;
 pub mod lfw;
 pub mod manifest;
+pub mod mat5;
 pub mod megaface;
 
 use serde::Serialize;

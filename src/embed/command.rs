@@ -74,7 +74,7 @@ fn existing_dir(env: &Env, benchmark: &str, role: &str) -> Result<PathBuf> {
 pub fn image_list(env: &Env, benchmark: &str) -> Result<ImageList> {
     let entry = env.registry.get(benchmark)?;
     match entry.format {
-        Format::LfwPairs | Format::CalfwPairs => {
+        Format::LfwPairs | Format::CalfwPairs | Format::AgedbMat | Format::CacdVs => {
             let folds = PairProtocol::builtin()?.folds;
             let (bench, _) = app::load_pair_benchmark(env, benchmark, folds)?;
             Ok(ImageList::from_dir(&existing_dir(env, benchmark, "images")?, &bench.keys))

@@ -82,6 +82,9 @@ pub struct VerificationMetrics {
     /// Present when the images' ages are known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub age_gap: Option<AgeGapBreakdown>,
+    /// Why there is no `age_gap`, when the layout is known to carry no ages (CACD-VS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age_gap_unavailable: Option<String>,
 }
 
 /// Strict-rule TAR@FAR interval at one target.
@@ -280,6 +283,7 @@ pub fn evaluate(
             xnorm,
             bootstrap,
             age_gap,
+            age_gap_unavailable: None,
         },
         curves,
         pairs,
@@ -333,7 +337,7 @@ fn bootstrap_summary(
         })
         .collect();
     let note = (unit == "pair").then(|| {
-        "the benchmark names no identities (insightface .bin pack): pairs are resampled, which understates the spread"
+        "the benchmark names no identities (insightface .bin pack, CACD-VS): pairs are resampled, which understates the spread"
             .to_string()
     });
     BootstrapSummary {

@@ -328,6 +328,9 @@ fn age_gap_chart(runs: &[RunData], names: &[String]) -> Option<Chart> {
 /// The age-gap table of one run.
 fn age_gap_table(out: &mut String, r: &Value) {
     let Some(bins) = r.pointer("/metrics/age_gap/bins").and_then(Value::as_array) else {
+        if let Some(why) = r.pointer("/metrics/age_gap_unavailable").and_then(Value::as_str) {
+            let _ = writeln!(out, "<h2>Age gap</h2>\n<p>Unavailable: {}</p>", escape_html(why));
+        }
         return;
     };
     let _ = writeln!(

@@ -75,6 +75,9 @@ pub fn verification_table(r: &VerificationResults) -> String {
     if let Some(g) = &m.age_gap {
         age_gap_lines(&mut s, g);
     }
+    if let Some(why) = &m.age_gap_unavailable {
+        let _ = writeln!(s, "  age gap   unavailable: {why}");
+    }
     s
 }
 
