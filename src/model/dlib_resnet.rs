@@ -24,7 +24,8 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor, D};
 
 use super::dlib_serialize::{read_metric_net, Layer, MetricNet};
-use super::{candle_err, ChannelOrder, FaceEmbedder, InputSpec};
+use super::meta::{impl_face_embedder, Meta};
+use super::{candle_err, ChannelOrder, InputSpec};
 
 /// Architecture name as users type it.
 pub const ARCH: &str = "dlib-resnet";
@@ -262,10 +263,7 @@ fn add_zero_padded(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 pub struct DlibResnet {
-    input: InputSpec,
-    fingerprint: String,
-    device: Device,
-    dtype: DType,
+    meta: Meta,
     stem: ConvAffine,
     units: Vec<Unit>,
     /// `(256, 128)`: `descriptor = pooled · fc`.
@@ -317,7 +315,8 @@ impl DlibResnet {
         let mut hasher = blake3::Hasher::new();
         hasher.update(data);
         let fingerprint = format!("{ARCH}:blake3:{}", hasher.finalize().to_hex());
-        Ok(DlibResnet { input, fingerprint, device: device.clone(), dtype, stem, units, fc })
+        let meta = Meta { arch: ARCH.into(), input, dim: EMBEDDING_DIM, fingerprint, device: device.clone(), dtype };
+        Ok(DlibResnet { meta, stem, units, fc })
     }
 
     fn run(&self, x: &Tensor) -> candle_core::Result<Tensor> {
@@ -332,50 +331,7 @@ impl DlibResnet {
     }
 }
 
-impl FaceEmbedder for DlibResnet {
-    fn arch(&self) -> &str {
-        ARCH
-    }
-
-    fn input(&self) -> &InputSpec {
-        &self.input
-    }
-
-    fn embedding_dim(&self) -> usize {
-        EMBEDDING_DIM
-    }
-
-    fn fingerprint(&self) -> &str {
-        &self.fingerprint
-    }
-
-    fn device(&self) -> &Device {
-        &self.device
-    }
-
-    fn dtype(&self) -> DType {
-        self.dtype
-    }
-
-    fn forward(&self, batch: &Tensor) -> crate::Result<Tensor> {
-        let want = (3, self.input.height, self.input.width);
-        match batch.dims() {
-            [_, c, h, w] if (*c, *h, *w) == want => {}
-            d => {
-                return Err(crate::Error::Invalid(format!(
-                    "{ARCH}: expected an (N, 3, {}, {}) input batch, got shape {d:?}",
-                    want.1, want.2
-                )))
-            }
-        }
-        let ctx = "dlib-resnet forward pass";
-        let x = batch.to_device(&self.device).and_then(|t| t.to_dtype(self.dtype)).map_err(candle_err(ctx))?;
-        self.run(&x)
-            .and_then(|y| y.to_dtype(DType::F32))
-            .and_then(|y| y.to_device(&Device::Cpu))
-            .map_err(candle_err(ctx))
-    }
-}
+impl_face_embedder!(DlibResnet);
 
 /// Whether `load` should hand `path` to this network: `--arch dlib-resnet`, or no architecture
 /// given and the file is a `.dat` or starts like a serialised dlib metric network.

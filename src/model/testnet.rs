@@ -3,7 +3,8 @@
 //! followed by `tanh`. The weights follow a fixed formula seeded by the blake3 of the "weights"
 //! file, so any file works as weights and a different file is a different model.
 
-use super::{candle_err, FaceEmbedder, InputSpec};
+use super::meta::{impl_face_embedder, Meta};
+use super::{candle_err, InputSpec};
 use crate::error::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use std::path::Path;
@@ -13,10 +14,7 @@ const DIM: usize = 16;
 const POOL: usize = 8;
 
 pub struct TestNet {
-    input: InputSpec,
-    fingerprint: String,
-    device: Device,
-    dtype: DType,
+    meta: Meta,
     /// `(features, DIM)` in the network dtype, on the device.
     weight: Tensor,
 }
@@ -42,35 +40,15 @@ impl TestNet {
         let weight = Tensor::from_vec(w, (features, DIM), device)
             .and_then(|t| t.to_dtype(dtype))
             .map_err(candle_err(format!("{ARCH}: building the weights")))?;
-        Ok(TestNet { input, fingerprint: hash.to_hex().to_string(), device: device.clone(), dtype, weight })
+        let fingerprint = hash.to_hex().to_string();
+        let meta = Meta { arch: ARCH.into(), input, dim: DIM, fingerprint, device: device.clone(), dtype };
+        Ok(TestNet { meta, weight })
+    }
+
+    fn run(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let x = x.to_dtype(DType::F32)?.avg_pool2d(POOL)?.flatten_from(1)?;
+        x.to_dtype(self.meta.dtype)?.matmul(&self.weight)?.tanh()
     }
 }
 
-impl FaceEmbedder for TestNet {
-    fn arch(&self) -> &str {
-        ARCH
-    }
-    fn input(&self) -> &InputSpec {
-        &self.input
-    }
-    fn embedding_dim(&self) -> usize {
-        DIM
-    }
-    fn fingerprint(&self) -> &str {
-        &self.fingerprint
-    }
-    fn device(&self) -> &Device {
-        &self.device
-    }
-    fn dtype(&self) -> DType {
-        self.dtype
-    }
-    fn forward(&self, batch: &Tensor) -> Result<Tensor> {
-        let run = || -> candle_core::Result<Tensor> {
-            let x = batch.to_device(&self.device)?.to_dtype(DType::F32)?.avg_pool2d(POOL)?.flatten_from(1)?;
-            let y = x.to_dtype(self.dtype)?.matmul(&self.weight)?.tanh()?;
-            y.to_dtype(DType::F32)?.to_device(&Device::Cpu)
-        };
-        run().map_err(candle_err(format!("{ARCH}: forward pass")))
-    }
-}
+impl_face_embedder!(TestNet);
