@@ -138,3 +138,15 @@ pub fn load(
         architectures()
     )))
 }
+
+#[cfg(all(test, not(feature = "onnx")))]
+mod tests {
+    #[test]
+    fn onnx_files_ask_for_the_onnx_feature() {
+        let e = super::load(std::path::Path::new("w600k_r50.onnx"), None, &super::Device::Cpu, super::DType::F32)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("w600k_r50.onnx") && e.contains("--features onnx") && e.contains("protoc"), "{e}");
+    }
+}
