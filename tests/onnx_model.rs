@@ -1,7 +1,9 @@
 //! ONNX exports through candle-onnx (`--features onnx`) against onnxruntime and PyTorch
 //! (`tests/reference/make_onnx_fixtures.py`): a tiny arcface_torch MobileFaceNet exported the
 //! PyTorch way (dynamic batch, normalised outside the graph) and the MXNet way (fixed batch of 1,
-//! Sub/Mul normalisation inside the graph), plus graphs that must be refused.
+//! Sub/Mul normalisation inside the graph), the same weights through the native MobileFaceNet,
+//! `aifr-eval embed`/`run` on image files, input sizes read off the graph, and graphs that must be
+//! refused.
 #![cfg(feature = "onnx")]
 
 use aifr_eval::model::mobilefacenet::MobileFaceNetConfig;
@@ -132,6 +134,23 @@ fn both_exports_and_the_native_network_agree() {
     assert!(d <= 1e-4, "native vs ONNX {d}");
 }
 
+/// Flatten-only graphs: the input size comes from the graph (112×112 when symbolic), and the
+/// pixels come out as given.
+#[test]
+fn input_size_is_read_off_the_graph() {
+    for (name, h, w) in [("size_64x48.onnx", 64, 48), ("size_symbolic.onnx", 112, 112)] {
+        let net = load(&fixture(name), None, &Device::Cpu, DType::F32).unwrap();
+        let spec = net.input();
+        assert_eq!((spec.height, spec.width, spec.mean, spec.std), (h, w, [127.5; 3], [127.5; 3]), "{name}");
+        assert_eq!(net.embedding_dim(), 3 * h * w, "{name}");
+        let x = Tensor::arange(0f32, (2 * 3 * h * w) as f32, &Device::Cpu).unwrap().reshape((2, 3, h, w)).unwrap();
+        let y = net.forward(&x).unwrap();
+        assert_eq!(y.to_vec2::<f32>().unwrap(), x.reshape((2, 3 * h * w)).unwrap().to_vec2::<f32>().unwrap());
+        // A batch of the wrong size is refused, not reshaped.
+        assert!(net.forward(&Tensor::zeros((1, 3, h + 1, w), DType::F32, &Device::Cpu).unwrap()).is_err());
+    }
+}
+
 fn load_err(path: &Path, arch: Option<&str>, dtype: DType) -> String {
     match load(path, arch, &Device::Cpu, dtype) {
         Ok(_) => panic!("{} loaded", path.display()),
@@ -164,6 +183,8 @@ fn damaged_and_unsuitable_graphs_are_clear_errors() {
     assert!(e.contains("Hardmax") && e.contains("hardmax0") && e.contains("not supported"), "{e}");
     let e = load_err(&fixture("bad_two_inputs.onnx"), None, DType::F32);
     assert!(e.contains("expected one image input") && e.contains("other"), "{e}");
+    let e = load_err(&fixture("bad_float16_input.onnx"), None, DType::F32);
+    assert!(e.contains("FLOAT16") && e.contains("expected FLOAT"), "{e}");
     let e = load_err(&fixture("bad_nhwc_input.onnx"), None, DType::F32);
     assert!(e.contains("(?, 112, 112, 3)") && e.contains("expected (N, 3, H, W)"), "{e}");
 

@@ -144,6 +144,22 @@ def bad_graphs() -> None:
                         helper.make_node("Flatten", ["sum"], ["emb"], name="flatten0")], [img, other], [emb])
     nhwc = helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", 112, 112, 3])
     save("nhwc_input", [helper.make_node("Flatten", ["data"], ["emb"], name="flatten0")], [nhwc], [emb])
+    half = helper.make_tensor_value_info("data", TensorProto.FLOAT16, ["N", 3, 112, 112])
+    half_out = helper.make_tensor_value_info("emb", TensorProto.FLOAT16, ["N", 37632])
+    save("float16_input", [helper.make_node("Flatten", ["data"], ["emb"], name="flatten0")], [half], [half_out])
+
+
+def size_graphs() -> None:
+    """Flatten-only graphs (embedding = the input pixels): the input size is read off the graph."""
+    from onnx import TensorProto, helper
+
+    for name, h, w in [("size_64x48", 64, 48), ("size_symbolic", "H", "W")]:
+        img = helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", 3, h, w])
+        emb = helper.make_tensor_value_info("emb", TensorProto.FLOAT, ["N", None])
+        g = helper.make_graph([helper.make_node("Flatten", ["data"], ["emb"], name="flatten0")], name, [img], [emb])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)])
+        onnx.checker.check_model(m)
+        onnx.save(m, str(OUT / f"{name}.onnx"))
 
 
 def main():
@@ -204,6 +220,7 @@ def main():
     a, b = (np.array(m["onnxruntime"]["data"]) for m in doc["models"].values())
     print(f"dynamic vs mxnet-style max |diff| {np.abs(a - b).max():.2e}", file=sys.stderr)
     bad_graphs()
+    size_graphs()
     out = OUT / "onnx_outputs.json"
     out.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {out}", file=sys.stderr)
