@@ -149,6 +149,14 @@ fn input_size_is_read_off_the_graph() {
         // A batch of the wrong size is refused, not reshaped.
         assert!(net.forward(&Tensor::zeros((1, 3, h + 1, w), DType::F32, &Device::Cpu).unwrap()).is_err());
     }
+    // A graph fixed to batches of 2 gets 5 images as 2 + 2 + (1 + a blank one, dropped).
+    let net = OnnxNet::load(&fixture("batch2_64x48.onnx"), &Device::Cpu, DType::F32).unwrap();
+    assert_eq!((net.fixed_batch(), net.embedding_dim()), (Some(2), 3 * 64 * 48));
+    for n in [1, 2, 5] {
+        let x = Tensor::arange(0f32, (n * 3 * 64 * 48) as f32, &Device::Cpu).unwrap().reshape((n, 3, 64, 48)).unwrap();
+        let y = net.forward(&x).unwrap();
+        assert_eq!(y.to_vec2::<f32>().unwrap(), x.reshape((n, 3 * 64 * 48)).unwrap().to_vec2::<f32>().unwrap(), "{n}");
+    }
 }
 
 fn load_err(path: &Path, arch: Option<&str>, dtype: DType) -> String {

@@ -150,12 +150,13 @@ def bad_graphs() -> None:
 
 
 def size_graphs() -> None:
-    """Flatten-only graphs (embedding = the input pixels): the input size is read off the graph."""
+    """Flatten-only graphs (embedding = the input pixels): the input size (and a fixed batch of 2) is
+    read off the graph."""
     from onnx import TensorProto, helper
 
-    for name, h, w in [("size_64x48", 64, 48), ("size_symbolic", "H", "W")]:
-        img = helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", 3, h, w])
-        emb = helper.make_tensor_value_info("emb", TensorProto.FLOAT, ["N", None])
+    for name, n, h, w in [("size_64x48", "N", 64, 48), ("size_symbolic", "N", "H", "W"), ("batch2_64x48", 2, 64, 48)]:
+        img = helper.make_tensor_value_info("data", TensorProto.FLOAT, [n, 3, h, w])
+        emb = helper.make_tensor_value_info("emb", TensorProto.FLOAT, [n, None])
         g = helper.make_graph([helper.make_node("Flatten", ["data"], ["emb"], name="flatten0")], name, [img], [emb])
         m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)])
         onnx.checker.check_model(m)
