@@ -192,7 +192,7 @@ impl OnnxNet {
         self.model.graph.iter().flat_map(|g| g.node.iter()).map(|n| (n.op_type.as_str(), n.name.as_str()))
     }
 
-    /// `x`: `(N, 3, H, W)` on the CPU in the graph's dtype; runs it in graph-sized pieces.
+    /// `x`: `(N, 3, H, W)` f32 on the CPU; runs it in graph-sized pieces.
     fn run(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let n = x.dim(0)?;
         let step = self.fixed_batch.unwrap_or(CHUNK);
@@ -264,7 +264,8 @@ impl ImageInput {
             [n, c, h, w] if c.is_none_or(|c| c == 3) => Ok(ImageInput {
                 height: size(*h)?.unwrap_or(DEFAULT_SIZE),
                 width: size(*w)?.unwrap_or(DEFAULT_SIZE),
-                batch: size(*n)?,
+                // Some converters write -1 or 0 for a dynamic batch.
+                batch: n.filter(|v| *v >= 1).map(|v| v as usize),
             }),
             _ => Err(format!("{what} has shape {}, expected (N, 3, H, W)", show_dims(&dims))),
         }
