@@ -383,12 +383,13 @@ struct MegafaceArgs {
 
 #[derive(Args, Debug)]
 struct ModelArgs {
-    /// Network weights (.safetensors, .pth state dict, dlib .dat): compute the embeddings.
+    /// Network weights (.safetensors, .pth state dict, dlib .dat, .onnx): compute the embeddings.
     #[arg(long, value_name = "WEIGHTS")]
     model: Option<PathBuf>,
     /// Architecture of --model: iresnet18/34/50/100/200 (r18…r200), mobilefacenet (mbf),
-    /// mobilefacenet-large, liaad-student, dlib-resnet, test-net. Read off the file when omitted
-    /// (state-dict keys and shapes; dlib's header); when given it must agree with the file.
+    /// mobilefacenet-large, liaad-student, dlib-resnet, test-net, onnx (.onnx graphs; needs a binary
+    /// built with --features onnx). Read off the file when omitted (state-dict keys and shapes;
+    /// dlib's header; the .onnx extension); when given it must agree with the file.
     #[arg(long, requires = "model")]
     arch: Option<String>,
     /// Where the network runs: cpu, cuda or cuda:N (cuda needs a binary built with --features cuda).

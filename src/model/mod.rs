@@ -13,6 +13,8 @@ pub mod dlib_serialize;
 pub mod iresnet;
 mod meta;
 pub mod mobilefacenet;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod ops;
 pub mod testnet;
 pub mod weights;
@@ -72,7 +74,40 @@ pub fn architectures() -> Vec<&'static str> {
     let mut names = arcface_torch::NAMES.to_vec();
     // dlib's face-recognition ResNet, then the fixed-formula network of the extraction tests.
     names.extend([dlib_resnet::ARCH, testnet::ARCH]);
+    #[cfg(feature = "onnx")]
+    names.push(onnx::ARCH);
     names
+}
+
+/// An `.onnx` file (ONNX export): the graph defines the network, whatever `--arch` says.
+pub fn is_onnx_path(path: &std::path::Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+}
+
+/// ONNX files and `--arch onnx`: candle-onnx behind the `onnx` feature.
+fn load_onnx(
+    weights: &std::path::Path,
+    arch: Option<&str>,
+    device: &Device,
+    dtype: DType,
+) -> crate::Result<Box<dyn FaceEmbedder>> {
+    if let Some(a) = arch.filter(|a| !a.eq_ignore_ascii_case("onnx")) {
+        return Err(crate::Error::Config(format!(
+            "{} is an ONNX graph, which defines its own architecture: drop --arch {a} or pass --arch onnx",
+            weights.display()
+        )));
+    }
+    #[cfg(feature = "onnx")]
+    return Ok(Box::new(onnx::OnnxNet::load(weights, device, dtype)?));
+    #[cfg(not(feature = "onnx"))]
+    {
+        let _ = (device, dtype);
+        Err(crate::Error::Config(format!(
+            "cannot load {}: this build has no ONNX support; rebuild with `cargo build --release --features onnx` \
+             (needs protoc: Debian package protobuf-compiler)",
+            weights.display()
+        )))
+    }
 }
 
 /// Loads a network from `weights` (`.pth` state dict, `.safetensors`, dlib `.dat`, …). `arch` names the
@@ -87,6 +122,9 @@ pub fn load(
     if arch == Some(testnet::ARCH) {
         return Ok(Box::new(testnet::TestNet::load(weights, device, dtype)?));
     }
+    if is_onnx_path(weights) || arch.is_some_and(|a| a.eq_ignore_ascii_case("onnx")) {
+        return load_onnx(weights, arch, device, dtype);
+    }
     if arcface_torch::handles(weights, arch) {
         return arcface_torch::load(weights, arch, device, dtype);
     }
@@ -99,4 +137,16 @@ pub fn load(
         arch,
         architectures()
     )))
+}
+
+#[cfg(all(test, not(feature = "onnx")))]
+mod tests {
+    #[test]
+    fn onnx_files_ask_for_the_onnx_feature() {
+        let e = super::load(std::path::Path::new("w600k_r50.onnx"), None, &super::Device::Cpu, super::DType::F32)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("w600k_r50.onnx") && e.contains("--features onnx") && e.contains("protoc"), "{e}");
+    }
 }
