@@ -1,6 +1,7 @@
 //! The commands behind the CLI, as library functions (so tests drive exactly what users run).
 
-use crate::config::{FgnetProtocol, FlipChoice, Format, PairProtocol, Registry};
+use crate::config::{FgnetProtocol, FlipChoice, Format, IjbProtocol, PairProtocol, Registry};
+use crate::dataset::ijb::IjbFiles;
 use crate::dataset::{bin_pairs, calfw, fgnet, lfw, PairBenchmark};
 use crate::error::{Error, Result};
 use crate::metrics::FoldMode;
@@ -8,11 +9,11 @@ use crate::protocol::fgnet as fgnet_protocol;
 use crate::protocol::verification::{self, VerificationParams};
 use crate::report::html::write_report;
 use crate::report::results::{
-    mode_label, BenchmarkInfo, EmbeddingsInfo, FgnetProtocolInfo, FgnetResults, FileFingerprint, ProtocolInfo,
-    Software, Timings, VerificationResults, SCHEMA, SCHEMA_VERSION,
+    mode_label, BenchmarkInfo, EmbeddingsInfo, FgnetProtocolInfo, FgnetResults, FileFingerprint, IjbPoolingInfo,
+    IjbProtocolInfo, IjbResults, ProtocolInfo, Software, Timings, VerificationResults, SCHEMA, SCHEMA_VERSION,
 };
 use crate::report::run::{write_pair_scores, RunData};
-use crate::report::terminal::{fgnet_table, verification_table};
+use crate::report::terminal::{fgnet_table, ijb_table, verification_table};
 use crate::report::{to_json, write_atomic};
 use crate::store::import::{import_cached, EmbeddingSource};
 use crate::store::EmbeddingStore;
@@ -187,18 +188,8 @@ pub fn resolve_ages(bench: &PairBenchmark, ages_file: Option<&Path>) -> Result<O
     Ok(Some(bench.keys.iter().map(|k| table[k.as_str()]).collect()))
 }
 
-/// Reads a pair benchmark with the adapter its format names.
-pub fn load_pair_benchmark(env: &Env, name: &str, folds: usize) -> Result<(PairBenchmark, Vec<FileFingerprint>)> {
-    let entry = env.registry.get(name)?;
-    if !entry.format.supported() {
-        let supported: Vec<&str> =
-            env.registry.datasets.iter().filter(|(_, d)| d.format.supported()).map(|(n, _)| n.as_str()).collect();
-        return Err(Error::Config(format!(
-            "benchmark '{name}' (format {:?}) cannot be evaluated by this version of aifr-eval yet; available now: {}",
-            entry.format,
-            supported.join(", ")
-        )));
-    }
+/// Every file the benchmark's format needs for evaluation must exist; all missing ones are named.
+fn check_eval_files(env: &Env, name: &str, entry: &crate::config::DatasetEntry) -> Result<()> {
     let mut missing = Vec::new();
     for role in entry.format.eval_roles() {
         if let Some(p) = entry.file(&env.data_dir, role).filter(|p| !p.exists()) {
@@ -212,6 +203,22 @@ pub fn load_pair_benchmark(env: &Env, name: &str, folds: usize) -> Result<(PairB
             env.data_dir.display()
         )));
     }
+    Ok(())
+}
+
+/// Reads a pair benchmark with the adapter its format names.
+pub fn load_pair_benchmark(env: &Env, name: &str, folds: usize) -> Result<(PairBenchmark, Vec<FileFingerprint>)> {
+    let entry = env.registry.get(name)?;
+    if !entry.format.supported() {
+        let supported: Vec<&str> =
+            env.registry.datasets.iter().filter(|(_, d)| d.format.supported()).map(|(n, _)| n.as_str()).collect();
+        return Err(Error::Config(format!(
+            "benchmark '{name}' (format {:?}) cannot be evaluated by this version of aifr-eval yet; available now: {}",
+            entry.format,
+            supported.join(", ")
+        )));
+    }
+    check_eval_files(env, name, entry)?;
     let role = entry.format.eval_roles()[0];
     let path = entry.file(&env.data_dir, role).unwrap_or_default();
     let bench = match entry.format {
@@ -242,6 +249,7 @@ fn finish_run(out_dir: &Path, results_json: &[u8], table: String, mut clock: Clo
 pub fn run_benchmark(env: &Env, req: &RunRequest) -> Result<RunReport> {
     match env.registry.get(&req.benchmark)?.format {
         Format::Fgnet => run_fgnet(env, req),
+        Format::Ijb => run_ijb(env, req),
         _ => run_pairs(env, req),
     }
 }
@@ -431,4 +439,121 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
     write_atomic(&req.out_dir.join("curves.json"), &to_json(&outcome.curves))?;
     write_pair_scores(&req.out_dir.join("pair_scores.npy"), &outcome.pairs)?;
     finish_run(&req.out_dir, &to_json(&results), verification_table(&results), clock)
+}
+
+/// The IJB release files of a registry entry; the 1:N lists are used when all three exist.
+fn ijb_files(env: &Env, name: &str, entry: &crate::config::DatasetEntry) -> Result<IjbFiles> {
+    check_eval_files(env, name, entry)?;
+    let file = |role: &str| entry.file(&env.data_dir, role).unwrap_or_default();
+    let one_n: Vec<PathBuf> =
+        ["gallery1", "gallery2", "probes"].iter().filter_map(|r| entry.file(&env.data_dir, r)).collect();
+    let present = one_n.iter().filter(|p| p.exists()).count();
+    let one_n = match (one_n.len(), present) {
+        (3, 3) => Some([one_n[0].clone(), one_n[1].clone(), one_n[2].clone()]),
+        (_, 0) => None,
+        _ => {
+            let missing: Vec<String> = one_n.iter().filter(|p| !p.exists()).map(|p| p.display().to_string()).collect();
+            return Err(Error::Missing(format!(
+                "benchmark '{name}': 1:N needs all three lists (gallery1, gallery2, probes); missing {}",
+                missing.join(", ")
+            )));
+        }
+    };
+    Ok(IjbFiles { faces: file("faces"), landmarks: file("landmarks"), pairs: file("pairs"), one_n })
+}
+
+/// Gallery name from a 1:N list file name: `ijbc_1N_gallery_G1.csv` → `G1`.
+fn gallery_name(path: &Path, fallback: &'static str) -> String {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.rsplit('_').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or(fallback)
+        .to_string()
+}
+
+/// IJB-B/C: template pooling, 1:1 verification and 1:N identification.
+pub fn run_ijb(env: &Env, req: &RunRequest) -> Result<RunReport> {
+    use crate::protocol::ijb::{self, IjbParams, Pooling};
+    let mut clock = Clock::new();
+    if req.per_subject_models || req.mode.is_some() || req.ages.is_some() {
+        return Err(Error::Config(
+            "IJB reports every rule side by side and has no ages or per-subject models: drop --mode/--ages/--loo-embeddings".into(),
+        ));
+    }
+    let protocol = match &req.protocol_file {
+        Some(p) => IjbProtocol::from_file(p)?,
+        None => IjbProtocol::builtin()?,
+    };
+    let entry = env.registry.get(&req.benchmark)?;
+    let files = ijb_files(env, &req.benchmark, entry)?;
+    let names = match &files.one_n {
+        Some([g1, g2, _]) => [gallery_name(g1, "G1"), gallery_name(g2, "G2")],
+        None => ["G1".to_string(), "G2".to_string()],
+    };
+    let release = crate::dataset::ijb::read_release(&files, [names[0].as_str(), names[1].as_str()])?;
+    clock.lap("read benchmark");
+    let prints = release
+        .sources
+        .iter()
+        .map(|(role, p)| file_fingerprint(role, p, &env.data_dir))
+        .collect::<Result<Vec<_>>>()?;
+    clock.lap("fingerprint files");
+    let store = open_embeddings(env, &req.embeddings, req.keys.as_deref(), req.flip_embeddings.as_deref(), None)?;
+    clock.lap("open embeddings");
+    let flip = match req.flip.unwrap_or(protocol.pooling.flip) {
+        FlipChoice::Auto => store.has_flip(),
+        FlipChoice::Sum => true,
+        FlipChoice::None => false,
+        FlipChoice::Concat => {
+            return Err(Error::Config("IJB pooling sums the mirrored embedding: use --flip sum or none".into()))
+        }
+    };
+    let pooling =
+        Pooling { flip, normalize_images: protocol.pooling.normalize_images, detector_weight: protocol.pooling.detector_weight };
+    let params = IjbParams {
+        pooling,
+        far_targets: protocol.far_targets.clone(),
+        fpir_targets: protocol.fpir_targets.clone(),
+        cmc_ranks: protocol.cmc_ranks.clone(),
+        legacy_fars: protocol.legacy_fars.clone(),
+    };
+    let outcome = ijb::evaluate(&release, &store, &params)?;
+    for (stage, secs) in &outcome.stages {
+        clock.stages.push((stage.clone(), *secs));
+    }
+    clock.last = Instant::now();
+    let results = IjbResults {
+        schema: SCHEMA,
+        schema_version: SCHEMA_VERSION,
+        kind: "ijb",
+        software: Software::current(),
+        benchmark: BenchmarkInfo { name: req.benchmark.clone(), title: entry.title.clone(), format: entry.format, files: prints },
+        protocol: IjbProtocolInfo {
+            name: protocol.name.clone(),
+            mode: "strict",
+            flip_fusion: if flip { verification::Fusion::Sum } else { verification::Fusion::None },
+            pooling: IjbPoolingInfo {
+                switches: pooling,
+                rule: "f_i = (e_i + e_i_flip if flip) / ||.|| if normalize_images, times the detector score if detector_weight (raw embeddings); media = mean of its images; template = sum of its medias, L2-normalised",
+            },
+            far_targets: protocol.far_targets.clone(),
+            fpir_targets: protocol.fpir_targets.clone(),
+            cmc_ranks: protocol.cmc_ranks.clone(),
+            legacy_fars: protocol.legacy_fars.clone(),
+            score: "cosine similarity of the L2-normalised template features (f32 dot product)",
+            accept_rule: "1:1: same iff score >= threshold (both TAR rules report their threshold)",
+            open_set_rule: "strict: FPIR threshold by bob's rule on each non-mated probe's highest gallery score, accept mate score >= threshold; compat=ijb_evals: threshold = sorted non-mated maxima at max(floor(N*FPIR)-1, 0), accept >; both require the mate to score strictly above every non-mate (rank 1); CMC ranks count ties against the mate",
+        },
+        embeddings: EmbeddingsInfo::of(&store),
+        counts: outcome.counts,
+        metrics: outcome.metrics,
+    };
+    write_atomic(&req.out_dir.join("curves.json"), &to_json(&outcome.curves))?;
+    // 15.7 M pairs would make a 600 MB pair_scores.npy: IJB runs keep none, so drop a stale one.
+    let stale = req.out_dir.join("pair_scores.npy");
+    if stale.exists() {
+        std::fs::remove_file(&stale).map_err(|e| Error::write(&stale, e))?;
+    }
+    finish_run(&req.out_dir, &to_json(&results), ijb_table(&results), clock)
 }

@@ -276,7 +276,13 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 println!("{name:<20} {state:<30} {}", d.title);
                 for s in &status {
                     let mark = if s.present { "ok     " } else { "MISSING" };
-                    let use_ = if s.needed_for_eval { "evaluation" } else { "embedding images" };
+                    let use_ = if s.needed_for_eval {
+                        "evaluation"
+                    } else if d.format.optional_eval_roles().contains(&s.role.as_str()) {
+                        "1:N evaluation, optional"
+                    } else {
+                        "embedding images"
+                    };
                     println!("    {mark} {:<12} {}  (needed for {use_})", s.role, s.path.display());
                 }
             }

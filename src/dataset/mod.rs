@@ -4,6 +4,8 @@
 pub mod bin_pairs;
 pub mod calfw;
 pub mod fgnet;
+pub mod ijb;
+pub mod ijb_synth;
 pub mod insightface_bin;
 pub mod lfw;
 

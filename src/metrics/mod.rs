@@ -8,6 +8,7 @@ pub mod age_gap;
 pub mod bootstrap;
 pub mod identification;
 pub mod kfold;
+pub mod open_set;
 pub mod roc;
 pub mod stats;
 

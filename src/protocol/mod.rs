@@ -1,4 +1,5 @@
 //! Protocols wire an adapter's benchmark, the embedding store and the metrics into a results value.
 
 pub mod fgnet;
+pub mod ijb;
 pub mod verification;

@@ -120,7 +120,7 @@ pub struct VerificationOutcome {
 }
 
 /// Rows in the store for every benchmark key; all missing keys are reported together.
-fn resolve_rows(keys: &[String], store: &EmbeddingStore) -> Result<Vec<usize>> {
+pub(crate) fn resolve_rows(keys: &[String], store: &EmbeddingStore) -> Result<Vec<usize>> {
     let mut rows = Vec::with_capacity(keys.len());
     let mut missing = Vec::new();
     for key in keys {

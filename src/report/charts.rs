@@ -563,3 +563,61 @@ pub fn age_gap_chart(series: &[AgeGapSeries], title: &str) -> Result<Vec<u8>> {
         Ok(())
     })
 }
+
+/// IJB 1:N: TPIR (strict rule) against FPIR on a log axis, one line per gallery, with the
+/// operating points (achieved FPIR, TPIR) marked.
+pub fn open_set_chart(curves: &[super::run::OpenSetCurve], points: &[Vec<(f64, f64)>], title: &str) -> Result<Vec<u8>> {
+    ensure_font()?;
+    if let Some(c) = curves.iter().find(|c| c.fpir.len() != c.tpir.len()) {
+        return Err(Error::Invalid(format!(
+            "open-set curve of {}: {} FPIR values but {} TPIR values",
+            c.gallery,
+            c.fpir.len(),
+            c.tpir.len()
+        )));
+    }
+    let positive: Vec<Vec<(f64, f64)>> = curves
+        .iter()
+        .map(|c| {
+            c.fpir.iter().zip(&c.tpir).filter(|(f, t)| **f > 0.0 && f.is_finite() && t.is_finite()).map(|(&f, &t)| (f, t)).collect()
+        })
+        .collect();
+    if positive.iter().all(Vec::is_empty) {
+        return Err(Error::Invalid("no open-set curve points with FPIR > 0".into()));
+    }
+    let min_fpir = positive.iter().flatten().map(|p| p.0).fold(1.0, f64::min);
+    let x_lo = decade_floor(min_fpir);
+    let min_tpir = positive.iter().flatten().map(|p| p.1).fold(1.0, f64::min);
+    let y_lo = ((min_tpir - 0.02) * 10.0).floor().clamp(0.0, 9.0) / 10.0;
+    let mut entries: Vec<(Swatch, String)> = curves
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (Swatch::Line(PALETTE[i % PALETTE.len()]), format!("gallery {}", c.gallery)))
+        .collect();
+    entries.push((Swatch::Marker(RGBColor(80, 80, 80)), "TPIR@FPIR operating points (strict rule)".into()));
+    let legend = layout_legend(entries);
+    render("TPIR/FPIR", &legend, |area| {
+        let mut chart = plot_builder(area, title).build_cartesian_2d(log_range(x_lo), y_lo..1.0)?;
+        chart
+            .configure_mesh()
+            .x_labels(decades(x_lo, 1.0))
+            .y_labels(11)
+            .x_label_formatter(&log_tick)
+            .y_label_formatter(&|v| format!("{v:.2}"))
+            .x_desc("False positive identification rate (FPIR)")
+            .y_desc("True positive identification rate (TPIR)")
+            .label_style(font(17.0))
+            .axis_desc_style(font(19.0))
+            .light_line_style(RGBColor(240, 240, 240))
+            .draw()?;
+        for (i, pts) in positive.iter().enumerate() {
+            let c = PALETTE[i % PALETTE.len()];
+            chart.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(3)))?;
+            let marks = points.get(i).map(Vec::as_slice).unwrap_or_default();
+            chart.draw_series(
+                marks.iter().filter(|p| p.0 >= x_lo && p.0 <= 1.0 && p.1 >= y_lo).map(|&p| Circle::new(p, 6, c.filled())),
+            )?;
+        }
+        Ok(())
+    })
+}

@@ -45,6 +45,40 @@ pub struct Curves {
     pub roc: RocCurve,
     pub score_histogram: ScoreHistogram,
     pub marked_thresholds: Vec<MarkedThreshold>,
+    /// IJB 1:N: TPIR against FPIR (strict rule) per gallery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_set: Option<Vec<OpenSetCurve>>,
+}
+
+/// TPIR (strict rule) at each distinct non-mated maximum score of one gallery, FPIR ascending
+/// (thinned on a log-FPIR grid above 2,000 points).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenSetCurve {
+    pub gallery: String,
+    pub fpir: Vec<f64>,
+    pub tpir: Vec<f64>,
+}
+
+impl OpenSetCurve {
+    pub fn thinned(gallery: &str, points: &[(f64, f64)]) -> Self {
+        let cell = |p: &(f64, f64)| ((p.0.log10() * 100.0).floor() as i64, (p.1 * 400.0).floor() as i64);
+        let keep: Vec<&(f64, f64)> = if points.len() <= MAX_CURVE_POINTS {
+            points.iter().collect()
+        } else {
+            let last = points.len() - 1;
+            points
+                .iter()
+                .enumerate()
+                .filter(|(i, p)| *i == 0 || *i == last || cell(p) != cell(&points[i + 1]))
+                .map(|(_, p)| p)
+                .collect()
+        };
+        OpenSetCurve {
+            gallery: gallery.to_string(),
+            fpir: keep.iter().map(|p| p.0).collect(),
+            tpir: keep.iter().map(|p| p.1).collect(),
+        }
+    }
 }
 
 /// Per-pair scores with what a paired bootstrap needs.
@@ -199,6 +233,7 @@ impl Curves {
             },
             score_histogram: ScoreHistogram { lo, hi, genuine: gen, impostor: imp },
             marked_thresholds,
+            open_set: None,
         }
     }
 }
