@@ -1,7 +1,6 @@
 //! The commands behind the CLI, as library functions (so tests drive exactly what users run).
 
-use crate::config::{FgnetProtocol, FlipChoice, Format, IjbProtocol, PairProtocol, Registry};
-use crate::dataset::ijb::IjbFiles;
+use crate::config::{FgnetProtocol, FlipChoice, Format, PairProtocol, Registry};
 use crate::dataset::{bin_pairs, calfw, fgnet, lfw, PairBenchmark};
 use crate::error::{Error, Result};
 use crate::metrics::FoldMode;
@@ -9,16 +8,20 @@ use crate::protocol::fgnet as fgnet_protocol;
 use crate::protocol::verification::{self, VerificationParams};
 use crate::report::html::write_report;
 use crate::report::results::{
-    mode_label, BenchmarkInfo, EmbeddingsInfo, FgnetProtocolInfo, FgnetResults, FileFingerprint, IjbPoolingInfo,
-    IjbProtocolInfo, IjbResults, ProtocolInfo, Software, Timings, VerificationResults, SCHEMA, SCHEMA_VERSION,
+    mode_label, BenchmarkInfo, EmbeddingsInfo, FgnetProtocolInfo, FgnetResults, FileFingerprint, ProtocolInfo, Software, Timings, VerificationResults, SCHEMA, SCHEMA_VERSION,
 };
 use crate::report::run::{write_pair_scores, RunData};
-use crate::report::terminal::{fgnet_table, ijb_table, verification_table};
+use crate::report::terminal::{fgnet_table, verification_table};
 use crate::report::{to_json, write_atomic};
 use crate::store::import::{import_cached, EmbeddingSource};
 use crate::store::EmbeddingStore;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+pub mod ijb;
+pub mod manifest;
+
+pub use ijb::run_ijb;
 
 /// Where data, configuration and caches live for this invocation.
 #[derive(Debug, Clone)]
@@ -112,7 +115,9 @@ pub fn open_embeddings(
     if !embeddings.exists() {
         return Err(Error::Missing(format!("embeddings file {} does not exist", embeddings.display())));
     }
-    if is_store(embeddings) {
+    // A .aifrstore that fails the magic check is a damaged store, not a .npy without keys.
+    let named_store = embeddings.extension().is_some_and(|e| e.eq_ignore_ascii_case("aifrstore"));
+    if is_store(embeddings) || named_store {
         if keys.is_some() || flip.is_some() {
             return Err(Error::Config(
                 "--keys/--flip-embeddings apply to .npy/.safetensors input, not to an embedding store".into(),
@@ -189,7 +194,7 @@ pub fn resolve_ages(bench: &PairBenchmark, ages_file: Option<&Path>) -> Result<O
 }
 
 /// Every file the benchmark's format needs for evaluation must exist; all missing ones are named.
-fn check_eval_files(env: &Env, name: &str, entry: &crate::config::DatasetEntry) -> Result<()> {
+pub(crate) fn check_eval_files(env: &Env, name: &str, entry: &crate::config::DatasetEntry) -> Result<()> {
     let mut missing = Vec::new();
     for role in entry.format.eval_roles() {
         if let Some(p) = entry.file(&env.data_dir, role).filter(|p| !p.exists()) {
@@ -250,6 +255,11 @@ pub fn run_benchmark(env: &Env, req: &RunRequest) -> Result<RunReport> {
     match env.registry.get(&req.benchmark)?.format {
         Format::Fgnet => run_fgnet(env, req),
         Format::Ijb => run_ijb(env, req),
+        Format::Megaface => Err(Error::Config(format!(
+            "'{}' is evaluated per distractor set: use `aifr-eval megaface --probe {} --distractors 1m …`",
+            req.benchmark,
+            if req.benchmark.contains("facescrub") { "facescrub" } else { "fgnet" }
+        ))),
         _ => run_pairs(env, req),
     }
 }
@@ -340,8 +350,12 @@ pub fn run_fgnet(env: &Env, req: &RunRequest) -> Result<RunReport> {
         (outcome, info, fusion)
     } else {
         let store = open_embeddings(env, &req.embeddings, req.keys.as_deref(), req.flip_embeddings.as_deref(), None)?;
+        let made_by = crate::embed::meta::EmbedMeta::of_store(&store)?;
+        let mut bench = bench.clone();
+        let skipped = crate::embed::skipped::exclude_from_fgnet(&mut bench, made_by.as_ref());
         let fusion = verification::resolve_fusion(req.flip.unwrap_or(protocol.flip), FoldMode::Strict, &store)?;
-        (fgnet_protocol::evaluate(&bench, &store, &protocol, fusion)?, EmbeddingsInfo::of(&store), fusion)
+        let info = EmbeddingsInfo::of(&store).with_provenance(made_by.as_ref(), skipped);
+        (fgnet_protocol::evaluate(&bench, &store, &protocol, fusion)?, info, fusion)
     };
     clock.lap("score and metrics");
     let results = FgnetResults {
@@ -389,6 +403,9 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
     clock.lap("read benchmark");
     let row_order = bench.keys_are_row_order.then_some(bench.keys.as_slice());
     let store = open_embeddings(env, &req.embeddings, req.keys.as_deref(), req.flip_embeddings.as_deref(), row_order)?;
+    // A store the network made may lack images skipped as unreadable: their pairs are excluded.
+    let made_by = crate::embed::meta::EmbedMeta::of_store(&store)?;
+    let skipped = crate::embed::skipped::exclude_from_pairs(&mut bench, made_by.as_ref());
     clock.lap("open embeddings");
     let mode = req.mode.unwrap_or(protocol.default_mode);
     let fusion = verification::resolve_fusion(req.flip.unwrap_or(protocol.flip_for(mode)), mode, &store)?;
@@ -432,7 +449,7 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
                 }
             },
         },
-        embeddings: EmbeddingsInfo::of(&store),
+        embeddings: EmbeddingsInfo::of(&store).with_provenance(made_by.as_ref(), skipped),
         counts: outcome.counts,
         metrics: outcome.metrics,
     };
@@ -441,119 +458,207 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
     finish_run(&req.out_dir, &to_json(&results), verification_table(&results), clock)
 }
 
-/// The IJB release files of a registry entry; the 1:N lists are used when all three exist.
-fn ijb_files(env: &Env, name: &str, entry: &crate::config::DatasetEntry) -> Result<IjbFiles> {
-    check_eval_files(env, name, entry)?;
-    let file = |role: &str| entry.file(&env.data_dir, role).unwrap_or_default();
-    let one_n: Vec<PathBuf> =
-        ["gallery1", "gallery2", "probes"].iter().filter_map(|r| entry.file(&env.data_dir, r)).collect();
-    let present = one_n.iter().filter(|p| p.exists()).count();
-    let one_n = match (one_n.len(), present) {
-        (3, 3) => Some([one_n[0].clone(), one_n[1].clone(), one_n[2].clone()]),
-        (_, 0) => None,
-        _ => {
-            let missing: Vec<String> = one_n.iter().filter(|p| !p.exists()).map(|p| p.display().to_string()).collect();
-            return Err(Error::Missing(format!(
-                "benchmark '{name}': 1:N needs all three lists (gallery1, gallery2, probes); missing {}",
-                missing.join(", ")
-            )));
-        }
-    };
-    Ok(IjbFiles { faces: file("faces"), landmarks: file("landmarks"), pairs: file("pairs"), one_n })
+/// Where MegaFace embeddings come from.
+#[derive(Debug, Clone)]
+pub enum MegafaceEmbeddingsSource {
+    /// Stores or `.npy`/safetensors (+ keys): probes, and distractors (the probe store when `None`).
+    Files {
+        probes: PathBuf,
+        keys: Option<PathBuf>,
+        flip: Option<PathBuf>,
+        distractors: Option<PathBuf>,
+        distractor_keys: Option<PathBuf>,
+        distractor_flip: Option<PathBuf>,
+    },
+    /// Devkit per-image feature files `<dir>/<list path><suffix>`; directories default to the
+    /// dataset's `probe_features` / `distractor_features` entries.
+    DevkitFeatures { suffix: String, probe_dir: Option<PathBuf>, distractor_dir: Option<PathBuf> },
 }
 
-/// Gallery name from a 1:N list file name: `ijbc_1N_gallery_G1.csv` → `G1`.
-fn gallery_name(path: &Path, fallback: &'static str) -> String {
-    path.file_stem()
-        .and_then(|s| s.to_str())
-        .and_then(|s| s.rsplit('_').next())
-        .filter(|s| !s.is_empty())
-        .unwrap_or(fallback)
-        .to_string()
+/// `aifr-eval megaface`.
+#[derive(Debug, Clone)]
+pub struct MegafaceRequest {
+    /// `megaface_fgnet` or `megaface_facescrub` (any datasets.toml entry of format megaface).
+    pub benchmark: String,
+    pub sizes: Vec<u32>,
+    pub cleaning: crate::protocol::megaface::Cleaning,
+    pub embeddings: MegafaceEmbeddingsSource,
+    pub flip: Option<FlipChoice>,
+    pub probe_noise: Option<PathBuf>,
+    pub distractor_noise: Option<PathBuf>,
+    pub protocol_file: Option<PathBuf>,
+    pub out_dir: PathBuf,
 }
 
-/// IJB-B/C: template pooling, 1:1 verification and 1:N identification.
-pub fn run_ijb(env: &Env, req: &RunRequest) -> Result<RunReport> {
-    use crate::protocol::ijb::{self, IjbParams, Pooling};
-    let mut clock = Clock::new();
-    if req.per_subject_models || req.mode.is_some() || req.ages.is_some() {
-        return Err(Error::Config(
-            "IJB reports every rule side by side and has no ages or per-subject models: drop --mode/--ages/--loo-embeddings".into(),
-        ));
+fn megaface_file(env: &Env, bench: &str, role: &str, given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p.to_path_buf());
     }
+    let entry = env.registry.get(bench)?;
+    let path = entry
+        .file(&env.data_dir, role)
+        .ok_or_else(|| Error::Config(format!("dataset '{bench}' has no '{role}' entry in datasets.toml")))?;
+    if !path.exists() {
+        return Err(Error::Missing(format!(
+            "benchmark '{bench}' needs {} ({role}) under the data directory {} (set --data-dir or AIFR_DATA_DIR)",
+            path.display(),
+            env.data_dir.display()
+        )));
+    }
+    Ok(path)
+}
+
+/// MegaFace Challenge 1: identification and verification per distractor size (PROTOCOLS.md §4).
+pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
+    use crate::config::MegafaceProtocol;
+    use crate::dataset::megaface::{distractor_list_name, read_distractor_list, read_noise_list, read_probe_list};
+    use crate::protocol::megaface::{evaluate, Cleaning, DistractorSet, MegafaceInput};
+    use crate::report::results::{MegafaceEmbeddings, MegafaceMetrics, MegafaceProtocolInfo, MegafaceResults};
+
+    let mut clock = Clock::new();
     let protocol = match &req.protocol_file {
-        Some(p) => IjbProtocol::from_file(p)?,
-        None => IjbProtocol::builtin()?,
+        Some(p) => MegafaceProtocol::from_file(p)?,
+        None => MegafaceProtocol::builtin()?,
     };
     let entry = env.registry.get(&req.benchmark)?;
-    let files = ijb_files(env, &req.benchmark, entry)?;
-    let names = match &files.one_n {
-        Some([g1, g2, _]) => [gallery_name(g1, "G1"), gallery_name(g2, "G2")],
-        None => ["G1".to_string(), "G2".to_string()],
+    if entry.format != Format::Megaface {
+        return Err(Error::Config(format!(
+            "'{}' is not a MegaFace benchmark; use megaface_fgnet or megaface_facescrub (or `aifr-eval run {}`)",
+            req.benchmark, req.benchmark
+        )));
+    }
+    if req.sizes.is_empty() {
+        return Err(Error::Config("give at least one --distractors size".into()));
+    }
+    let mut sizes = req.sizes.clone();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let probes_path = megaface_file(env, &req.benchmark, "probes", None)?;
+    let probes = read_probe_list(&probes_path)?;
+    let mut files = vec![file_fingerprint("probes", &probes_path, &env.data_dir)?];
+    let lists_dir = megaface_file(env, &req.benchmark, "distractors", None)?;
+    let mut sets = Vec::new();
+    for &n in &sizes {
+        let path = lists_dir.join(distractor_list_name(n));
+        if !path.exists() {
+            return Err(Error::Missing(format!(
+                "the {n}-distractor list {} does not exist (devkit templatelists)",
+                path.display()
+            )));
+        }
+        sets.push(DistractorSet { size: n, keys: read_distractor_list(&path, n)? });
+        files.push(file_fingerprint(&format!("distractors_{n}"), &path, &env.data_dir)?);
+    }
+    let (probe_noise, distractor_noise) = if req.cleaning == Cleaning::None {
+        if req.probe_noise.is_some() || req.distractor_noise.is_some() {
+            return Err(Error::Config("noise lists are only used with --clean insightface|facexzoo".into()));
+        }
+        (None, None)
+    } else {
+        // FGNet has no probe noise list; FaceScrub's is required.
+        let probe_list_known = req.probe_noise.is_some() || entry.files.contains_key("probe_noise");
+        let p = if probe_list_known {
+            let p = megaface_file(env, &req.benchmark, "probe_noise", req.probe_noise.as_deref())?;
+            files.push(file_fingerprint("probe_noise", &p, &env.data_dir)?);
+            read_noise_list(&p)?
+        } else {
+            Default::default()
+        };
+        let d = megaface_file(env, &req.benchmark, "distractor_noise", req.distractor_noise.as_deref())?;
+        files.push(file_fingerprint("distractor_noise", &d, &env.data_dir)?);
+        (Some(p), Some(read_noise_list(&d)?))
     };
-    let release = crate::dataset::ijb::read_release(&files, [names[0].as_str(), names[1].as_str()])?;
     clock.lap("read benchmark");
-    let prints = release
-        .sources
-        .iter()
-        .map(|(role, p)| file_fingerprint(role, p, &env.data_dir))
-        .collect::<Result<Vec<_>>>()?;
-    clock.lap("fingerprint files");
-    let store = open_embeddings(env, &req.embeddings, req.keys.as_deref(), req.flip_embeddings.as_deref(), None)?;
-    clock.lap("open embeddings");
-    let flip = match req.flip.unwrap_or(protocol.pooling.flip) {
-        FlipChoice::Auto => store.has_flip(),
-        FlipChoice::Sum => true,
-        FlipChoice::None => false,
-        FlipChoice::Concat => {
-            return Err(Error::Config("IJB pooling sums the mirrored embedding: use --flip sum or none".into()))
+
+    let (probe_store, distractor_store) = match &req.embeddings {
+        MegafaceEmbeddingsSource::Files { probes: pe, keys, flip, distractors, distractor_keys, distractor_flip } => {
+            let p = open_embeddings(env, pe, keys.as_deref(), flip.as_deref(), None)?;
+            let d = match distractors {
+                Some(d) => Some(open_embeddings(env, d, distractor_keys.as_deref(), distractor_flip.as_deref(), None)?),
+                None if distractor_keys.is_some() || distractor_flip.is_some() => {
+                    return Err(Error::Config(
+                        "--distractor-keys/--distractor-flip-embeddings need --distractor-embeddings".into(),
+                    ))
+                }
+                None => None,
+            };
+            (p, d)
+        }
+        MegafaceEmbeddingsSource::DevkitFeatures { suffix, probe_dir, distractor_dir } => {
+            let pdir = megaface_file(env, &req.benchmark, "probe_features", probe_dir.as_deref())?;
+            let ddir = megaface_file(env, &req.benchmark, "distractor_features", distractor_dir.as_deref())?;
+            let p = crate::store::import::import_devkit_features(&probes.paths, &pdir, suffix, &env.cache_dir)?;
+            let mut seen = std::collections::HashSet::new();
+            let keys: Vec<String> =
+                sets.iter().flat_map(|s| s.keys.iter()).filter(|k| seen.insert(k.as_str())).cloned().collect();
+            let d = crate::store::import::import_devkit_features(&keys, &ddir, suffix, &env.cache_dir)?;
+            (p, Some(d))
         }
     };
-    let pooling =
-        Pooling { flip, normalize_images: protocol.pooling.normalize_images, detector_weight: protocol.pooling.detector_weight };
-    let params = IjbParams {
-        pooling,
-        far_targets: protocol.far_targets.clone(),
-        fpir_targets: protocol.fpir_targets.clone(),
-        cmc_ranks: protocol.cmc_ranks.clone(),
-        legacy_fars: protocol.legacy_fars.clone(),
+    clock.lap("open embeddings");
+    let input = MegafaceInput {
+        probes: &probes,
+        probe_store: &probe_store,
+        distractor_store: distractor_store.as_ref().unwrap_or(&probe_store),
+        sets: &sets,
+        cleaning: req.cleaning,
+        probe_noise: probe_noise.as_ref(),
+        distractor_noise: distractor_noise.as_ref(),
+        flip: req.flip,
     };
-    let outcome = ijb::evaluate(&release, &store, &params)?;
+    let outcome = evaluate(&input, &protocol)?;
     for (stage, secs) in &outcome.stages {
         clock.stages.push((stage.clone(), *secs));
     }
     clock.last = Instant::now();
-    let results = IjbResults {
+    let probe_set = match probes_path.file_name().and_then(|n| n.to_str()) {
+        Some(n) if n.starts_with("fgnet") => "fgnet".to_string(),
+        Some(n) if n.starts_with("facescrub") => "facescrub".to_string(),
+        Some(n) => n.to_string(),
+        None => String::new(),
+    };
+    let rank1_at_1m = outcome.sizes.iter().find(|s| s.distractors == 1_000_000).and_then(|s| s.rank1);
+    let results = MegafaceResults {
         schema: SCHEMA,
         schema_version: SCHEMA_VERSION,
-        kind: "ijb",
+        kind: "megaface_identification",
         software: Software::current(),
-        benchmark: BenchmarkInfo { name: req.benchmark.clone(), title: entry.title.clone(), format: entry.format, files: prints },
-        protocol: IjbProtocolInfo {
+        benchmark: BenchmarkInfo { name: req.benchmark.clone(), title: entry.title.clone(), format: entry.format, files },
+        protocol: MegafaceProtocolInfo {
             name: protocol.name.clone(),
-            mode: "strict",
-            flip_fusion: if flip { verification::Fusion::Sum } else { verification::Fusion::None },
-            pooling: IjbPoolingInfo {
-                switches: pooling,
-                rule: "f_i = (e_i + e_i_flip if flip) / ||.|| if normalize_images, times the detector score if detector_weight (raw embeddings); media = mean of its images; template = sum of its medias, L2-normalised",
-            },
+            probe_set,
+            cleaning: req.cleaning,
+            flip_fusion: outcome.fusion,
             far_targets: protocol.far_targets.clone(),
-            fpir_targets: protocol.fpir_targets.clone(),
-            cmc_ranks: protocol.cmc_ranks.clone(),
-            legacy_fars: protocol.legacy_fars.clone(),
-            score: "cosine similarity of the L2-normalised template features (f32 dot product)",
-            accept_rule: "1:1: same iff score >= threshold (both TAR rules report their threshold)",
-            open_set_rule: "strict: FPIR threshold by bob's rule on each non-mated probe's highest gallery score, accept mate score >= threshold; compat=ijb_evals: threshold = sorted non-mated maxima at max(floor(N*FPIR)-1, 0), accept >; both require the mate to score strictly above every non-mate (rank 1); CMC ranks count ties against the mate",
+            devkit_probes: protocol.devkit_probes,
+            score: "cosine similarity of L2-normalised (fused) embeddings, float32",
+            rank_rule: "rank = number of distractors scoring strictly above the mate (a tie goes to the mate); every ordered pair of same-identity probe images is one search",
+            age_groups: protocol.age_groups.clone(),
+            age_gap_bins: protocol.age_gap.bins.clone(),
         },
-        embeddings: EmbeddingsInfo::of(&store),
-        counts: outcome.counts,
-        metrics: outcome.metrics,
+        embeddings: MegafaceEmbeddings {
+            probes: EmbeddingsInfo::of(&probe_store),
+            distractors: EmbeddingsInfo::of(distractor_store.as_ref().unwrap_or(&probe_store)),
+        },
+        counts: outcome.counts.clone(),
+        metrics: MegafaceMetrics {
+            sizes: outcome.sizes.clone(),
+            rank1_at_1m,
+            bootstrap: crate::protocol::fgnet::SubjectBootstrap {
+                unit: "probe identity",
+                clusters: probes.identities.len(),
+                spec: outcome.bootstrap,
+            },
+        },
     };
-    write_atomic(&req.out_dir.join("curves.json"), &to_json(&outcome.curves))?;
-    // 15.7 M pairs would make a 600 MB pair_scores.npy: IJB runs keep none, so drop a stale one.
-    let stale = req.out_dir.join("pair_scores.npy");
-    if stale.exists() {
-        std::fs::remove_file(&stale).map_err(|e| Error::write(&stale, e))?;
+    std::fs::create_dir_all(&req.out_dir).map_err(|e| Error::write(&req.out_dir, e))?;
+    let curves = crate::report::megaface::CmcCurves::new(&outcome.curves);
+    write_atomic(&req.out_dir.join("cmc_curves.json"), &to_json(&curves))?;
+    for stale in ["curves.json", "pair_scores.npy"] {
+        let p = req.out_dir.join(stale);
+        if p.exists() {
+            std::fs::remove_file(&p).map_err(|e| Error::write(&p, e))?;
+        }
     }
-    finish_run(&req.out_dir, &to_json(&results), ijb_table(&results), clock)
+    finish_run(&req.out_dir, &to_json(&results), crate::report::megaface::terminal_table(&results), clock)
 }

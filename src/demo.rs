@@ -71,6 +71,8 @@ pub struct DemoFiles {
     pub keys: PathBuf,
     /// `key age` per image.
     pub ages: PathBuf,
+    /// The cohort as a manifest (`aifr-eval run --manifest`): path (= key), identity, age, group.
+    pub manifest: PathBuf,
 }
 
 struct Identity {
@@ -235,6 +237,19 @@ fn write_bin_layout(
     Ok(files)
 }
 
+/// The cohort as a manifest: one row per image, the LFW-layout key as path, and a `group`
+/// standing for one of three collection sites (identity number mod 3), for stratified results.
+fn manifest_text(identities: &[Identity]) -> String {
+    let mut s = String::from("path,identity,age,group\n");
+    for (i, id) in identities.iter().enumerate() {
+        for (j, age) in id.ages.iter().enumerate() {
+            let key = image_key(&id.name, j as u32 + 1);
+            s.push_str(&format!("{key},{},{age},site-{}\n", id.name, (i + 1) % 3 + 1));
+        }
+    }
+    s
+}
+
 /// Generates the benchmark under `dir` (as a data directory: `dir/lfw/pairs.txt`, `dir/embeddings/…`).
 pub fn generate(spec: &DemoSpec, dir: &Path) -> Result<DemoFiles> {
     if spec.identities_per_fold < 2 || spec.folds == 0 {
@@ -307,6 +322,7 @@ pub fn generate(spec: &DemoSpec, dir: &Path) -> Result<DemoFiles> {
         flip_embeddings: dir.join("embeddings/embeddings_flip.npy"),
         keys: dir.join("embeddings/keys.txt"),
         ages: dir.join("embeddings/ages.txt"),
+        manifest: dir.join("manifest.csv"),
     };
     let mut text = lines.join("\n");
     text.push('\n');
@@ -315,6 +331,7 @@ pub fn generate(spec: &DemoSpec, dir: &Path) -> Result<DemoFiles> {
     key_text.push('\n');
     write_atomic(&files.keys, key_text.as_bytes())?;
     write_atomic(&files.ages, (age_lines.join("\n") + "\n").as_bytes())?;
+    write_atomic(&files.manifest, manifest_text(&identities).as_bytes())?;
     write_npy_f32(&files.embeddings, keys.len(), spec.dim, &emb)?;
     write_npy_f32(&files.flip_embeddings, keys.len(), spec.dim, &flip)?;
     write_bin_layout(spec, dir, &text, &keys, &emb, &flip, &age_lines)?;

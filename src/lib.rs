@@ -6,12 +6,16 @@ pub mod app;
 pub mod config;
 pub mod dataset;
 pub mod demo;
+pub mod embed;
 pub mod error;
 pub mod gate;
+pub mod image;
 pub mod metrics;
 pub mod model;
 pub mod protocol;
 pub mod report;
+pub mod score;
 pub mod store;
+pub mod synth;
 
 pub use error::{Error, Result};

@@ -1,11 +1,15 @@
 //! The `aifr-eval` command line: parse, call the library, print, exit with a documented code.
 
+use aifr_eval::app::manifest::{self as manifest_app, ManifestRunRequest};
 use aifr_eval::app::{self, Env, RunRequest};
 use aifr_eval::config::{FlipChoice, Registry};
 use aifr_eval::demo;
+use aifr_eval::embed::command::{embed_benchmark, run_with_model, ModelRequest};
+use aifr_eval::embed::extract::ExtractOptions;
 use aifr_eval::error::{exit, Error};
 use aifr_eval::gate::{self, GateConfig};
 use aifr_eval::metrics::FoldMode;
+use aifr_eval::protocol::manifest::build::{BuildSpec, GalleryChoice};
 use aifr_eval::report::html::write_report;
 use aifr_eval::report::run::RunData;
 use aifr_eval::report::write_atomic;
@@ -28,7 +32,7 @@ Exit codes:
 #[command(
     name = "aifr-eval",
     version,
-    about = "Exact, fast, reproducible evaluation of face-recognition models (LFW family today; IJB, MegaFace, FG-NET next)",
+    about = "Exact, fast, reproducible evaluation of face-recognition models: LFW family, AgeDB, FG-NET, MegaFace",
     after_help = EXIT_CODES,
     after_long_help = EXIT_CODES
 )]
@@ -59,8 +63,25 @@ enum Command {
   aifr-eval run lfw --embeddings emb.npy --keys keys.txt
   aifr-eval run lfw --embeddings emb.npy --keys keys.txt --flip-embeddings emb_flip.npy --mode insightface
   aifr-eval run agedb30 --embeddings agedb_emb.npy          # .bin packs: rows in pack order, no key file
-  aifr-eval run calfw --embeddings store.aifrstore --mode facexzoo --out reports/calfw-r50")]
+  aifr-eval run calfw --embeddings store.aifrstore --mode facexzoo --out reports/calfw-r50
+  aifr-eval run --manifest faces.csv --embeddings emb.npy --keys keys.txt --stratify camera
+  aifr-eval run --manifest faces.csv --protocol-dir faces-protocol --min-age-gap 10 --embeddings faces.aifrstore")]
     Run(RunArgs),
+    /// Your own collection: validate a manifest, build age-aware protocols from it, export the demo's.
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+    /// Compute a benchmark's embeddings with a network into an embedding store (resumable; a
+    /// finished store for the same model and images is reused).
+    #[command(after_help = "Examples:
+  aifr-eval embed lfw --model weights.bin --arch test-net --device cuda:0 --dtype f16
+  aifr-eval embed agedb30 --model weights.bin --arch test-net -o agedb_tn.aifrstore
+(This version loads only the deterministic test network `test-net`; IResNet/MobileFaceNet/dlib: issue #3.)
+  aifr-eval run agedb30 --embeddings agedb_tn.aifrstore     # evaluate a store later
+
+Killed or interrupted, the same command continues where it stopped. Unreadable images stop the run
+(exit 4 missing, 3 corrupt) unless --skip-bad-images records them in the store's record; protocols then
+exclude the pairs that use them and say so in results.json.")]
+    Embed(EmbedArgs),
     /// List every benchmark in datasets.toml and which of its files are present.
     Datasets,
     /// Generate the synthetic benchmark and evaluate it end to end (no downloads).
@@ -91,6 +112,19 @@ Examples:
 Exit codes: 0 pass, 6 regression, 2/3/4 unusable input (see aifr-eval --help)."
     )]
     Gate(GateArgs),
+    /// MegaFace Challenge 1: FGNet or FaceScrub probes among 10 … 1,000,000 distractors.
+    #[command(
+        after_help = "Embeddings come from stores (or .npy + keys) whose keys are the devkit list paths, or from
+the devkit's per-image feature files (--feature-suffix). Every ordered pair of same-identity probe
+images is one search; rank = distractors scoring strictly above the mate (ties go to the mate).
+
+Examples:
+  aifr-eval megaface --distractors 1m --embeddings fgnet.aifrstore --distractor-embeddings megaface.aifrstore
+  aifr-eval megaface --probe facescrub --distractors 10k --distractors 1m --clean insightface \
+      --embeddings facescrub.npy --keys facescrub_keys.txt --distractor-embeddings mf.aifrstore
+  aifr-eval megaface --distractors 100k --feature-suffix _arcface.bin      # devkit feature files"
+    )]
+    Megaface(MegafaceArgs),
     /// Check an embedding store (header, size, content hash) and print what it holds.
     #[command(after_help = "Example:\n  aifr-eval verify-store lfw_r50.aifrstore")]
     VerifyStore { store: PathBuf },
@@ -118,11 +152,15 @@ impl From<Mode> for FoldMode {
 
 #[derive(Args, Debug)]
 struct RunArgs {
-    /// Benchmark name from datasets.toml (see `aifr-eval datasets`).
-    benchmark: String,
+    /// Benchmark name from datasets.toml (see `aifr-eval datasets`); omit with --manifest.
+    #[arg(required_unless_present = "manifest", conflicts_with = "manifest")]
+    benchmark: Option<String>,
     /// Embeddings: an .aifrstore, or an N×D .npy (f32/f16/f64) or .safetensors file.
-    #[arg(long, required_unless_present = "loo_embeddings", conflicts_with = "loo_embeddings")]
+    #[arg(long, required_unless_present_any = ["loo_embeddings", "model"], conflicts_with_all = ["loo_embeddings", "model"])]
     embeddings: Option<PathBuf>,
+    /// Compute the embeddings with this network first (see `aifr-eval embed`).
+    #[command(flatten)]
+    model: ModelArgs,
     /// FG-NET leave-one-person-out with one model per held-out subject: a directory with
     /// `<subject>.npy` (e.g. `001.npy`, optional `001_flip.npy`) and `keys.txt`, or `<subject>.aifrstore`.
     #[arg(long, value_name = "DIR")]
@@ -149,6 +187,247 @@ struct RunArgs {
     /// Output directory [default: reports/<benchmark>].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    manifest: ManifestRunArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(next_help_heading = "Your own collection (--manifest)")]
+struct ManifestRunArgs {
+    /// Evaluate the images listed in a manifest (CSV, TSV or Parquet with columns path, identity
+    /// and optionally age, group, …) instead of a registered benchmark; embedding keys are its paths.
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// Protocol files written by `aifr-eval manifest build` [default: built now with --seed into <out>/protocol].
+    #[arg(long, value_name = "DIR", requires = "manifest")]
+    protocol_dir: Option<PathBuf>,
+    /// Evaluate this pairs file instead of the protocol's pairs.txt: pairs.txt layout with two
+    /// manifest paths per line, or LFW's own `name n1 n2` / `name1 n1 name2 n2` lines.
+    #[arg(long, value_name = "FILE", requires = "manifest")]
+    pairs: Option<PathBuf>,
+    /// Evaluate the age-gap-controlled pairs (genuine pairs at least this many years apart,
+    /// impostors matched on age) instead of the plain pairs.
+    #[arg(long, value_name = "YEARS", requires = "manifest")]
+    min_age_gap: Option<u32>,
+    /// Identification gallery: each identity's youngest or oldest image (first: by path, without ages).
+    #[arg(long, value_enum, requires = "manifest")]
+    gallery: Option<GalleryChoice>,
+    /// Also break every result down by this manifest column (repeatable; `group` always is).
+    #[arg(long, value_name = "COLUMN", requires = "manifest")]
+    stratify: Vec<String>,
+    /// Seed of the protocol built when no --protocol-dir is given.
+    #[arg(long, default_value_t = manifest_app::DEFAULT_SEED)]
+    seed: u64,
+    /// Matched (= mismatched) pairs per fold of a protocol built now [default: up to 300].
+    #[arg(long, value_name = "N", requires = "manifest")]
+    pairs_per_fold: Option<usize>,
+    /// Age-matched impostors: each image within this many years of its genuine pair's.
+    #[arg(long, value_name = "YEARS", default_value_t = 2)]
+    age_tolerance: u32,
+    /// Leave-one-image-out rank-1 compares every image with every other: skipped above this many images.
+    #[arg(long, value_name = "N", default_value_t = manifest_app::DEFAULT_LOO_MAX_IMAGES)]
+    loo_max_images: usize,
+}
+
+#[derive(Subcommand, Debug)]
+enum ManifestCommand {
+    /// Validate a manifest and print a summary (images, identities, age histogram, groups).
+    #[command(
+        after_help = "A manifest is a table, one image per row: columns `path` (relative to the dataset root) and
+`identity`, optional `age` (whole years), `landmarks` (10 numbers: x y of 5 points), `detector_score`,
+`group` (e.g. a site or camera) and any other column (kept; usable with `run --stratify`).
+Format from the extension: .csv, .tsv, .parquet.
+
+Errors (exit 3): missing columns or cells, duplicate paths, absolute paths or `..` leaving the root,
+ages outside 0..130. Missing files under the root: exit 4, after the summary. Identities with a
+single image are a warning (they serve only as gallery entries and impostors).
+
+Examples:
+  aifr-eval manifest check faces.csv                      # files looked up next to faces.csv
+  aifr-eval manifest check faces.parquet --root /data/faces
+  aifr-eval manifest check faces.csv --skip-files         # the table alone"
+    )]
+    Check {
+        /// The manifest (.csv, .tsv or .parquet).
+        file: PathBuf,
+        /// Dataset root the paths are relative to [default: the manifest's directory].
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        /// Validate the table only; do not look for the image files.
+        #[arg(long)]
+        skip_files: bool,
+    },
+    /// Build verification pairs and identification splits from a manifest, as shareable files.
+    #[command(after_help = "Writes into --out:
+  pairs.txt               10 identity-disjoint folds in LFW's pairs.txt layout (`<folds>\t<n>` header,
+                          then per fold n matched and n mismatched lines `<path a>\t<path b>`)
+  pairs_min_gap_<G>.txt   per --min-age-gap: genuine pairs at least G years apart, each impostor pair
+                          matched on age (each image within --age-tolerance of its genuine pair's)
+  gallery_<g>.txt, probes_<g>.txt
+                          closed-set identification: g = youngest and oldest image of each identity
+                          (first by path when the manifest has no ages), probes = the other images
+  protocol.json           seed, folds, tolerance, method, the manifest's fingerprint, each file's blake3
+The same manifest and seed give byte-identical files, whatever the row order or thread count.
+
+Examples:
+  aifr-eval manifest build faces.csv --out faces-protocol
+  aifr-eval manifest build faces.csv --out faces-protocol --seed 3 --min-age-gap 5,10,20,30
+  aifr-eval run --manifest faces.csv --protocol-dir faces-protocol --min-age-gap 30 --embeddings e.npy --keys k.txt")]
+    Build {
+        /// The manifest (.csv, .tsv or .parquet).
+        file: PathBuf,
+        /// Directory to write the protocol files into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[arg(long, default_value_t = manifest_app::DEFAULT_SEED)]
+        seed: u64,
+        /// Identity-disjoint folds.
+        #[arg(long, default_value_t = 10)]
+        folds: usize,
+        /// Matched (= mismatched) pairs per fold [default: as many as every fold allows, at most 300].
+        #[arg(long, value_name = "N")]
+        pairs_per_fold: Option<usize>,
+        /// Also build age-gap-controlled pairs for each gap, in years (e.g. 5,10,20,30 like AgeDB).
+        #[arg(long, value_name = "YEARS", value_delimiter = ',')]
+        min_age_gap: Vec<u32>,
+        /// Age-matched impostors: each image within this many years of its genuine pair's.
+        #[arg(long, value_name = "YEARS", default_value_t = 2)]
+        age_tolerance: u32,
+    },
+    /// Write the synthetic ageing cohort with its manifest (the demo, as your own collection).
+    #[command(after_help = "Example:
+  aifr-eval manifest export-demo --out demo-cohort
+  aifr-eval run --manifest demo-cohort/manifest.csv --embeddings demo-cohort/embeddings/embeddings.npy \\
+      --keys demo-cohort/embeddings/keys.txt --flip-embeddings demo-cohort/embeddings/embeddings_flip.npy")]
+    ExportDemo {
+        /// Directory for the cohort (manifest.csv, embeddings/, lfw/pairs.txt).
+        #[arg(long, value_name = "DIR", default_value = "reports/demo-manifest")]
+        out: PathBuf,
+        /// Seed of the synthetic cohort.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ProbeSet {
+    /// FG-NET (82 subjects aged 0–69): the age-invariance benchmark.
+    Fgnet,
+    /// FaceScrub (3,530 images of 80 celebrities).
+    Facescrub,
+}
+
+#[derive(Args, Debug)]
+struct MegafaceArgs {
+    /// Probe set: chooses the datasets.toml entry megaface_fgnet or megaface_facescrub.
+    #[arg(long, value_enum, default_value = "fgnet")]
+    probe: ProbeSet,
+    /// Distractor set size(s): 10, 100, 1k, 10k, 100k, 1m; repeat or comma-separate for several.
+    #[arg(long, required = true, value_delimiter = ',')]
+    distractors: Vec<String>,
+    /// Noise cleaning with insightface's noise lists (recorded in the results).
+    #[arg(long, value_enum, default_value = "none")]
+    clean: aifr_eval::protocol::megaface::Cleaning,
+    /// Probe embeddings (.aifrstore, or .npy/.safetensors with --keys); keys are the probe list paths.
+    #[arg(long, required_unless_present = "feature_suffix", conflicts_with = "feature_suffix")]
+    embeddings: Option<PathBuf>,
+    /// Row keys of --embeddings (.npy/.safetensors only).
+    #[arg(long)]
+    keys: Option<PathBuf>,
+    /// Mirrored-image embeddings, same rows as --embeddings.
+    #[arg(long)]
+    flip_embeddings: Option<PathBuf>,
+    /// Distractor embeddings [default: --embeddings holds both]; keys are the distractor list paths.
+    #[arg(long)]
+    distractor_embeddings: Option<PathBuf>,
+    #[arg(long)]
+    distractor_keys: Option<PathBuf>,
+    #[arg(long)]
+    distractor_flip_embeddings: Option<PathBuf>,
+    /// Read the devkit's per-image feature files `<list path><SUFFIX>` instead (e.g. `_arcface.bin`);
+    /// they are converted once into cached stores.
+    #[arg(long, value_name = "SUFFIX")]
+    feature_suffix: Option<String>,
+    /// Directory of the probe feature files [default: the dataset's probe_features entry].
+    #[arg(long, requires = "feature_suffix")]
+    probe_features: Option<PathBuf>,
+    /// Directory of the distractor feature files [default: the dataset's distractor_features entry].
+    #[arg(long, requires = "feature_suffix")]
+    distractor_features: Option<PathBuf>,
+    /// Noise lists [default: the dataset's probe_noise / distractor_noise entries].
+    #[arg(long)]
+    probe_noise: Option<PathBuf>,
+    #[arg(long)]
+    distractor_noise: Option<PathBuf>,
+    /// Flip fusion [default: from protocols/megaface.toml].
+    #[arg(long, value_enum)]
+    flip: Option<FlipChoice>,
+    /// A protocol file to use instead of the built-in protocols/megaface.toml.
+    #[arg(long)]
+    protocol_file: Option<PathBuf>,
+    /// Output directory [default: reports/megaface_<probe>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct ModelArgs {
+    /// Network weights (.safetensors, .pth state dict, dlib .dat): compute the embeddings.
+    #[arg(long, value_name = "WEIGHTS")]
+    model: Option<PathBuf>,
+    /// Architecture of --model when the file does not identify it.
+    #[arg(long, requires = "model")]
+    arch: Option<String>,
+    /// Where the network runs: cpu, cuda or cuda:N (cuda needs a binary built with --features cuda).
+    #[arg(long, default_value = "cpu", requires = "model")]
+    device: String,
+    /// Arithmetic of the network: f32, f16 or bf16 (embeddings are stored as f32).
+    #[arg(long, default_value = "f32", requires = "model")]
+    dtype: String,
+    /// Images per network call.
+    #[arg(long, default_value_t = 64, requires = "model")]
+    batch_size: usize,
+    /// Record unreadable or corrupt images and go on; pairs using them are excluded and counted.
+    #[arg(long, requires = "model")]
+    skip_bad_images: bool,
+}
+
+impl ModelArgs {
+    fn request(&self, flip: bool, quiet: bool) -> Option<ModelRequest> {
+        Some(ModelRequest {
+            weights: self.model.clone()?,
+            arch: self.arch.clone(),
+            device: self.device.clone(),
+            dtype: self.dtype.clone(),
+            options: ExtractOptions {
+                batch_size: self.batch_size,
+                flip,
+                skip_bad_images: self.skip_bad_images,
+                progress: !quiet,
+                stop_after_batches: None,
+            },
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+struct EmbedArgs {
+    /// Benchmark name from datasets.toml (see `aifr-eval datasets`).
+    benchmark: String,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Do not embed the mirrored images (the store then has no flip view).
+    #[arg(long)]
+    no_flip: bool,
+    /// The store to write [default: in the cache directory, named by the inputs' fingerprint].
+    #[arg(long, short)]
+    output: Option<PathBuf>,
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
@@ -239,25 +518,80 @@ fn print_run(r: &app::RunReport) {
     println!("  wrote {} and {} ({:.2} s)", r.results_path.display(), r.report.display(), r.timings.total_seconds);
 }
 
+/// The evaluation request of `run`, for a registered benchmark or a manifest.
+fn run_request(a: &RunArgs, benchmark: String, default_out: PathBuf) -> RunRequest {
+    RunRequest {
+        benchmark,
+        per_subject_models: a.loo_embeddings.is_some(),
+        embeddings: a.embeddings.clone().or_else(|| a.loo_embeddings.clone()).unwrap_or_default(),
+        keys: a.keys.clone(),
+        flip_embeddings: a.flip_embeddings.clone(),
+        mode: a.mode.map(Into::into),
+        flip: a.flip,
+        protocol_file: a.protocol_file.clone(),
+        ages: a.ages.clone(),
+        out_dir: a.out.clone().unwrap_or(default_out),
+    }
+}
+
 fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
-        Command::Run(a) => {
+        Command::Run(a) if a.manifest.manifest.is_some() => {
             let env = env(&cli.global)?;
-            let req = RunRequest {
-                out_dir: a.out.unwrap_or_else(|| PathBuf::from("reports").join(&a.benchmark)),
-                benchmark: a.benchmark,
-                per_subject_models: a.loo_embeddings.is_some(),
-                embeddings: a.embeddings.or(a.loo_embeddings).unwrap_or_default(),
-                keys: a.keys,
-                flip_embeddings: a.flip_embeddings,
-                mode: a.mode.map(Into::into),
-                flip: a.flip,
-                protocol_file: a.protocol_file,
-                ages: a.ages,
+            let manifest = a.manifest.manifest.clone().unwrap_or_default();
+            let stem = manifest.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let run = run_request(&a, "manifest".into(), PathBuf::from("reports").join(format!("manifest-{stem}")));
+            let m = a.manifest;
+            let req = ManifestRunRequest {
+                manifest,
+                protocol_dir: m.protocol_dir,
+                pairs: m.pairs,
+                min_age_gap: m.min_age_gap,
+                gallery: m.gallery,
+                stratify: m.stratify,
+                seed: m.seed,
+                pairs_per_fold: m.pairs_per_fold,
+                age_tolerance: m.age_tolerance,
+                loo_max_images: m.loo_max_images,
+                run,
             };
-            let r = app::run_benchmark(&env, &req)?;
+            let r = manifest_app::run_manifest(&env, &req)?;
             if !a.quiet {
                 print_run(&r);
+            }
+        }
+        Command::Run(a) => {
+            let env = env(&cli.global)?;
+            let benchmark = a.benchmark.clone().unwrap_or_default();
+            // The mirrored images are embedded unless flip fusion is switched off.
+            let model = a.model.request(a.flip != Some(FlipChoice::None), a.quiet);
+            let out = PathBuf::from("reports").join(&benchmark);
+            let req = run_request(&a, benchmark, out);
+            let r = match model {
+                Some(m) => {
+                    let (embedded, r) = run_with_model(&env, &req, &m)?;
+                    if !a.quiet {
+                        println!("{}", embedded.summary());
+                    }
+                    r.ok_or_else(|| Error::Invalid("embedding stopped before the end".into()))?
+                }
+                None => app::run_benchmark(&env, &req)?,
+            };
+            if !a.quiet {
+                print_run(&r);
+            }
+        }
+        Command::Embed(a) => {
+            let env = env(&cli.global)?;
+            let Some(model) = a.model.request(!a.no_flip, a.quiet) else {
+                return Err(Error::Config(
+                    "embed needs --model WEIGHTS (and --arch NAME when the file does not say)".into(),
+                ));
+            };
+            let r = embed_benchmark(&env, &a.benchmark, &model, a.output.as_deref())?;
+            if !a.quiet {
+                println!("{}", r.summary());
+                println!("  model {} fingerprint {}", r.arch, r.model_fingerprint);
             }
         }
         Command::Datasets => {
@@ -334,9 +668,9 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let fg = demo::generate_fgnet(&spec, &a.out.join("data"))?;
             let req = RunRequest {
                 benchmark: "fgnet".into(),
-                embeddings: fg.embeddings,
+                embeddings: fg.embeddings.clone(),
                 per_subject_models: false,
-                keys: Some(fg.keys),
+                keys: Some(fg.keys.clone()),
                 flip_embeddings: Some(fg.flip_embeddings),
                 mode: None,
                 flip: None,
@@ -346,6 +680,86 @@ fn run(cli: Cli) -> Result<i32, Error> {
             };
             let r = app::run_fgnet(&env, &req)?;
             print_run(&r);
+            // MegaFace's devkit layout: the FG-NET cohort searched among synthetic distractors.
+            let mf = aifr_eval::synth::megaface_root(&files.data_dir);
+            let fg_keys = aifr_eval::store::import::read_keys(&fg.keys)?;
+            aifr_eval::synth::write_fgnet_probe_list(&mf, &fg_keys)?;
+            let d = aifr_eval::synth::generate_distractors(&mf, 10_000, spec.dim, spec.seed, None)?;
+            let req = app::MegafaceRequest {
+                benchmark: "megaface_fgnet".into(),
+                sizes: vec![10, 100, 1_000, 10_000],
+                cleaning: aifr_eval::protocol::megaface::Cleaning::None,
+                embeddings: app::MegafaceEmbeddingsSource::Files {
+                    probes: fg.embeddings,
+                    keys: Some(fg.keys),
+                    flip: None,
+                    distractors: Some(d.store),
+                    distractor_keys: None,
+                    distractor_flip: None,
+                },
+                flip: Some(FlipChoice::None),
+                probe_noise: None,
+                distractor_noise: None,
+                protocol_file: None,
+                out_dir: a.out.join("megaface_fgnet"),
+            };
+            print_run(&app::run_megaface(&env, &req)?);
+        }
+        Command::Manifest(ManifestCommand::Check { file, root, skip_files }) => {
+            let (m, summary) = manifest_app::check(&file, root.as_deref(), !skip_files)?;
+            print!("{}", summary.render(&m.source));
+            if let Some(missing) = summary.missing_files.as_ref().filter(|v| !v.is_empty()) {
+                let root = root.unwrap_or_else(|| manifest_app::default_root(&file));
+                return Err(Error::Missing(format!(
+                    "{} of the {} files listed in {} are missing under {} (first: '{}'); fix the paths or give --root",
+                    missing.len(),
+                    m.len(),
+                    file.display(),
+                    root.display(),
+                    missing[0]
+                )));
+            }
+        }
+        Command::Manifest(ManifestCommand::Build {
+            file,
+            out,
+            seed,
+            folds,
+            pairs_per_fold,
+            min_age_gap,
+            age_tolerance,
+        }) => {
+            let spec = BuildSpec { seed, folds, pairs_per_fold, min_age_gaps: min_age_gap, age_tolerance };
+            let desc = manifest_app::build(&file, &out, &spec)?;
+            println!(
+                "{}: {} images of {} identities; seed {seed}, {folds} identity-disjoint folds",
+                file.display(),
+                desc.manifest.rows,
+                desc.manifest.identities
+            );
+            for f in &desc.files {
+                let what = match (f.min_age_gap, f.pairs_per_fold, f.lines) {
+                    (Some(0), Some(n), _) => format!("{n} matched + {n} mismatched pairs per fold"),
+                    (Some(g), Some(n), _) => format!("{n} + {n} pairs per fold, genuine pairs {g}+ years apart"),
+                    (_, _, Some(n)) => format!("{n} {}", f.role),
+                    _ => f.role.clone(),
+                };
+                println!("  wrote {}  ({what})", out.join(&f.file).display());
+            }
+            println!("  wrote {}", out.join("protocol.json").display());
+        }
+        Command::Manifest(ManifestCommand::ExportDemo { out, seed }) => {
+            let files = demo::generate(&demo::DemoSpec { seed, ..Default::default() }, &out)?;
+            let e = |p: &PathBuf| p.display().to_string();
+            println!("synthetic ageing cohort (seed {seed}): {}", e(&files.manifest));
+            println!(
+                "  evaluate it: aifr-eval run --manifest {} --embeddings {} --keys {} --flip-embeddings {}",
+                e(&files.manifest),
+                e(&files.embeddings),
+                e(&files.keys),
+                e(&files.flip_embeddings)
+            );
+            println!("  (add --pairs {} to evaluate the built-in LFW-layout pairs)", e(&files.pairs));
         }
         Command::Report(a) => {
             let runs = a.runs.iter().map(|p| RunData::load(p)).collect::<Result<Vec<_>, _>>()?;
@@ -399,6 +813,49 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 write_atomic(p, outcome.junit_xml().as_bytes())?;
             }
             return Ok(outcome.exit_code());
+        }
+        Command::Megaface(a) => {
+            let env = env(&cli.global)?;
+            let benchmark = match a.probe {
+                ProbeSet::Fgnet => "megaface_fgnet",
+                ProbeSet::Facescrub => "megaface_facescrub",
+            };
+            let sizes = a
+                .distractors
+                .iter()
+                .map(|s| aifr_eval::dataset::megaface::parse_size(s))
+                .collect::<Result<Vec<_>, _>>()?;
+            let embeddings = match (a.embeddings, a.feature_suffix) {
+                (Some(probes), None) => app::MegafaceEmbeddingsSource::Files {
+                    probes,
+                    keys: a.keys,
+                    flip: a.flip_embeddings,
+                    distractors: a.distractor_embeddings,
+                    distractor_keys: a.distractor_keys,
+                    distractor_flip: a.distractor_flip_embeddings,
+                },
+                (None, Some(suffix)) => app::MegafaceEmbeddingsSource::DevkitFeatures {
+                    suffix,
+                    probe_dir: a.probe_features,
+                    distractor_dir: a.distractor_features,
+                },
+                _ => return Err(Error::Config("give either --embeddings or --feature-suffix".into())),
+            };
+            let req = app::MegafaceRequest {
+                out_dir: a.out.unwrap_or_else(|| PathBuf::from("reports").join(benchmark)),
+                benchmark: benchmark.into(),
+                sizes,
+                cleaning: a.clean,
+                embeddings,
+                flip: a.flip,
+                probe_noise: a.probe_noise,
+                distractor_noise: a.distractor_noise,
+                protocol_file: a.protocol_file,
+            };
+            let r = app::run_megaface(&env, &req)?;
+            if !a.quiet {
+                print_run(&r);
+            }
         }
         Command::VerifyStore { store } => {
             let s = EmbeddingStore::open(&store)?;

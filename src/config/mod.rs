@@ -11,6 +11,7 @@ pub const DEFAULT_DATASETS: &str = include_str!("../../datasets.toml");
 pub const PAIR_VERIFICATION: &str = include_str!("../../protocols/pair_verification.toml");
 pub const FGNET: &str = include_str!("../../protocols/fgnet.toml");
 pub const IJB: &str = include_str!("../../protocols/ijb.toml");
+pub const MEGAFACE: &str = include_str!("../../protocols/megaface.toml");
 
 /// Adapter that reads a benchmark's layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -22,6 +23,8 @@ pub enum Format {
     Ijb,
     Megaface,
     Fgnet,
+    /// A user's collection listed in a manifest (`aifr-eval run --manifest`).
+    Manifest,
 }
 
 impl Format {
@@ -33,6 +36,7 @@ impl Format {
             Format::Ijb => &["faces", "pairs", "landmarks"],
             Format::Megaface => &["probes", "distractors"],
             Format::Fgnet => &["images"],
+            Format::Manifest => &["manifest"],
         }
     }
 
@@ -46,7 +50,15 @@ impl Format {
 
     /// Whether `aifr-eval run` can evaluate this format yet.
     pub fn supported(self) -> bool {
-        matches!(self, Format::LfwPairs | Format::CalfwPairs | Format::InsightfaceBin | Format::Fgnet | Format::Ijb)
+        matches!(
+            self,
+            Format::LfwPairs
+                | Format::CalfwPairs
+                | Format::InsightfaceBin
+                | Format::Fgnet
+                | Format::Megaface
+                | Format::Ijb
+        )
     }
 }
 
@@ -344,5 +356,49 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("needs a 'pairs' entry"), "{e}");
         assert!(Registry::parse("[x]\nformat='nope'", "f.toml").is_err());
+    }
+}
+
+/// MegaFace Challenge 1 parameters (protocols/megaface.toml).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MegafaceProtocol {
+    pub name: String,
+    pub description: String,
+    pub far_targets: Vec<f64>,
+    pub devkit_probes: usize,
+    pub cmc_ranks: Vec<u64>,
+    pub flip: FlipChoice,
+    pub jitter: f64,
+    pub jitter_seed: u64,
+    pub age_groups: Vec<crate::metrics::age_gap::GapBin>,
+    pub age_gap: AgeGapConfig,
+}
+
+impl MegafaceProtocol {
+    pub fn builtin() -> Result<Self> {
+        Self::parse(MEGAFACE, "<built-in protocols/megaface.toml>")
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    fn parse(text: &str, source: &str) -> Result<Self> {
+        let p: MegafaceProtocol = toml::from_str(text).map_err(|e| Error::Config(format!("{source}: {e}")))?;
+        if let Some(f) = p.far_targets.iter().find(|f| !(**f > 0.0 && **f < 1.0)) {
+            return Err(Error::Config(format!("{source}: FAR target {f} is not in (0, 1)")));
+        }
+        if p.cmc_ranks.contains(&0) {
+            return Err(Error::Config(format!("{source}: cmc_ranks are 1-based; 0 is not a rank")));
+        }
+        if !(p.jitter >= 0.0 && p.jitter.is_finite()) {
+            return Err(Error::Config(format!("{source}: jitter must be a finite number >= 0")));
+        }
+        if p.age_groups.is_empty() || p.age_gap.bins.is_empty() {
+            return Err(Error::Config(format!("{source}: age_groups and [age_gap] bins must not be empty")));
+        }
+        Ok(p)
     }
 }

@@ -8,6 +8,8 @@ pub mod ijb;
 pub mod ijb_synth;
 pub mod insightface_bin;
 pub mod lfw;
+pub mod manifest;
+pub mod megaface;
 
 use serde::Serialize;
 use std::path::PathBuf;

@@ -3,6 +3,7 @@
 
 use super::{GateOutcome, GateRow, PathDiff, Verdict};
 use crate::error::{Error, Result};
+use crate::report::megaface::CmcCurves;
 use crate::report::run::{PairScores, RunData};
 use serde_json::Value;
 
@@ -189,6 +190,24 @@ pub(super) fn compare(current: &RunData, baseline: &RunData, out: &mut GateOutco
             out.rows.push(file_row(file, &diffs, "identical"));
             out.differences.append(&mut diffs);
         }
+        (b, c) => {
+            out.rows.push(one_sided_row(file, b.is_some(), c.is_some(), &mut diffs));
+            out.differences.append(&mut diffs);
+        }
+    }
+
+    // MegaFace runs keep their CMC curves in their own file.
+    let file = crate::report::megaface::CURVES_FILE;
+    match (CmcCurves::load(&baseline.dir)?, CmcCurves::load(&current.dir)?) {
+        (Some(b), Some(c)) => {
+            let enc = |run: &RunData, v: &CmcCurves| {
+                serde_json::to_value(v).map_err(|e| Error::data(&run.dir.join(file), format!("cannot re-encode: {e}")))
+            };
+            diff_json(file, "curves", Some(&enc(baseline, &b)?), Some(&enc(current, &c)?), &mut diffs);
+            out.rows.push(file_row(file, &diffs, "identical"));
+            out.differences.append(&mut diffs);
+        }
+        (None, None) => {}
         (b, c) => {
             out.rows.push(one_sided_row(file, b.is_some(), c.is_some(), &mut diffs));
             out.differences.append(&mut diffs);

@@ -81,7 +81,8 @@ pub struct GateConfig {
 
 /// FAR of a `tar@far=<x>` key, if it is one.
 fn far_of_key(key: &str) -> Option<f64> {
-    key.strip_prefix("tar@far=").and_then(|x| x.trim().parse::<f64>().ok())
+    // MegaFace keys carry the distractor set after '@': "tar@far=1e-6@1m".
+    key.strip_prefix("tar@far=").and_then(|x| x.split('@').next()).and_then(|x| x.trim().parse::<f64>().ok())
 }
 
 impl GateConfig {
@@ -120,11 +121,13 @@ impl GateConfig {
         };
         check("defaults", &raw.defaults)?;
         for (key, table) in &raw.metrics {
-            let known = matches!(key.as_str(), "accuracy" | "auc" | "eer" | "tar@far")
+            let base = key.split_once('@').map_or(key.as_str(), |(b, _)| b);
+            let known = matches!(key.as_str(), "accuracy" | "auc" | "eer" | "tar@far" | "rank1")
+                || (base == "rank1" && key.len() > "rank1@".len())
                 || far_of_key(key).is_some_and(|f| f > 0.0 && f <= 1.0);
             if !known {
                 return Err(Error::Config(format!(
-                    "{source}: unknown metric [metrics.\"{key}\"]; expected accuracy, auc, eer, \"tar@far\" or \"tar@far=<FAR in (0, 1]>\""
+                    "{source}: unknown metric [metrics.\"{key}\"]; expected accuracy, auc, eer, \"tar@far\", \"tar@far=<FAR in (0, 1]>\", rank1 or \"rank1@<distractors>\""
                 )));
             }
             check(&format!("metrics.\"{key}\""), table)?;
@@ -142,6 +145,10 @@ impl GateConfig {
             chain.extend(self.metrics.get("tar@far"));
         } else {
             chain.extend(self.metrics.get(metric));
+            // "rank1@1m" falls back to the "rank1" table.
+            if let Some((base, _)) = metric.split_once('@') {
+                chain.extend(self.metrics.get(base));
+            }
         }
         chain.push(&self.defaults);
         MetricRule {
@@ -326,6 +333,9 @@ fn strict_tars(run: &RunData) -> Result<Vec<(String, f64, Reading)>> {
 
 /// Which metrics to gate, with each run's reading, in report order.
 fn readings(baseline: &RunData, current: &RunData) -> Result<Vec<(String, bool, Reading, Reading)>> {
+    if crate::report::megaface::is_megaface(&baseline.results) {
+        return Ok(megaface_readings(baseline, current));
+    }
     let mut rows = Vec::new();
     for (name, ptr, required, higher) in [
         ("accuracy", "/metrics/accuracy/mean", true, true),
@@ -344,6 +354,41 @@ fn readings(baseline: &RunData, current: &RunData) -> Result<Vec<(String, bool, 
         rows.push((name, true, b, c));
     }
     Ok(rows)
+}
+
+/// MegaFace: rank-1 and strict TAR@FAR per distractor set of the baseline.
+fn megaface_readings(baseline: &RunData, current: &RunData) -> Vec<(String, bool, Reading, Reading)> {
+    let sizes =
+        |r: &RunData| r.results.pointer("/metrics/sizes").and_then(Value::as_array).cloned().unwrap_or_default();
+    let current_sizes = sizes(current);
+    let mut rows = Vec::new();
+    for b in sizes(baseline) {
+        let label = b["label"].as_str().unwrap_or("?").to_string();
+        let c = current_sizes.iter().find(|c| c["distractors"] == b["distractors"]);
+        let missing = || Err(format!("{} has no {label}-distractor results", current.name()));
+        let rank1 = |v: &Value| v["rank1"].as_f64().ok_or_else(|| "no rank-1 (no searches)".to_string());
+        rows.push((format!("rank1@{label}"), true, rank1(&b), c.map_or_else(missing, rank1)));
+        let tar = |v: &Value, far: f64| -> Reading {
+            let e = v["tar_at_far"]
+                .as_array()
+                .and_then(|ts| ts.iter().find(|t| t["rule"] == "strict" && t["far_target"].as_f64() == Some(far)));
+            match e {
+                Some(t) if t["available"] == true => t["tar"].as_f64().ok_or_else(|| "no TAR".to_string()),
+                Some(t) => Err(t["note"].as_str().unwrap_or("not available").to_string()),
+                None => Err(format!("no strict TAR at FAR {far:e}")),
+            }
+        };
+        for t in b["tar_at_far"].as_array().into_iter().flatten().filter(|t| t["rule"] == "strict") {
+            let Some(far) = t["far_target"].as_f64() else { continue };
+            rows.push((
+                format!("tar@far={far:e}@{label}"),
+                true,
+                tar(&b, far),
+                c.map_or_else(missing, |c| tar(c, far)),
+            ));
+        }
+    }
+    rows
 }
 
 /// Pair-score statistics of both runs, or why there are none.
@@ -545,7 +590,7 @@ pub fn gate(current: &RunData, baseline: &RunData, cfg: &GateConfig) -> Result<G
 }
 
 /// Files of a run directory that make up a baseline (timings.json is not deterministic).
-const BASELINE_FILES: [&str; 3] = ["curves.json", "pair_scores.npy", "results.json"];
+const BASELINE_FILES: [&str; 4] = ["cmc_curves.json", "curves.json", "pair_scores.npy", "results.json"];
 
 /// Makes `current_dir`'s run the baseline: copies results.json, curves.json and pair_scores.npy
 /// (each atomically; results.json last, since its presence marks a complete run directory) and

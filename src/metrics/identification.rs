@@ -30,8 +30,20 @@ pub fn probe_outcome(
     subject: &[u32],
     age: &[u32],
 ) -> (Option<bool>, Option<u32>) {
+    outcome_against(i, (0..n).filter(|&j| j != i), similarity, subject, age)
+}
+
+/// (rank-1 hit, age gap to the nearest-in-age mate) of probe `i` against `gallery`; both `None`
+/// when the gallery holds no mate. A tie between the best mate and the best impostor is a miss.
+pub fn outcome_against(
+    i: usize,
+    gallery: impl Iterator<Item = usize>,
+    similarity: impl Fn(usize, usize) -> f64,
+    subject: &[u32],
+    age: &[u32],
+) -> (Option<bool>, Option<u32>) {
     let (mut mate, mut impostor, mut gap) = (f64::NEG_INFINITY, f64::NEG_INFINITY, None::<u32>);
-    for j in (0..n).filter(|&j| j != i) {
+    for j in gallery {
         let s = similarity(i, j);
         if subject[j] == subject[i] {
             mate = mate.max(s);

@@ -48,6 +48,9 @@ pub enum TarRule {
     Strict,
     /// insightface: the sklearn ROC vertex whose FPR is nearest the target (may exceed it).
     InsightfaceNearest,
+    /// MegaFace devkit: scores ranked with positives first among ties; the largest TAR of any
+    /// cut of that ranking whose FAR does not exceed the target.
+    DevkitPositivesFirst,
 }
 
 /// TAR at one FAR target. When the target is below 1/N_impostor it is not measurable and only
@@ -151,7 +154,35 @@ impl Roc {
 
     /// Merges the two classes' scores, each sorted descending, into cumulative counts.
     fn from_desc_classes(gen: &[f64], imp: &[f64]) -> Self {
-        let (n_gen, n_imp) = (gen.len() as u64, imp.len() as u64);
+        Self::merge_sorted(gen, imp, gen.len() as u64, imp.len() as u64)
+    }
+
+    /// The ROC where only the highest impostor scores are known (MegaFace: ~10^9 impostor
+    /// comparisons, of which `top_impostors` are the largest, descending) out of `n_impostor`.
+    /// Exact for every FAR target allowing fewer false accepts than were kept: query only
+    /// `far` with `far * n_impostor < top_impostors.len()` (or all of them kept).
+    pub fn from_top_impostors(
+        genuine_desc: &[f64],
+        top_impostors_desc: &[f64],
+        n_impostor: u64,
+    ) -> Result<Self, MetricError> {
+        let all: Vec<f64> = genuine_desc.iter().chain(top_impostors_desc).copied().collect();
+        // Same validation as a full ROC, but the impostor total comes from the caller.
+        if genuine_desc.is_empty() {
+            return Err(MetricError::EmptyClass { class: "genuine" });
+        }
+        if n_impostor == 0 || (top_impostors_desc.len() as u64) > n_impostor {
+            return Err(MetricError::EmptyClass { class: "impostor" });
+        }
+        if let Some(index) = all.iter().position(|v| !v.is_finite()) {
+            return Err(MetricError::NonFinite { index, value: all[index] });
+        }
+        let gen = sorted_desc(genuine_desc.iter().map(|s| s + 0.0).collect());
+        let imp = sorted_desc(top_impostors_desc.iter().map(|s| s + 0.0).collect());
+        Ok(Self::merge_sorted(&gen, &imp, gen.len() as u64, n_impostor))
+    }
+
+    fn merge_sorted(gen: &[f64], imp: &[f64], n_gen: u64, n_imp: u64) -> Self {
         let cap = gen.len() + imp.len();
         let (mut thresholds, mut tp, mut fp) =
             (Vec::with_capacity(cap), Vec::with_capacity(cap), Vec::with_capacity(cap));
@@ -319,6 +350,7 @@ impl Roc {
         let mut t = match rule {
             TarRule::Strict => self.tar_strict(far),
             TarRule::InsightfaceNearest => self.tar_nearest(far),
+            TarRule::DevkitPositivesFirst => self.tar_positives_first(far),
         };
         // Few allowed false accepts make the operating point rest on a handful of impostor scores.
         let allowed = (far * self.n_imp as f64).floor() as u64;
@@ -363,6 +395,32 @@ impl Roc {
             threshold: Some(threshold),
             false_accepts: Some(false_accepts),
             note: None,
+        }
+    }
+
+    /// With positives ranked first among equal scores, the best cut allowing `k = ⌊far·N⌋` false
+    /// accepts stops just before the (k+1)-th impostor: every genuine score >= that impostor's
+    /// score is accepted, impostors only above it.
+    fn tar_positives_first(&self, far: f64) -> TarAtFar {
+        let allowed = (far * self.n_imp as f64).floor() as u64;
+        // First vertex whose impostor count exceeds the allowance holds the (k+1)-th impostor.
+        let i = self.fp.partition_point(|&c| c <= allowed);
+        let (tar_count, false_accepts, threshold) = match self.thresholds.get(i) {
+            Some(&t) => (self.tp[i], allowed, Some(t)),
+            // Fewer impostors than allowed: everything ranked is accepted.
+            None => (self.n_gen, self.fp.last().copied().unwrap_or(0), self.thresholds.last().copied()),
+        };
+        TarAtFar {
+            far_target: far,
+            rule: TarRule::DevkitPositivesFirst,
+            available: true,
+            tar: Some(tar_count as f64 / self.n_gen as f64),
+            far: Some(false_accepts as f64 / self.n_imp as f64),
+            threshold,
+            false_accepts: Some(false_accepts),
+            note: Some(
+                "positives first among ties: genuine accepted at score >= threshold, impostors only above it".into(),
+            ),
         }
     }
 
@@ -442,6 +500,38 @@ mod tests {
         assert_eq!(t.false_accepts, Some(0));
         assert_eq!(t.threshold, Some(0.9f64.next_up()));
         assert_eq!(t.tar, Some(1.0 / 3.0));
+    }
+
+    #[test]
+    fn top_impostors_give_the_full_rocs_strict_tar() {
+        let gen = [0.95, 0.9, 0.85, 0.8, 0.7, 0.6];
+        let imp: Vec<f64> = (0..200).map(|i| 0.88 - i as f64 * 0.004).collect();
+        let full = roc(&gen, &imp);
+        // far 0.02 allows 4 false accepts: keeping 5 impostors is enough.
+        let top = Roc::from_top_impostors(&gen, &imp[..5], 200).unwrap();
+        for far in [0.005, 0.01, 0.015, 0.02] {
+            assert_eq!(top.tar_at_far(far, TarRule::Strict), full.tar_at_far(far, TarRule::Strict), "far {far}");
+        }
+        assert!(Roc::from_top_impostors(&gen, &imp[..5], 3).is_err());
+        assert!(Roc::from_top_impostors(&[], &imp[..5], 200).is_err());
+        assert!(Roc::from_top_impostors(&gen, &[f64::NAN], 200).is_err());
+    }
+
+    #[test]
+    fn devkit_rule_ranks_positives_first_among_ties() {
+        // Impostors 0.9, 0.8, 0.8, 0.5; genuine 0.95, 0.8, 0.7.
+        let r = roc(&[0.95, 0.8, 0.7], &[0.9, 0.8, 0.8, 0.5]);
+        // k = 1 false accept allowed: cut before the 2nd impostor (0.8): genuine 0.95 and the tied
+        // 0.8 are ahead of it.
+        let t = r.tar_at_far(0.25, TarRule::DevkitPositivesFirst);
+        assert_eq!((t.tar, t.false_accepts, t.threshold), (Some(2.0 / 3.0), Some(1), Some(0.8)));
+        // The strict rule cannot take the tied genuine score without both tied impostors.
+        assert_eq!(r.tar_at_far(0.25, TarRule::Strict).tar, Some(1.0 / 3.0));
+        // Below 1/N: not measurable, as for every rule.
+        assert!(!r.tar_at_far(0.2499, TarRule::DevkitPositivesFirst).available);
+        // k >= all impostors: everything accepted.
+        let t = r.tar_at_far(1.0, TarRule::DevkitPositivesFirst);
+        assert_eq!((t.tar, t.false_accepts), (Some(1.0), Some(4)));
     }
 
     #[test]

@@ -2,4 +2,6 @@
 
 pub mod fgnet;
 pub mod ijb;
+pub mod manifest;
+pub mod megaface;
 pub mod verification;

@@ -564,6 +564,98 @@ pub fn age_gap_chart(series: &[AgeGapSeries], title: &str) -> Result<Vec<u8>> {
     })
 }
 
+/// One CMC curve: (1-based rank, identification rate) at the ranks where it steps.
+#[derive(Debug, Clone)]
+pub struct CmcSeries {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A chart over a log axis of counts from `x_lo` to `x_hi` and a 0–100% axis from `y_lo`.
+type LogCountChart<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<plotters::coord::combinators::LogCoord<f64>, plotters::coord::types::RangedCoordf64>,
+>;
+
+fn log_count_chart<'a, 'b>(
+    area: &'a Area<'b>,
+    title: &str,
+    (x_lo, x_hi): (f64, f64),
+    y_lo: f64,
+    (x_desc, y_desc): (&str, &str),
+) -> std::result::Result<LogCountChart<'a, 'b>, Box<dyn std::error::Error>> {
+    let mut chart = plot_builder(area, title)
+        .build_cartesian_2d((x_lo * (1.0 - 1e-9)..x_hi * (1.0 + 1e-9)).log_scale(), y_lo..1.0)?;
+    chart
+        .configure_mesh()
+        .x_labels(decades(x_lo, x_hi))
+        .y_labels(11)
+        .x_label_formatter(&log_tick)
+        .y_label_formatter(&|v| format!("{:.0}%", 100.0 * v))
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style(font(17.0))
+        .axis_desc_style(font(19.0))
+        .light_line_style(RGBColor(240, 240, 240))
+        .draw()?;
+    Ok(chart)
+}
+
+/// One legend line per series, in palette order.
+fn series_legend(series: &[CmcSeries]) -> Legend {
+    layout_legend(
+        series.iter().enumerate().map(|(i, s)| (Swatch::Line(PALETTE[i % PALETTE.len()]), s.label.clone())).collect(),
+    )
+}
+
+/// Identification rate against rank (log axis from rank 1 to the largest rank drawn).
+pub fn cmc_chart(series: &[CmcSeries], title: &str) -> Result<Vec<u8>> {
+    ensure_font()?;
+    let max_rank = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).fold(10.0, f64::max);
+    let x_hi = 10f64.powf(max_rank.log10().ceil());
+    let y_lo = series.iter().flat_map(|s| s.points.first().map(|p| p.1)).fold(1.0, f64::min);
+    let y_lo = ((y_lo - 0.02) * 10.0).floor().clamp(0.0, 9.0) / 10.0;
+    let legend = series_legend(series);
+    render("CMC", &legend, |area| {
+        let mut chart = log_count_chart(area, title, (1.0, x_hi), y_lo, ("Rank", "Identification rate"))?;
+        for (i, s) in series.iter().enumerate() {
+            let c = PALETTE[i % PALETTE.len()];
+            // A step function: the rate holds until the next rank where it rises.
+            let mut steps = Vec::with_capacity(2 * s.points.len() + 1);
+            for (k, &(r, v)) in s.points.iter().enumerate() {
+                if k > 0 {
+                    steps.push((r, s.points[k - 1].1));
+                }
+                steps.push((r, v.max(y_lo)));
+            }
+            if let Some(&(_, v)) = s.points.last() {
+                steps.push((x_hi, v));
+            }
+            chart.draw_series(LineSeries::new(steps.into_iter().filter(|p| p.1 >= y_lo), c.stroke_width(3)))?;
+        }
+        Ok(())
+    })
+}
+
+/// Rank-1 against the number of distractors (log axis), one line per run.
+pub fn rank1_vs_distractors_chart(series: &[CmcSeries], title: &str) -> Result<Vec<u8>> {
+    ensure_font()?;
+    let x_hi = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).fold(10.0, f64::max);
+    let x_hi = 10f64.powf(x_hi.log10().ceil());
+    let legend = series_legend(series);
+    render("rank-1", &legend, |area| {
+        let mut chart = log_count_chart(area, title, (10.0, x_hi), 0.0, ("Distractors", "Rank-1 identification rate"))?;
+        for (i, s) in series.iter().enumerate() {
+            let c = PALETTE[i % PALETTE.len()];
+            chart.draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(3)))?;
+            chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 6, c.filled())))?;
+        }
+        Ok(())
+    })
+}
+
+
 /// IJB 1:N: TPIR (strict rule) against FPIR on a log axis, one line per gallery, with the
 /// operating points (achieved FPIR, TPIR) marked.
 pub fn open_set_chart(curves: &[super::run::OpenSetCurve], points: &[Vec<(f64, f64)>], title: &str) -> Result<Vec<u8>> {
@@ -597,19 +689,8 @@ pub fn open_set_chart(curves: &[super::run::OpenSetCurve], points: &[Vec<(f64, f
     entries.push((Swatch::Marker(RGBColor(80, 80, 80)), "TPIR@FPIR operating points (strict rule)".into()));
     let legend = layout_legend(entries);
     render("TPIR/FPIR", &legend, |area| {
-        let mut chart = plot_builder(area, title).build_cartesian_2d(log_range(x_lo), y_lo..1.0)?;
-        chart
-            .configure_mesh()
-            .x_labels(decades(x_lo, 1.0))
-            .y_labels(11)
-            .x_label_formatter(&log_tick)
-            .y_label_formatter(&|v| format!("{v:.2}"))
-            .x_desc("False positive identification rate (FPIR)")
-            .y_desc("True positive identification rate (TPIR)")
-            .label_style(font(17.0))
-            .axis_desc_style(font(19.0))
-            .light_line_style(RGBColor(240, 240, 240))
-            .draw()?;
+        let axes = ("False positive identification rate (FPIR)", "True positive identification rate (TPIR)");
+        let mut chart = log_count_chart(area, title, (x_lo, 1.0), y_lo, axes)?;
         for (i, pts) in positive.iter().enumerate() {
             let c = PALETTE[i % PALETTE.len()];
             chart.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(3)))?;

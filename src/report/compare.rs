@@ -38,6 +38,11 @@ pub fn check_comparable(a: &RunData, b: &RunData) -> Result<()> {
         ("flip fusion", "/protocol/flip_fusion"),
         ("folds", "/protocol/folds"),
         ("FAR targets", "/protocol/far_targets"),
+        ("kind", "/kind"),
+        // MegaFace: numbers with different probe sets or cleaning are not comparable.
+        ("probe set", "/protocol/probe_set"),
+        ("cleaning", "/protocol/cleaning"),
+        ("devkit probes", "/protocol/devkit_probes"),
     ];
     for (what, ptr) in fields {
         let (x, y) = (a.results.pointer(ptr), b.results.pointer(ptr));

@@ -16,6 +16,8 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 /// Escapes `&`, `<`, `>`, `"` and `'` so any string is safe in element text and quoted attributes.
+mod manifest;
+
 pub fn escape_html(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + s.len() / 8);
     for c in s.chars() {
@@ -46,6 +48,15 @@ pub fn write_report(runs: &[RunData], out_dir: &Path, index_name: &str) -> Resul
         return Err(Error::Invalid(format!(
             "report file name {index_name:?} must be a plain file name like report.html"
         )));
+    }
+    let megaface = runs.iter().filter(|r| super::megaface::is_megaface(&r.results)).count();
+    if megaface == runs.len() {
+        return super::megaface::write_report(runs, out_dir, index_name);
+    }
+    if megaface > 0 {
+        return Err(Error::Invalid(
+            "a report cannot mix MegaFace runs with pair-verification runs; report them separately".into(),
+        ));
     }
     // FG-NET runs carry their verification part under metrics.verification: present it where
     // the pair-verification tables and charts look.
@@ -81,7 +92,7 @@ pub fn write_report(runs: &[RunData], out_dir: &Path, index_name: &str) -> Resul
 
 /// Run names for headings and legends: the directory name, widened to parent/name (then the full
 /// path, then a number) where two runs would otherwise look the same.
-fn display_names(runs: &[RunData]) -> Vec<String> {
+pub(super) fn display_names(runs: &[RunData]) -> Vec<String> {
     let tail = |d: &Path, k: usize| -> String {
         let parts: Vec<String> = d.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
         parts[parts.len().saturating_sub(k)..].join("/")
@@ -101,16 +112,16 @@ fn display_names(runs: &[RunData]) -> Vec<String> {
     runs.iter().enumerate().map(|(i, r)| format!("{} #{}", r.name(), i + 1)).collect()
 }
 
-fn num(v: &Value, ptr: &str) -> Option<f64> {
+pub(super) fn num(v: &Value, ptr: &str) -> Option<f64> {
     v.pointer(ptr).and_then(Value::as_f64).filter(|x| x.is_finite())
 }
 
-fn int(v: &Value, ptr: &str) -> Option<u64> {
+pub(super) fn int(v: &Value, ptr: &str) -> Option<u64> {
     v.pointer(ptr).and_then(Value::as_u64)
 }
 
 /// A JSON scalar as text (strings unquoted); None for null or absent.
-fn text(v: &Value, ptr: &str) -> Option<String> {
+pub(super) fn text(v: &Value, ptr: &str) -> Option<String> {
     match v.pointer(ptr)? {
         Value::Null => None,
         Value::String(s) => Some(s.clone()),
@@ -119,17 +130,17 @@ fn text(v: &Value, ptr: &str) -> Option<String> {
 }
 
 /// Escaped text of a JSON field, or a dash.
-fn field(v: &Value, ptr: &str) -> String {
+pub(super) fn field(v: &Value, ptr: &str) -> String {
     text(v, ptr).map_or_else(|| DASH.to_string(), |s| escape_html(&s))
 }
 
 const DASH: &str = "–";
 
-fn pct(x: f64) -> String {
+pub(super) fn pct(x: f64) -> String {
     format!("{:.3}%", 100.0 * x)
 }
 
-fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
+pub(super) fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
     x.map_or_else(|| DASH.to_string(), f)
 }
 
@@ -249,16 +260,16 @@ fn score_axis(r: &Value) -> &'static str {
 // ---------------------------------------------------------------------------------------------
 // Charts
 
-struct Image {
-    file: String,
-    png: Vec<u8>,
+pub(super) struct Image {
+    pub(super) file: String,
+    pub(super) png: Vec<u8>,
 }
 
 /// A chart that was drawn, or why not.
-struct Chart {
-    alt: String,
-    caption: String,
-    image: std::result::Result<Image, String>,
+pub(super) struct Chart {
+    pub(super) alt: String,
+    pub(super) caption: String,
+    pub(super) image: std::result::Result<Image, String>,
 }
 
 struct Charts {
@@ -350,7 +361,7 @@ fn age_gap_table(out: &mut String, r: &Value) {
     out.push_str("</tbody>\n</table>\n");
 }
 
-fn chart(alt: &str, caption: String, file: String, png: Result<Vec<u8>>) -> Chart {
+pub(super) fn chart(alt: &str, caption: String, file: String, png: Result<Vec<u8>>) -> Chart {
     Chart { alt: alt.into(), caption, image: png.map(|png| Image { file, png }).map_err(|e| e.to_string()) }
 }
 
@@ -438,7 +449,7 @@ fn png_size(png: &[u8]) -> Option<(u32, u32)> {
     Some((be(16..20)?, be(20..24)?))
 }
 
-fn figure(out: &mut String, c: &Chart) {
+pub(super) fn figure(out: &mut String, c: &Chart) {
     match &c.image {
         Ok(img) => {
             let size = png_size(&img.png).map_or_else(String::new, |(w, h)| format!(" width=\"{w}\" height=\"{h}\""));
@@ -484,7 +495,7 @@ summary{cursor:pointer;font-weight:600}
 footer{margin-top:40px;color:#777;font-size:.85em}
 "#;
 
-fn page_start(out: &mut String, title: &str) {
+pub(super) fn page_start(out: &mut String, title: &str) {
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
@@ -492,7 +503,7 @@ fn page_start(out: &mut String, title: &str) {
     );
 }
 
-fn page_end(out: &mut String) {
+pub(super) fn page_end(out: &mut String) {
     let _ = write!(
         out,
         "<footer>Written by aifr-eval {} from results.json and curves.json. Numbers are those of the results files; the page has no timestamp so the same runs always give the same report.</footer>\n</body>\n</html>\n",
@@ -501,7 +512,7 @@ fn page_end(out: &mut String) {
 }
 
 /// A two-column table of (already escaped) label/value rows.
-fn kv_table(out: &mut String, rows: &[(&str, String)]) {
+pub(super) fn kv_table(out: &mut String, rows: &[(&str, String)]) {
     out.push_str("<table class=\"kv\">\n");
     for (k, v) in rows {
         let _ = writeln!(out, "<tr><th scope=\"row\">{}</th><td>{v}</td></tr>", escape_html(k));
@@ -862,7 +873,7 @@ fn fold_table(out: &mut String, r: &Value) {
     );
 }
 
-fn files_table(out: &mut String, r: &Value) {
+pub(super) fn files_table(out: &mut String, r: &Value) {
     let Some(files) = r.pointer("/benchmark/files").and_then(Value::as_array).filter(|f| !f.is_empty()) else {
         return;
     };
@@ -951,6 +962,7 @@ fn single_page(run: &RunData, name: &str, charts: &Charts) -> String {
         ijb_identification_section(&mut out, r);
     }
     age_gap_table(&mut out, r);
+    manifest::sections(&mut out, r);
     if !is_fgnet(r) && !is_ijb(r) {
         out.push_str("<h2>Per-fold accuracy</h2>\n");
         fold_table(&mut out, r);

@@ -4,6 +4,7 @@
 pub mod charts;
 pub mod compare;
 pub mod html;
+pub mod megaface;
 pub mod results;
 pub mod run;
 pub mod summary;

@@ -73,6 +73,13 @@ pub struct EmbeddingsInfo {
     pub dtype: &'static str,
     /// Whether embeddings of the mirrored images were present.
     pub has_flip: bool,
+    /// The network that computed the embeddings (`aifr-eval embed`/`run --model`); absent for
+    /// imported embeddings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<crate::embed::meta::ModelInfo>,
+    /// Images without an embedding (`--skip-bad-images`) and how the protocol treated them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped_images: Option<crate::embed::skipped::SkippedInfo>,
 }
 
 impl EmbeddingsInfo {
@@ -83,7 +90,20 @@ impl EmbeddingsInfo {
             dim: store.dim(),
             dtype: store.header().dtype.name(),
             has_flip: store.has_flip(),
+            model: None,
+            skipped_images: None,
         }
+    }
+
+    /// Adds what the embedding record says about the network and skipped images.
+    pub fn with_provenance(
+        mut self,
+        meta: Option<&crate::embed::meta::EmbedMeta>,
+        skipped: Option<crate::embed::skipped::SkippedInfo>,
+    ) -> Self {
+        self.model = meta.map(|m| m.model.clone());
+        self.skipped_images = skipped;
+        self
     }
 }
 
@@ -123,6 +143,50 @@ pub struct FgnetResults {
     pub embeddings: EmbeddingsInfo,
     pub counts: FgnetCounts,
     pub metrics: FgnetMetrics,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MegafaceProtocolInfo {
+    pub name: String,
+    /// "fgnet" or "facescrub" (or the probe list's file name for other lists).
+    pub probe_set: String,
+    pub cleaning: crate::protocol::megaface::Cleaning,
+    pub flip_fusion: Fusion,
+    pub far_targets: Vec<f64>,
+    pub devkit_probes: usize,
+    pub score: &'static str,
+    pub rank_rule: &'static str,
+    pub age_groups: Vec<GapBin>,
+    pub age_gap_bins: Vec<GapBin>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MegafaceEmbeddings {
+    pub probes: EmbeddingsInfo,
+    pub distractors: EmbeddingsInfo,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MegafaceMetrics {
+    /// One entry per distractor set, in increasing size.
+    pub sizes: Vec<crate::protocol::megaface::SizeResult>,
+    /// Rank-1 with 1,000,000 distractors, when evaluated (the paper-table number).
+    pub rank1_at_1m: Option<f64>,
+    pub bootstrap: crate::protocol::fgnet::SubjectBootstrap,
+}
+
+/// results.json of a MegaFace run (`kind` = "megaface_identification").
+#[derive(Debug, Clone, Serialize)]
+pub struct MegafaceResults {
+    pub schema: &'static str,
+    pub schema_version: u32,
+    pub kind: &'static str,
+    pub software: Software,
+    pub benchmark: BenchmarkInfo,
+    pub protocol: MegafaceProtocolInfo,
+    pub embeddings: MegafaceEmbeddings,
+    pub counts: crate::protocol::megaface::ProbeCounts,
+    pub metrics: MegafaceMetrics,
 }
 
 /// The pooling switches as recorded in results.json.
@@ -178,4 +242,38 @@ pub struct Timings {
     pub stages: Vec<(String, f64)>,
     pub total_seconds: f64,
     pub threads: usize,
+}
+
+/// How the protocol of a manifest run was obtained.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestProtocolInfo {
+    /// "protocol directory" (`--protocol-dir`) or "built for this run" (default seed).
+    pub source: &'static str,
+    pub seed: u64,
+    pub age_tolerance: u32,
+    /// Pairs file evaluated (file name) and the minimum age gap of its genuine pairs (0 = none).
+    pub pairs_file: String,
+    pub min_age_gap: u32,
+}
+
+/// The `manifest` section of a manifest run's results.json.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestRunInfo {
+    pub file: crate::protocol::manifest::lists::ManifestFingerprint,
+    pub protocol: ManifestProtocolInfo,
+    /// Text columns of the manifest (`group` first, then extra columns).
+    pub columns: Vec<String>,
+    pub has_ages: bool,
+}
+
+/// results.json of `aifr-eval run --manifest`: a pair-verification result (same keys, so reports
+/// and the gate read it like any benchmark) plus the manifest, identification and strata.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestResults {
+    #[serde(flatten)]
+    pub verification: VerificationResults,
+    pub manifest: ManifestRunInfo,
+    pub identification: crate::protocol::manifest::ManifestIdentification,
+    /// One breakdown per column: `group` (when present), then each `--stratify` column.
+    pub strata: Vec<crate::protocol::manifest::Stratification>,
 }

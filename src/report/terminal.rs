@@ -214,3 +214,72 @@ pub fn fgnet_table(r: &FgnetResults) -> String {
     age_gap_lines(&mut s, &v.age_gap);
     s
 }
+
+fn opt_pct(x: Option<f64>) -> String {
+    x.map(pct).unwrap_or_else(|| "n/a".into())
+}
+
+/// The identification and stratified lines of a manifest run (after its verification table).
+pub fn manifest_lines(r: &super::results::ManifestResults) -> String {
+    let mut s = String::new();
+    let id = &r.identification;
+    let g = &id.gallery_rank1;
+    let ci = |iv: Option<crate::metrics::bootstrap::Interval>| {
+        iv.map(|i| format!("  95% CI [{}, {}] over identities", pct(i.lo), pct(i.hi))).unwrap_or_default()
+    };
+    let _ = writeln!(
+        s,
+        "  closed-set rank-1 (gallery = {} image of each of {} identities, {} probes)  {}{}",
+        id.split.gallery,
+        id.split.gallery_images,
+        g.probes,
+        opt_pct(g.rank1),
+        ci(g.rank1_interval)
+    );
+    if let Some(l) = &id.leave_one_out {
+        let _ = writeln!(
+            s,
+            "  leave-one-image-out rank-1 ({} probes with a mate)  {}{}",
+            l.probes,
+            opt_pct(l.rank1),
+            ci(l.rank1_interval)
+        );
+    }
+    if let Some(note) = &id.note {
+        let _ = writeln!(s, "  ({note})");
+    }
+    for (title, groups) in [("gallery rank-1 by gap", g.by_gap.as_ref())] {
+        if let Some(groups) = groups {
+            let cells: Vec<String> =
+                groups.iter().map(|x| format!("{} {} ({})", x.group.label(), opt_pct(x.rank1), x.probes)).collect();
+            let _ = writeln!(s, "  {title}  {}", cells.join("  "));
+        }
+    }
+    for st in &r.strata {
+        let _ = writeln!(
+            s,
+            "  by {:<10} TAR/FAR at score {:.4} (FAR {:e} on all pairs), k-fold accuracy, rank-1",
+            st.column, st.threshold, st.operating_far
+        );
+        let _ = writeln!(
+            s,
+            "    {:<16} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
+            "value", "images", "gen/imp", "TAR", "FAR", "k-fold", "gallery", "LOO"
+        );
+        for x in &st.strata {
+            let _ = writeln!(
+                s,
+                "    {:<16} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
+                x.value,
+                x.images,
+                format!("{}/{}", x.n_genuine, x.n_impostor),
+                opt_pct(x.tar),
+                opt_pct(x.far),
+                opt_pct(x.kfold_accuracy),
+                opt_pct(x.gallery_rank1.rank1),
+                x.leave_one_out_rank1.as_ref().map_or("n/a".into(), |l| opt_pct(l.rank1))
+            );
+        }
+    }
+    s
+}

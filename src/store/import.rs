@@ -343,6 +343,83 @@ fn check_row(path: &Path, row: &[f32], index: usize, key: &str) -> Result<()> {
     Ok(())
 }
 
+/// Per-image MegaFace devkit feature files (`<dir>/<key><suffix>`), converted into one store in
+/// `cache_dir` and reused while every file keeps its size and modification time. Files are read
+/// in parallel (the conversion is file-system bound); a missing file is an error that lists them.
+pub fn import_devkit_features(keys: &[String], dir: &Path, suffix: &str, cache_dir: &Path) -> Result<EmbeddingStore> {
+    use rayon::prelude::*;
+    if keys.is_empty() {
+        return Err(Error::Invalid("no images to read feature files for".into()));
+    }
+    let path_of = |k: &String| dir.join(format!("{k}{suffix}"));
+    // Cache identity: directory, suffix, and every file's name, size and mtime (one stat each).
+    let stats: Vec<std::io::Result<(u64, u128)>> = keys
+        .par_iter()
+        .map(|k| {
+            let meta = std::fs::metadata(path_of(k))?;
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            Ok((meta.len(), mtime))
+        })
+        .collect();
+    let missing: Vec<String> =
+        keys.iter().zip(&stats).filter(|(_, s)| s.is_err()).map(|(k, _)| path_of(k).display().to_string()).collect();
+    if !missing.is_empty() {
+        let shown: Vec<&str> = missing.iter().take(10).map(String::as_str).collect();
+        return Err(Error::Missing(format!(
+            "{} of {} devkit feature files are missing (suffix '{suffix}'):\n  {}{}",
+            missing.len(),
+            keys.len(),
+            shown.join("\n  "),
+            if missing.len() > shown.len() { "\n  …" } else { "" }
+        )));
+    }
+    let mut h = blake3::Hasher::new();
+    h.update(b"aifr-eval devkit features v1\0");
+    let abs = std::fs::canonicalize(dir).map_err(|e| Error::read(dir, e))?;
+    h.update(abs.to_string_lossy().as_bytes());
+    h.update(b"\0");
+    h.update(suffix.as_bytes());
+    for (k, s) in keys.iter().zip(&stats) {
+        if let Ok((len, mtime)) = s {
+            h.update(k.as_bytes());
+            h.update(&len.to_le_bytes());
+            h.update(&mtime.to_le_bytes());
+        }
+    }
+    let fp = *h.finalize().as_bytes();
+    let dest = cache_dir.join(format!("devkit-{}.aifrstore", &super::hex(&fp)[..24]));
+    if let Ok(store) = EmbeddingStore::open(&dest) {
+        if store.header().source_fingerprint == fp {
+            return Ok(store);
+        }
+    }
+    let dim = crate::dataset::megaface::read_feature_file(&path_of(&keys[0]))?.len();
+    let mut w = StoreWriter::create(&dest, DType::F32, dim, 1, keys.len(), fp)?;
+    const CHUNK: usize = 4096;
+    for (c, chunk) in keys.chunks(CHUNK).enumerate() {
+        let rows: Vec<Vec<f32>> = chunk
+            .par_iter()
+            .map(|k| {
+                let p = path_of(k);
+                let v = crate::dataset::megaface::read_feature_file(&p)?;
+                if v.len() != dim {
+                    return Err(Error::data(&p, format!("{}-D feature, but the first file has {dim}", v.len())));
+                }
+                check_row(&p, &v, 0, k)?;
+                Ok(v)
+            })
+            .collect::<Result<_>>()?;
+        let flat: Vec<f32> = rows.concat();
+        w.write_rows(View::Original, c * CHUNK, &DType::F32.encode(&flat))?;
+    }
+    let path = w.finish(keys)?;
+    EmbeddingStore::open(&path)
+}
+
 /// Writes a little-endian `.npy` (format 1.0) atomically; `descr` is the numpy type string.
 fn write_npy(path: &Path, descr: &str, rows: usize, cols: usize, data: Vec<u8>) -> Result<()> {
     let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");

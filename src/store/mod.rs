@@ -13,6 +13,7 @@
 
 mod format;
 pub mod import;
+pub mod resume;
 
 pub use format::{DType, StoreHeader};
 
@@ -151,6 +152,27 @@ impl EmbeddingStore {
     /// Copies one row into `out` as f32 (f16 stores are widened exactly).
     pub fn read_row(&self, row: usize, view: View, out: &mut [f32]) {
         self.header.dtype.decode(self.row_bytes(row, view), out);
+    }
+
+    /// Tells the kernel rows `lo..hi` (every view) will not be read again soon, so a pass over a
+    /// store larger than memory does not keep it resident. Purely advisory: the mapping stays
+    /// valid and later reads fault the pages back in from the page cache or the file.
+    pub fn release_rows(&self, lo: usize, hi: usize) {
+        let row = self.header.dtype.size() * self.dim();
+        let page = 4096usize;
+        for view in 0..self.header.views as usize {
+            let base = self.header.data_offset as usize + view * self.len() * row;
+            // Whole pages strictly inside the range only: neighbours may still be in use.
+            let start = (base + lo * row).div_ceil(page) * page;
+            let end = (base + hi * row) / page * page;
+            if end > start && end <= self.map.len() {
+                // SAFETY: [start, end) lies inside our read-only file mapping; MADV_DONTNEED on a
+                // shared file mapping only drops our page-table entries.
+                unsafe {
+                    libc::madvise(self.map.as_ptr().add(start) as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+                }
+            }
+        }
     }
 
     /// Verifies the content hash (a full streaming read of the file).

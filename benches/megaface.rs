@@ -1,0 +1,202 @@
+//! MegaFace at full scale: an FG-NET-like probe set (82 identities, ~1,000 images, ages 0–69)
+//! against 1,000,000 synthetic 512-D distractors in the devkit layout.
+//!
+//! Prints, in one run on the same data:
+//! * the whole `aifr-eval megaface` evaluation (every distractor size 10 … 1m, exact CMC to the
+//!   end, rank-1 by age gap, TAR@FAR strict and compat=devkit), run as a child process so its
+//!   peak resident memory is its own;
+//! * the floor: one float32 GEMM of the same shape (probes × 1M × 512, blocked, nothing kept);
+//! * the NumPy reference (tests/reference/bench_megaface.py: dense score matrix, ranks by
+//!   comparison, strict TAR@1e-6) on the 1M set, when python3 + numpy are present;
+//! * converting devkit feature files into a store (100,000 files; file-system bound).
+//!
+//! `AIFR_BENCH_MEGAFACE_MAX=100k` runs a smaller instance. Data is generated once under
+//! target/bench-data/megaface and reused.
+
+use aifr_eval::dataset::megaface::{parse_size, read_distractor_list, read_probe_list};
+use aifr_eval::demo::{generate_fgnet, DemoSpec};
+use aifr_eval::score::{gemm_scores, normalize};
+use aifr_eval::store::{EmbeddingStore, View};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+fn child_rss_mb() -> f64 {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    u.ru_maxrss as f64 / 1024.0
+}
+
+fn main() {
+    let max = std::env::var("AIFR_BENCH_MEGAFACE_MAX").ok().map_or(1_000_000, |s| parse_size(&s).expect("size"));
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/megaface");
+    let data = base.join(format!("data-{max}"));
+    let root = aifr_eval::synth::megaface_root(&data);
+    let spec = DemoSpec { dim: 512, seed: 11, ..Default::default() };
+    let t = Instant::now();
+    let fg = generate_fgnet(&spec, &data).expect("probes");
+    let keys = aifr_eval::store::import::read_keys(&fg.keys).expect("keys");
+    let probe_list = aifr_eval::synth::write_fgnet_probe_list(&root, &keys).expect("probe list");
+    let store_path = root.join("embeddings/distractors.aifrstore");
+    let d = if store_path.exists()
+        && EmbeddingStore::open(&store_path).map(|s| s.len() == max as usize).unwrap_or(false)
+    {
+        aifr_eval::synth::Distractors { store: store_path, lists: root.join("devkit/templatelists"), features: None }
+    } else {
+        aifr_eval::synth::generate_distractors(&root, max, 512, 5, None).expect("distractors")
+    };
+    println!(
+        "data ready in {:.1} s: {} probes, {} distractors × 512 in {}",
+        t.elapsed().as_secs_f64(),
+        keys.len(),
+        max,
+        data.display()
+    );
+
+    // The whole evaluation, as a user runs it.
+    let out = base.join("run");
+    let sizes: Vec<String> =
+        aifr_eval::dataset::megaface::SIZES.iter().filter(|&&s| s <= max).map(|s| s.to_string()).collect();
+    let exe = env!("CARGO_BIN_EXE_aifr-eval");
+    let t = Instant::now();
+    let status = Command::new(exe)
+        .args(["--data-dir", data.to_str().unwrap_or_default(), "--cache-dir"])
+        .arg(base.join("cache"))
+        .args(["megaface", "--probe", "fgnet", "--flip", "none", "--quiet", "--distractors", &sizes.join(",")])
+        .arg("--embeddings")
+        .arg(&fg.embeddings)
+        .arg("--keys")
+        .arg(&fg.keys)
+        .arg("--distractor-embeddings")
+        .arg(&d.store)
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .expect("run aifr-eval");
+    let wall = t.elapsed().as_secs_f64();
+    assert!(status.success(), "aifr-eval megaface failed");
+    let rss = child_rss_mb();
+    let timings: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("timings.json")).unwrap()).unwrap();
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let stages = timings["stages"].as_array().cloned().unwrap_or_default();
+    let stage = |name: &str| {
+        stages
+            .iter()
+            .filter(|s| s[0].as_str().is_some_and(|n| n.starts_with(name)))
+            .map(|s| s[1].as_f64().unwrap_or(0.0))
+            .sum::<f64>()
+    };
+    let largest = results["metrics"]["sizes"].as_array().and_then(|s| s.last()).cloned().unwrap_or_default();
+    println!(
+        "aifr-eval megaface, sizes {}: {wall:.2} s wall (process), {:.2} s scans, {:.2} s metrics, peak RSS {rss:.0} MB, threads {}",
+        sizes.join(","),
+        stage("scan"),
+        stage("metrics"),
+        timings["threads"]
+    );
+    println!(
+        "  at {max}: rank-1 {:.4}, CMC@10 {}, strict TAR@1e-6 {}",
+        largest["rank1"].as_f64().unwrap_or(f64::NAN),
+        largest["cmc"]
+            .as_array()
+            .and_then(|c| c.iter().find(|p| p["rank"] == 10))
+            .map_or("n/a".into(), |p| p["identification_rate"].to_string()),
+        largest["tar_at_far"][0]["tar"]
+    );
+
+    // The floor: the same GEMMs with nothing done to the scores.
+    let probes = read_probe_list(&probe_list).expect("probes");
+    let pstore = aifr_eval::store::import::import_cached(
+        &aifr_eval::store::import::EmbeddingSource {
+            embeddings: fg.embeddings.clone(),
+            keys: fg.keys.clone(),
+            flip: None,
+        },
+        &base.join("cache"),
+    )
+    .expect("probe store");
+    let mut pm = vec![0f32; probes.len() * 512];
+    for (i, k) in probes.paths.iter().enumerate() {
+        let row = pstore.row_of(k).expect("probe row");
+        pstore.read_row(row, View::Original, &mut pm[i * 512..(i + 1) * 512]);
+        normalize(&mut pm[i * 512..(i + 1) * 512]);
+    }
+    let dstore = EmbeddingStore::open(&d.store).expect("store");
+    let n = dstore.len();
+    let p = probes.len();
+    let t = Instant::now();
+    (0..n.div_ceil(2048)).into_par_iter().for_each(|b| {
+        let (s, e) = (b * 2048, ((b + 1) * 2048).min(n));
+        let mut g = vec![0f32; (e - s) * 512];
+        for (i, r) in (s..e).enumerate() {
+            dstore.read_row(r, View::Original, &mut g[i * 512..(i + 1) * 512]);
+        }
+        let mut out = vec![0f32; p * (e - s)];
+        gemm_scores(&pm, p, &g, e - s, 512, &mut out);
+        std::hint::black_box(&out);
+    });
+    let gemm = t.elapsed().as_secs_f64();
+    let flops = 2.0 * p as f64 * n as f64 * 512.0;
+    println!(
+        "floor: one float32 GEMM {p}×512 · 512×{n}: {gemm:.2} s ({:.1} GFLOP/s) → whole evaluation / GEMM = {:.2}×",
+        flops / gemm / 1e9,
+        wall / gemm
+    );
+
+    // The NumPy reference on the largest set.
+    let list = d.lists.join(aifr_eval::dataset::megaface::distractor_list_name(max));
+    let _ = read_distractor_list(&list, max).expect("list");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/bench_megaface.py");
+    let t = Instant::now();
+    match Command::new("python3").arg(&script).arg(pstore.path()).arg(&d.store).arg(&probe_list).arg(&list).output() {
+        Ok(o) if o.status.success() => {
+            let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+            println!(
+                "NumPy reference at {max} (dense {p}×{max} matrix): gemm {:.2} s + ranks {:.2} s + TAR {:.2} s = {:.2} s (process {:.1} s), peak RSS {:.0} MB; rank-1 {:.4}, CMC@10 {}, TAR@1e-6 {}",
+                r["gemm"].as_f64().unwrap_or(f64::NAN),
+                r["ranks"].as_f64().unwrap_or(f64::NAN),
+                r["tar"].as_f64().unwrap_or(f64::NAN),
+                r["total"].as_f64().unwrap_or(f64::NAN),
+                t.elapsed().as_secs_f64(),
+                r["rss_mb"].as_f64().unwrap_or(f64::NAN),
+                r["rank1"].as_f64().unwrap_or(f64::NAN),
+                r["cmc10"],
+                r["tar_1e6"]
+            );
+            println!(
+                "ratio NumPy compute / aifr-eval whole run (all sizes, from the store): {:.1}×",
+                r["total"].as_f64().unwrap_or(f64::NAN) / wall
+            );
+        }
+        Ok(o) => println!(
+            "NumPy reference skipped: {}",
+            String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("failed")
+        ),
+        Err(e) => println!("NumPy reference skipped: python3 not runnable ({e})"),
+    }
+
+    // Devkit feature files → store (file-system bound; parallel).
+    let nfiles = 100_000.min(n);
+    let fdir = base.join("features");
+    let fkeys: Vec<String> = (0..nfiles).map(|i| dstore.key(i).to_string()).collect();
+    if !fdir.join(format!("{}_bench.bin", fkeys[nfiles - 1])).exists() {
+        let mut rows = vec![0f32; nfiles * 512];
+        for i in 0..nfiles {
+            dstore.read_row(i, View::Original, &mut rows[i * 512..(i + 1) * 512]);
+        }
+        aifr_eval::synth::write_feature_files(&fdir, &fkeys, &rows, 512, "_bench.bin").expect("feature files");
+    }
+    let cache = base.join("feature-cache");
+    let _ = std::fs::remove_dir_all(&cache);
+    let t = Instant::now();
+    let s = aifr_eval::store::import::import_devkit_features(&fkeys, &fdir, "_bench.bin", &cache).expect("import");
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "devkit feature files → store: {nfiles} files in {secs:.2} s ({:.0} files/s, {} threads) → {}",
+        nfiles as f64 / secs,
+        rayon::current_num_threads(),
+        PathBuf::from(s.path()).display()
+    );
+}

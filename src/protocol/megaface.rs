@@ -1,0 +1,511 @@
+//! MegaFace Challenge 1 (PROTOCOLS.md §4): probe identities searched among 10 … 1,000,000
+//! distractors.
+//!
+//! Identification: for every ordered pair (a, b) of images of one probe identity, a is the query
+//! and the gallery is the distractors plus b; rank = #distractors scoring strictly above b (a tie
+//! goes to the mate). Exact CMC from those ranks, computed in one streaming pass per distractor
+//! set (`score::stream`): no probe × distractor matrix is stored, in RAM or on disk.
+//!
+//! Verification: positives are the unordered same-identity probe pairs; negatives are all probe ×
+//! distractor scores (strict rule) or those of the first 100 probes (compat=devkit, positives
+//! first among ties). Only the highest ⌊far·N⌋ + 1 impostor scores are kept.
+//!
+//! Scores are cosine similarities of L2-normalised (fused) embeddings in float32; the devkit's
+//! `−‖x − y‖²` ranks identically for normalised features.
+
+use super::verification::{resolve_fusion, resolve_rows, Fusion};
+use crate::config::{FlipChoice, MegafaceProtocol};
+use crate::dataset::megaface::{fgnet_age, is_noisy, size_label, ProbeSet};
+use crate::error::{Error, Result};
+use crate::metrics::bootstrap::{interval, over_resamples, weighted_rate, BootstrapSpec, Interval};
+use crate::metrics::cmc::{Cmc, CmcPoint};
+use crate::metrics::identification::{rank1_by, GroupRank1};
+use crate::metrics::{FoldMode, Roc, TarAtFar, TarRule};
+use crate::score::stream::{scan, GallerySource, RowKind, ScanSpec, BLOCK};
+use crate::score::{gemm_scores, normalize};
+use crate::store::{EmbeddingStore, View};
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::HashSet;
+use std::time::Instant;
+
+/// Noise cleaning with insightface's lists (PROTOCOLS.md §4). Always recorded in the results:
+/// numbers with different cleaning are not comparable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Cleaning {
+    /// The official devkit: no cleaning.
+    None,
+    /// Noisy distractors can never outrank a mate; a noisy probe becomes its identity centre plus
+    /// a tiny seeded jitter.
+    Insightface,
+    /// Noisy distractors become zero vectors (score 0); a noisy probe becomes its identity centre.
+    Facexzoo,
+}
+
+impl Cleaning {
+    pub fn name(self) -> &'static str {
+        match self {
+            Cleaning::None => "none",
+            Cleaning::Insightface => "insightface",
+            Cleaning::Facexzoo => "facexzoo",
+        }
+    }
+}
+
+/// One distractor list: its size and image keys.
+#[derive(Debug, Clone)]
+pub struct DistractorSet {
+    pub size: u32,
+    pub keys: Vec<String>,
+}
+
+pub struct MegafaceInput<'a> {
+    pub probes: &'a ProbeSet,
+    pub probe_store: &'a EmbeddingStore,
+    pub distractor_store: &'a EmbeddingStore,
+    pub sets: &'a [DistractorSet],
+    pub cleaning: Cleaning,
+    /// Noise lists; required unless `cleaning` is `None`.
+    pub probe_noise: Option<&'a HashSet<String>>,
+    pub distractor_noise: Option<&'a HashSet<String>>,
+    pub flip: Option<FlipChoice>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeCounts {
+    pub images: usize,
+    pub identities: usize,
+    /// Ordered same-identity pairs: the searches of the identification protocol.
+    pub searches: u64,
+    /// Unordered same-identity pairs: the positives of the verification protocol.
+    pub genuine_pairs: u64,
+    /// Images without a second image of their identity (no search starts from them).
+    pub without_mate: usize,
+    /// Probe images replaced by cleaning.
+    pub cleaned: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AgeBreakdown {
+    /// Rank-1 of the searches by |age(query) − age(mate)|.
+    pub by_gap: Vec<GroupRank1>,
+    /// Rank-1 of the searches by the query's age.
+    pub by_query_age: Vec<GroupRank1>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SizeResult {
+    pub distractors: u32,
+    pub label: String,
+    pub rank1: Option<f64>,
+    /// Bootstrap interval of rank-1 over probe identities.
+    pub rank1_interval: Option<Interval>,
+    pub cmc: Vec<CmcPoint>,
+    /// Searches whose mate ranked last-but-all (rank = number of distractors).
+    pub worst_rank: Option<u64>,
+    /// Distractors on the noise list (handled per `cleaning`).
+    pub noisy_distractors: usize,
+    /// Impostor comparisons: all probes × distractors (strict), first probes × distractors (devkit).
+    pub impostors_strict: u64,
+    pub impostors_devkit: u64,
+    /// Strict rule over all negatives, then compat=devkit.
+    pub tar_at_far: Vec<TarAtFar>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age: Option<AgeBreakdown>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MegafaceOutcome {
+    pub fusion: Fusion,
+    pub counts: ProbeCounts,
+    pub sizes: Vec<SizeResult>,
+    /// Per distractor size, the CMC curve thinned for charts (exact values at the kept ranks).
+    pub curves: Vec<(u32, Vec<CmcPoint>)>,
+    pub bootstrap: BootstrapSpec,
+    /// Whether ages were found in every probe name (FGNet).
+    pub ages: bool,
+    /// Seconds per stage, for timings.json.
+    pub stages: Vec<(String, f64)>,
+}
+
+/// Writes the L2-normalised fused embedding of `row` into `out` (length dim or 2·dim); false
+/// when it has zero or non-finite norm.
+fn fused_unit(store: &EmbeddingStore, row: usize, fusion: Fusion, scratch: &mut [f32], out: &mut [f32]) -> bool {
+    let dim = store.dim();
+    match fusion {
+        Fusion::None => store.read_row(row, View::Original, out),
+        Fusion::Sum => {
+            store.read_row(row, View::Original, out);
+            store.read_row(row, View::Flipped, scratch);
+            out.iter_mut().zip(scratch.iter()).for_each(|(a, b)| *a += b);
+        }
+        Fusion::Concat => {
+            store.read_row(row, View::Original, &mut out[..dim]);
+            store.read_row(row, View::Flipped, &mut out[dim..]);
+        }
+    }
+    normalize(out)
+}
+
+fn fused_dim(store: &EmbeddingStore, fusion: Fusion) -> usize {
+    if fusion == Fusion::Concat {
+        2 * store.dim()
+    } else {
+        store.dim()
+    }
+}
+
+/// Distractor rows of the store, in ascending row order (sequential reads of the mapping).
+struct StoreGallery<'a> {
+    store: &'a EmbeddingStore,
+    rows: Vec<u32>,
+    noisy: Vec<bool>,
+    cleaning: Cleaning,
+    fusion: Fusion,
+    dim: usize,
+}
+
+impl GallerySource for StoreGallery<'_> {
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn fill(&self, i: usize, out: &mut [f32]) -> Result<RowKind> {
+        if self.noisy[i] {
+            out.fill(0.0);
+            return Ok(match self.cleaning {
+                Cleaning::Insightface => RowKind::Unrankable,
+                _ => RowKind::Scored,
+            });
+        }
+        let row = self.rows[i] as usize;
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let ok = SCRATCH.with_borrow_mut(|scratch| {
+            scratch.resize(self.store.dim(), 0.0);
+            fused_unit(self.store, row, self.fusion, scratch, out)
+        });
+        if !ok {
+            return Err(Error::Invalid(format!(
+                "distractor '{}' in {} has a zero or non-finite embedding; cannot compute a cosine score",
+                self.store.key(row),
+                self.store.display_path().display()
+            )));
+        }
+        Ok(RowKind::Scored)
+    }
+    fn release(&self, range: std::ops::Range<usize>) {
+        if let (Some(&lo), Some(&hi)) = (self.rows.get(range.start), self.rows.get(range.end.wrapping_sub(1))) {
+            self.store.release_rows(lo as usize, hi as usize + 1);
+        }
+    }
+}
+
+/// Probe vectors (P × dim, normalised), after cleaning; returns the number of cleaned images.
+fn probe_matrix(input: &MegafaceInput<'_>, fusion: Fusion, protocol: &MegafaceProtocol) -> Result<(Vec<f32>, usize)> {
+    let store = input.probe_store;
+    let dim = fused_dim(store, fusion);
+    let rows = resolve_rows(&input.probes.paths, store)?;
+    let mut m = vec![0f32; rows.len() * dim];
+    let mut scratch = vec![0f32; store.dim()];
+    for (i, (&row, out)) in rows.iter().zip(m.chunks_exact_mut(dim)).enumerate() {
+        if !fused_unit(store, row, fusion, &mut scratch, out) {
+            return Err(Error::Invalid(format!(
+                "probe '{}' has a zero or non-finite embedding in {}; cannot compute a cosine score",
+                input.probes.paths[i],
+                store.display_path().display()
+            )));
+        }
+    }
+    let noise = match (input.cleaning, input.probe_noise) {
+        (Cleaning::None, _) => return Ok((m, 0)),
+        (_, Some(n)) => n,
+        (c, None) => return Err(Error::Config(format!("cleaning '{}' needs the probe noise list", c.name()))),
+    };
+    // Every entry must name a probe image: a list made for another naming of the same images
+    // (insightface's facescrub_noises.txt names its own FaceScrub copy, `Aaron_Eckhart_136.png`,
+    // not the devkit's `Michael_Landes/Michael_Landes_43667.png`) would otherwise clean a few
+    // coincidental matches and silently leave the noisy images in.
+    let names: HashSet<&str> =
+        input.probes.paths.iter().flat_map(|p| [p.as_str(), p.rsplit('/').next().unwrap_or(p)]).collect();
+    let mut unmatched: Vec<&String> = noise.iter().filter(|n| !names.contains(n.as_str())).collect();
+    if !unmatched.is_empty() {
+        unmatched.sort();
+        let shown: Vec<String> = unmatched.iter().take(5).map(|k| format!("'{k}'")).collect();
+        return Err(Error::Invalid(format!(
+            "{} of the {} entries of the probe noise list name no image of the probe list {} (first: {}): the list was made for another naming of the probe images",
+            unmatched.len(),
+            noise.len(),
+            input.probes.source.display(),
+            shown.join(", ")
+        )));
+    }
+    let noisy: Vec<bool> = input.probes.paths.iter().map(|p| is_noisy(noise, p)).collect();
+    // Identity centres from the clean images (mean of normalised vectors, f64).
+    let n_ids = input.probes.identities.len();
+    let mut centre = vec![0f64; n_ids * dim];
+    let mut clean = vec![0usize; n_ids];
+    for (i, v) in m.chunks_exact(dim).enumerate() {
+        if !noisy[i] {
+            let id = input.probes.identity[i] as usize;
+            clean[id] += 1;
+            centre[id * dim..(id + 1) * dim].iter_mut().zip(v).for_each(|(c, &x)| *c += x as f64);
+        }
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(protocol.jitter_seed);
+    for (i, v) in m.chunks_exact_mut(dim).enumerate() {
+        if !noisy[i] {
+            continue;
+        }
+        let id = input.probes.identity[i] as usize;
+        if clean[id] == 0 {
+            return Err(Error::Invalid(format!(
+                "every image of probe identity '{}' is on the noise list: no clean centre to replace them with",
+                input.probes.identities[id]
+            )));
+        }
+        // One stream per image: the jitter of an image does not depend on which others are noisy.
+        rng.set_stream(i as u64);
+        rng.set_word_pos(0);
+        for (k, x) in v.iter_mut().enumerate() {
+            let c = centre[id * dim + k] / clean[id] as f64;
+            let jitter = match input.cleaning {
+                Cleaning::Insightface => rng.gen_range(-protocol.jitter..=protocol.jitter),
+                _ => 0.0,
+            };
+            *x = (c + jitter) as f32;
+        }
+        if !normalize(v) {
+            return Err(Error::Invalid(format!(
+                "the centre of probe identity '{}' has zero norm",
+                input.probes.identities[id]
+            )));
+        }
+    }
+    Ok((m, noisy.iter().filter(|&&n| n).count()))
+}
+
+/// Keeps at most ~`per_decade` points per decade of rank, always the first and the last.
+fn thin(curve: Vec<CmcPoint>, per_decade: f64) -> Vec<CmcPoint> {
+    let mut out: Vec<CmcPoint> = Vec::new();
+    let n = curve.len();
+    let mut last_bucket = i64::MIN;
+    for (i, p) in curve.into_iter().enumerate() {
+        let bucket = ((p.rank as f64).log10() * per_decade).floor() as i64;
+        if i == 0 || i + 1 == n || bucket != last_bucket {
+            out.push(p);
+            last_bucket = bucket;
+        }
+    }
+    out
+}
+
+pub fn evaluate(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol) -> Result<MegafaceOutcome> {
+    let mut stages = Vec::new();
+    let mut clock = Instant::now();
+    let mut lap = |stages: &mut Vec<(String, f64)>, name: String| {
+        stages.push((name, clock.elapsed().as_secs_f64()));
+        clock = Instant::now();
+    };
+    let choice = input.flip.unwrap_or(protocol.flip);
+    let fusion = resolve_fusion(choice, FoldMode::Strict, input.probe_store)?;
+    if fusion != resolve_fusion(choice, FoldMode::Strict, input.distractor_store)? {
+        return Err(Error::Invalid("probe and distractor embeddings must both have mirrored views or both not".into()));
+    }
+    if input.probe_store.dim() != input.distractor_store.dim() {
+        return Err(Error::Invalid(format!(
+            "probe embeddings are {}-D ({}) but distractor embeddings are {}-D ({})",
+            input.probe_store.dim(),
+            input.probe_store.display_path().display(),
+            input.distractor_store.dim(),
+            input.distractor_store.display_path().display()
+        )));
+    }
+    let probes = input.probes;
+    let p = probes.len();
+    let dim = fused_dim(input.probe_store, fusion);
+    let (pm, cleaned) = probe_matrix(input, fusion, protocol)?;
+
+    // Mates and genuine scores through the same GEMM kernel as the distractor scores.
+    // The whole probe matrix stays the left operand (see `score`): blocks of gallery columns.
+    let blocks: Vec<(usize, Vec<f32>)> = (0..p.div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|b| {
+            let (lo, hi) = (b * BLOCK, ((b + 1) * BLOCK).min(p));
+            let mut out = vec![0f32; p * (hi - lo)];
+            gemm_scores(&pm, p, &pm[lo * dim..hi * dim], hi - lo, dim, &mut out);
+            (lo, out)
+        })
+        .collect();
+    let mut pp = vec![0f32; p * p];
+    for (lo, out) in blocks {
+        let width = out.len() / p;
+        for a in 0..p {
+            pp[a * p + lo..a * p + lo + width].copy_from_slice(&out[a * width..(a + 1) * width]);
+        }
+    }
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); probes.identities.len()];
+    for (i, &id) in probes.identity.iter().enumerate() {
+        members[id as usize].push(i);
+    }
+    // Per query a: its mates b sorted by score ascending (the order scan's ranks come in).
+    let mates_of: Vec<Vec<(f32, usize)>> = (0..p)
+        .map(|a| {
+            let mut v: Vec<(f32, usize)> =
+                members[probes.identity[a] as usize].iter().filter(|&&b| b != a).map(|&b| (pp[a * p + b], b)).collect();
+            v.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+            v
+        })
+        .collect();
+    let mate_scores: Vec<Vec<f32>> = mates_of.iter().map(|v| v.iter().map(|m| m.0).collect()).collect();
+    let mut genuine: Vec<f64> = Vec::new();
+    for m in &members {
+        for (x, &a) in m.iter().enumerate() {
+            genuine.extend(m[x + 1..].iter().map(|&b| pp[a * p + b] as f64));
+        }
+    }
+    genuine.sort_by(|a, b| b.total_cmp(a));
+    let searches: u64 = mates_of.iter().map(|m| m.len() as u64).sum();
+    if searches == 0 {
+        return Err(Error::Invalid(format!(
+            "no probe identity in {} has two images: there is nothing to search for",
+            probes.source.display()
+        )));
+    }
+    drop(pp);
+    lap(&mut stages, "probe scores".into());
+
+    // Ordered pairs in (query, mate ascending score) order, with their bootstrap cluster and ages.
+    let pair_cluster: Vec<u32> =
+        mates_of.iter().enumerate().flat_map(|(a, m)| std::iter::repeat_n(probes.identity[a], m.len())).collect();
+    let ages: Option<Vec<u32>> = probes.paths.iter().map(|x| fgnet_age(x)).collect();
+    let age_values = ages.as_ref().map(|ages| {
+        let gap: Vec<Option<u32>> = mates_of
+            .iter()
+            .enumerate()
+            .flat_map(|(a, m)| m.iter().map(move |&(_, b)| Some(ages[a].abs_diff(ages[b]))))
+            .collect();
+        let query: Vec<Option<u32>> =
+            mates_of.iter().enumerate().flat_map(|(a, m)| std::iter::repeat_n(Some(ages[a]), m.len())).collect();
+        (gap, query)
+    });
+
+    let devkit_probes = protocol.devkit_probes.min(p);
+    let spec = BootstrapSpec::default();
+    let mut sizes = Vec::new();
+    let mut curves = Vec::new();
+    for set in input.sets {
+        let n = set.keys.len() as u64;
+        let noise = input.distractor_noise;
+        let mut rows: Vec<(u32, bool)> = Vec::with_capacity(set.keys.len());
+        let mut missing = Vec::new();
+        for key in &set.keys {
+            match input.distractor_store.row_of(key) {
+                Some(r) => rows.push((r as u32, noise.is_some_and(|nz| is_noisy(nz, key)))),
+                None => missing.push(key.as_str()),
+            }
+        }
+        if !missing.is_empty() {
+            let shown: Vec<String> = missing.iter().take(5).map(|k| format!("'{k}'")).collect();
+            return Err(Error::Invalid(format!(
+                "{} of the {} distractors of the {} list are not in the embeddings {}; first: {}",
+                missing.len(),
+                n,
+                size_label(set.size),
+                input.distractor_store.display_path().display(),
+                shown.join(", ")
+            )));
+        }
+        rows.sort_unstable();
+        let noisy_distractors = if input.cleaning == Cleaning::None { 0 } else { rows.iter().filter(|r| r.1).count() };
+        let gallery = StoreGallery {
+            store: input.distractor_store,
+            noisy: rows.iter().map(|r| r.1 && input.cleaning != Cleaning::None).collect(),
+            rows: rows.into_iter().map(|r| r.0).collect(),
+            cleaning: input.cleaning,
+            fusion,
+            dim,
+        };
+        let keep = |negatives: u64| {
+            let most = protocol.far_targets.iter().fold(0f64, |m, &f| m.max(f));
+            ((most * negatives as f64).floor() as u64 + 1).min(negatives) as usize
+        };
+        let spec_scan = ScanSpec {
+            probes: &pm,
+            mates: &mate_scores,
+            keep_top: keep(p as u64 * n),
+            first_probes: devkit_probes,
+            keep_top_first: keep(devkit_probes as u64 * n),
+        };
+        let out = scan(&spec_scan, &gallery)?;
+        lap(&mut stages, format!("scan {} distractors", size_label(set.size)));
+
+        let ranks: Vec<u64> = (0..p).flat_map(|a| out.mate_ranks(a)).collect();
+        let hits: Vec<bool> = ranks.iter().map(|&r| r == 0).collect();
+        let cmc = Cmc::new(ranks.clone());
+        let rank1 = cmc.at(1);
+        let rank1_interval = rank1.map(|r| {
+            let samples = over_resamples(&pair_cluster, probes.identities.len(), &spec, |w| weighted_rate(&hits, w));
+            interval(r, samples, spec.confidence)
+        });
+        let age = age_values.as_ref().map(|(gap, query)| {
+            let hit: Vec<Option<bool>> = hits.iter().map(|&h| Some(h)).collect();
+            AgeBreakdown {
+                by_gap: rank1_by(&hit, gap, &protocol.age_gap.bins),
+                by_query_age: rank1_by(&hit, query, &protocol.age_groups),
+            }
+        });
+        let top: Vec<f64> = out.top.iter().map(|&s| s as f64).collect();
+        let top_first: Vec<f64> = out.top_first.iter().map(|&s| s as f64).collect();
+        let verification_error = |e| Error::Invalid(format!("MegaFace verification: {e}"));
+        let strict = Roc::from_top_impostors(&genuine, &top, out.n_scores).map_err(verification_error)?;
+        let mut tar_at_far: Vec<TarAtFar> =
+            protocol.far_targets.iter().map(|&f| strict.tar_at_far(f, TarRule::Strict)).collect();
+        if out.n_first_scores > 0 {
+            let devkit =
+                Roc::from_top_impostors(&genuine, &top_first, out.n_first_scores).map_err(verification_error)?;
+            tar_at_far
+                .extend(protocol.far_targets.iter().map(|&f| devkit.tar_at_far(f, TarRule::DevkitPositivesFirst)));
+        }
+        let mut points = cmc.points(&protocol.cmc_ranks);
+        points.retain(|pt| pt.rank <= n + 1);
+        let curve = cmc.curve();
+        sizes.push(SizeResult {
+            distractors: set.size,
+            label: size_label(set.size),
+            rank1,
+            rank1_interval,
+            cmc: points,
+            worst_rank: curve.last().map(|c| c.rank - 1),
+            noisy_distractors,
+            impostors_strict: out.n_scores,
+            impostors_devkit: out.n_first_scores,
+            tar_at_far,
+            age,
+        });
+        curves.push((set.size, thin(curve, 50.0)));
+        lap(&mut stages, format!("metrics {}", size_label(set.size)));
+    }
+    let without_mate = mates_of.iter().filter(|m| m.is_empty()).count();
+    Ok(MegafaceOutcome {
+        fusion,
+        counts: ProbeCounts {
+            images: p,
+            identities: probes.identities.len(),
+            searches,
+            genuine_pairs: genuine.len() as u64,
+            without_mate,
+            cleaned,
+        },
+        sizes,
+        curves,
+        bootstrap: spec,
+        ages: ages.is_some(),
+        stages,
+    })
+}

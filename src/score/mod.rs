@@ -1,0 +1,103 @@
+//! Similarity kernels: probe × gallery cosine scores as blocked float32 GEMMs (faer), reduced
+//! while they stream so that no probe × gallery matrix is ever held.
+//!
+//! Every probe score of a protocol goes through [`gemm_scores`] with the *whole* probe matrix as
+//! the left operand (only the gallery block changes), so a pair of identical vectors scores the
+//! same bits wherever it appears (mate or distractor, any block width or position): ties between
+//! a mate and a distractor are real ties, not rounding accidents. (faer picks other kernels for
+//! other left shapes — a single probe row is a GEMV — so the left operand must not be split.)
+
+pub mod stream;
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+
+/// Scores `out[i * n + j] = probes[i] · gallery[j]` for row-major `probes` (m×dim) and
+/// `gallery` (n×dim), on the calling thread.
+pub fn gemm_scores(probes: &[f32], m: usize, gallery: &[f32], n: usize, dim: usize, out: &mut [f32]) {
+    debug_assert_eq!(probes.len(), m * dim);
+    debug_assert_eq!(gallery.len(), n * dim);
+    debug_assert_eq!(out.len(), m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    // A single row or column would take faer's matrix-vector path, whose summation order differs
+    // from the GEMM kernel's: pad to two so every score comes from the same kernel.
+    if n == 1 || m == 1 {
+        let pad = |x: &[f32], rows: usize| if rows == 1 { [x, &vec![0f32; dim][..]].concat() } else { x.to_vec() };
+        let (mm, nn) = (m.max(2), n.max(2));
+        let mut wide = vec![0f32; mm * nn];
+        gemm_scores(&pad(probes, m), mm, &pad(gallery, n), nn, dim, &mut wide);
+        for i in 0..m {
+            out[i * n..(i + 1) * n].copy_from_slice(&wide[i * nn..i * nn + n]);
+        }
+        return;
+    }
+    let lhs = MatRef::from_row_major_slice(probes, m, dim);
+    let rhs = MatRef::from_row_major_slice(gallery, n, dim).transpose();
+    let dst = MatMut::from_row_major_slice_mut(out, m, n);
+    matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
+}
+
+/// L2-normalises `row` in place (f64 accumulation); returns false for a zero or non-finite norm.
+pub fn normalize(row: &mut [f32]) -> bool {
+    let norm = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
+    if !(norm.is_finite() && norm > 0.0) {
+        return false;
+    }
+    let inv = 1.0 / norm;
+    for v in row.iter_mut() {
+        *v = (*v as f64 * inv) as f32;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn random(rows: usize, dim: usize, seed: u64) -> Vec<f32> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut v: Vec<f32> = (0..rows * dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+        for r in v.chunks_exact_mut(dim) {
+            normalize(r);
+        }
+        v
+    }
+
+    /// The property the module promises: the score of two given vectors does not depend on where
+    /// they sit in the matrices or on the shapes around them.
+    #[test]
+    fn scores_do_not_depend_on_position_or_shape() {
+        let dim = 512;
+        let probes = random(37, dim, 1);
+        let mut gallery = random(2051, dim, 2);
+        // Copies of probe rows hidden at a block edge and in the middle of the gallery.
+        for (g, p) in [(0usize, 3usize), (1000, 36), (2050, 0), (2049, 17)] {
+            let src = probes[p * dim..(p + 1) * dim].to_vec();
+            gallery[g * dim..(g + 1) * dim].copy_from_slice(&src);
+        }
+        let mut pp = vec![0f32; 37 * 37];
+        gemm_scores(&probes, 37, &probes, 37, dim, &mut pp);
+        let mut pg = vec![0f32; 37 * 2051];
+        gemm_scores(&probes, 37, &gallery, 2051, dim, &mut pg);
+        for (g, p) in [(0usize, 3usize), (1000, 36), (2050, 0), (2049, 17)] {
+            for a in 0..37 {
+                assert_eq!(pg[a * 2051 + g].to_bits(), pp[a * 37 + p].to_bits(), "probe {a} vs copy of {p} at {g}");
+            }
+        }
+        // Sub-blocks of every width 1..=40 at several offsets score as in the full call.
+        for width in 1..=40 {
+            for start in [0usize, 5, 1000, 2051 - width] {
+                let mut sub = vec![0f32; 37 * width];
+                gemm_scores(&probes, 37, &gallery[start * dim..(start + width) * dim], width, dim, &mut sub);
+                for a in 0..37 {
+                    for j in 0..width {
+                        assert_eq!(sub[a * width + j].to_bits(), pg[a * 2051 + start + j].to_bits(), "width {width}");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! MegaFace Challenge 1 end to end on small devkit-layout problems, checked against the values of
+//! the independent NumPy reference (tests/reference/megaface_ref.py → tests/fixtures/megaface).
+
+use aifr_eval::app::{self, Env, MegafaceEmbeddingsSource, MegafaceRequest};
+use aifr_eval::config::{FlipChoice, Registry};
+use aifr_eval::protocol::megaface::Cleaning;
+use aifr_eval::store::import::write_npy_f32;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn fixture(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/megaface/{name}.json"));
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| match x {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+fn matrix(v: &Value) -> (usize, usize, Vec<f32>) {
+    let rows = v.as_array().unwrap();
+    let dim = rows[0].as_array().unwrap().len();
+    let flat: Vec<f32> =
+        rows.iter().flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32)).collect();
+    (rows.len(), dim, flat)
+}
+
+struct Case {
+    _dir: tempfile::TempDir,
+    env: Env,
+    req: MegafaceRequest,
+    root: PathBuf,
+    fx: Value,
+}
+
+/// Writes the fixture in the devkit layout (lists, noise lists, embeddings as .npy + keys).
+fn setup(name: &str) -> Case {
+    let fx = fixture(name);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let root = data.join("megaface");
+    let cleaning = match fx["cleaning"].as_str().unwrap() {
+        "none" => Cleaning::None,
+        "insightface" => Cleaning::Insightface,
+        _ => Cleaning::Facexzoo,
+    };
+    // Cleaning needs a probe noise list: FaceScrub's slot has one.
+    let (bench, list) = if cleaning == Cleaning::None {
+        ("megaface_fgnet", "fgnet_features_list.json")
+    } else {
+        ("megaface_facescrub", "facescrub_features_list.json")
+    };
+    let tl = root.join("devkit/templatelists");
+    std::fs::create_dir_all(&tl).unwrap();
+    let probe_paths = strings(&fx["probes"]["paths"]);
+    let doc = serde_json::json!({ "path": probe_paths, "id": fx["probes"]["ids"] });
+    std::fs::write(tl.join(list), serde_json::to_vec(&doc).unwrap()).unwrap();
+    let pool = strings(&fx["pool"]["paths"]);
+    let mut sizes = Vec::new();
+    for (n, idx) in fx["lists"].as_object().unwrap() {
+        let keys: Vec<&str> =
+            idx.as_array().unwrap().iter().map(|i| pool[i.as_u64().unwrap() as usize].as_str()).collect();
+        std::fs::write(
+            tl.join(format!("megaface_features_list.json_{n}_1")),
+            serde_json::to_vec(&serde_json::json!({ "path": keys })).unwrap(),
+        )
+        .unwrap();
+        sizes.push(n.parse::<u32>().unwrap());
+    }
+    std::fs::create_dir_all(root.join("noise")).unwrap();
+    let noise = |v: &Value| format!("#comment line\n{}\n", strings(v).join("\n"));
+    std::fs::write(root.join("noise/facescrub_noises.txt"), noise(&fx["noise"]["probes"])).unwrap();
+    std::fs::write(root.join("noise/megaface_noises.txt"), noise(&fx["noise"]["distractors"])).unwrap();
+    let emb = dir.path().join("emb");
+    std::fs::create_dir_all(&emb).unwrap();
+    let (p, d, rows) = matrix(&fx["probes"]["features"]);
+    write_npy_f32(&emb.join("probes.npy"), p, d, &rows).unwrap();
+    std::fs::write(emb.join("probes.txt"), probe_paths.join("\n") + "\n").unwrap();
+    let (n, d, rows) = matrix(&fx["pool"]["features"]);
+    write_npy_f32(&emb.join("pool.npy"), n, d, &rows).unwrap();
+    std::fs::write(emb.join("pool.txt"), pool.join("\n") + "\n").unwrap();
+    let pr = &fx["protocol"];
+    let bins = |v: &Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|b| match b[1].as_u64() {
+                Some(hi) => format!("{{ lo = {}, hi = {hi} }}", b[0]),
+                None => format!("{{ lo = {} }}", b[0]),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let toml = format!(
+        "name = \"megaface_test\"\ndescription = \"fixture\"\nfar_targets = {}\ndevkit_probes = {}\ncmc_ranks = {}\nflip = \"auto\"\njitter = 0.0\njitter_seed = 1\nage_groups = [{}]\n[age_gap]\noperating_far = 1e-3\nbins = [{}]\n",
+        pr["far_targets"], pr["devkit_probes"], pr["cmc_ranks"], bins(&pr["age_groups"]), bins(&pr["gap_bins"])
+    );
+    std::fs::write(dir.path().join("protocol.toml"), toml).unwrap();
+    let env = Env { data_dir: data, registry: Registry::builtin().unwrap(), cache_dir: dir.path().join("cache") };
+    let req = MegafaceRequest {
+        benchmark: bench.into(),
+        sizes,
+        cleaning,
+        embeddings: MegafaceEmbeddingsSource::Files {
+            probes: emb.join("probes.npy"),
+            keys: Some(emb.join("probes.txt")),
+            flip: None,
+            distractors: Some(emb.join("pool.npy")),
+            distractor_keys: Some(emb.join("pool.txt")),
+            distractor_flip: None,
+        },
+        flip: None,
+        probe_noise: None,
+        distractor_noise: None,
+        protocol_file: Some(dir.path().join("protocol.toml")),
+        out_dir: dir.path().join("out"),
+    };
+    Case { _dir: dir, env, req, root, fx }
+}
+
+fn results(case: &Case) -> Value {
+    app::run_megaface(&case.env, &case.req).unwrap();
+    serde_json::from_slice(&std::fs::read(case.req.out_dir.join("results.json")).unwrap()).unwrap()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-6 * a.abs().max(1.0)
+}
+
+/// Every reference number: rank-1, CMC, worst rank, TAR@FAR (both rules), age breakdowns.
+fn check(name: &str) {
+    let case = setup(name);
+    let got = results(&case);
+    let want = &case.fx["expected"];
+    assert_eq!(got["counts"]["searches"], want["searches"], "{name}: searches");
+    assert_eq!(got["counts"]["genuine_pairs"], want["genuine_pairs"], "{name}: genuine pairs");
+    let sizes = got["metrics"]["sizes"].as_array().unwrap();
+    let wsizes = want["sizes"].as_array().unwrap();
+    assert_eq!(sizes.len(), wsizes.len());
+    for (g, w) in sizes.iter().zip(wsizes) {
+        let n = &w["distractors"];
+        assert_eq!(&g["distractors"], n);
+        assert_eq!(g["rank1"], w["rank1"], "{name} {n}: rank-1");
+        assert_eq!(g["worst_rank"], w["worst_rank"], "{name} {n}: worst rank");
+        let cmc = g["cmc"].as_array().unwrap();
+        let wcmc = w["cmc"].as_array().unwrap();
+        assert_eq!(cmc.len(), wcmc.len(), "{name} {n}: CMC points");
+        for (c, wc) in cmc.iter().zip(wcmc) {
+            assert_eq!(c["rank"], wc["rank"]);
+            assert_eq!(c["identification_rate"], wc["rate"], "{name} {n}: CMC({})", wc["rank"]);
+        }
+        let tars = g["tar_at_far"].as_array().unwrap();
+        let wtars = w["tar_at_far"].as_array().unwrap();
+        assert_eq!(tars.len(), wtars.len());
+        for (t, wt) in tars.iter().zip(wtars) {
+            let what = format!("{name} {n}: {} @ {}", wt["rule"], wt["far_target"]);
+            assert_eq!(t["rule"], wt["rule"], "{what}");
+            assert_eq!(t["available"], wt["available"], "{what}: available");
+            if wt["available"] == true {
+                assert_eq!(t["tar"], wt["tar"], "{what}: TAR");
+                assert_eq!(t["false_accepts"], wt["false_accepts"], "{what}: false accepts");
+                assert!(close(t["far"].as_f64().unwrap(), wt["far"].as_f64().unwrap()), "{what}: FAR");
+                if let Some(th) = wt["threshold"].as_f64() {
+                    assert!(
+                        close(t["threshold"].as_f64().unwrap(), th),
+                        "{what}: threshold {} vs {th}",
+                        t["threshold"]
+                    );
+                }
+            }
+        }
+        match w.get("age") {
+            Some(wa) => {
+                for key in ["by_gap", "by_query_age"] {
+                    let ga = g["age"][key].as_array().unwrap();
+                    for (x, y) in ga.iter().zip(wa[key].as_array().unwrap()) {
+                        assert_eq!(x["lo"], y["lo"]);
+                        assert_eq!(x["probes"], y["probes"], "{name} {n}: {key} searches");
+                        assert_eq!(x["rank1"], y["rank1"], "{name} {n}: {key} rank-1");
+                    }
+                }
+            }
+            None => assert!(g.get("age").is_none(), "{name}: no ages in the names, no age breakdown"),
+        }
+    }
+}
+
+#[test]
+fn exact_ties_match_the_reference() {
+    check("ties");
+}
+
+#[test]
+fn fgnet_ages_match_the_reference() {
+    check("fgnet");
+}
+
+#[test]
+fn insightface_cleaning_matches_the_reference() {
+    check("insightface");
+}
+
+#[test]
+fn facexzoo_cleaning_matches_the_reference() {
+    check("facexzoo");
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let case = setup("fgnet");
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    one.install(|| app::run_megaface(&case.env, &case.req).unwrap());
+    let a = std::fs::read(case.req.out_dir.join("results.json")).unwrap();
+    let three = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+    three.install(|| app::run_megaface(&case.env, &case.req).unwrap());
+    let b = std::fs::read(case.req.out_dir.join("results.json")).unwrap();
+    assert_eq!(a, b);
+    for f in ["report.html", "cmc-1.png", "rank1-distractors.png", "cmc_curves.json", "summary.md"] {
+        assert!(case.req.out_dir.join(f).exists(), "{f} written");
+    }
+}
+
+#[test]
+fn devkit_feature_files_give_the_same_numbers() {
+    let mut case = setup("fgnet");
+    let want = results(&case);
+    // Write every probe and distractor as a devkit feature file (D×1 float32).
+    let (_, dim, rows) = matrix(&case.fx["probes"]["features"]);
+    let probes = strings(&case.fx["probes"]["paths"]);
+    aifr_eval::synth::write_feature_files(&case.root.join("features/fgnet"), &probes, &rows, dim, "_t.bin").unwrap();
+    let (_, dim, rows) = matrix(&case.fx["pool"]["features"]);
+    let pool = strings(&case.fx["pool"]["paths"]);
+    aifr_eval::synth::write_feature_files(&case.root.join("features/megaface"), &pool, &rows, dim, "_t.bin").unwrap();
+    case.req.embeddings =
+        MegafaceEmbeddingsSource::DevkitFeatures { suffix: "_t.bin".into(), probe_dir: None, distractor_dir: None };
+    let got = results(&case);
+    assert_eq!(got["metrics"], want["metrics"]);
+    // A missing feature file is listed by path.
+    std::fs::remove_file(case.root.join(format!("features/megaface/{}_t.bin", pool[3]))).unwrap_or_else(|_| {
+        std::fs::remove_file(case.root.join(format!("features/megaface/{}_t.bin", pool[4]))).unwrap()
+    });
+    let err = app::run_megaface(&case.env, &case.req).unwrap_err().to_string();
+    assert!(err.contains("devkit feature files are missing") && err.contains("_t.bin"), "{err}");
+}
+
+#[test]
+fn bad_lists_and_missing_embeddings_are_clear_errors() {
+    let case = setup("ties");
+    let tl = case.root.join("devkit/templatelists");
+    // A list with the wrong number of entries.
+    let good = std::fs::read(tl.join("megaface_features_list.json_10_1")).unwrap();
+    std::fs::write(tl.join("megaface_features_list.json_10_1"), br#"{"path": ["a.jpg", "b.jpg"]}"#).unwrap();
+    let err = app::run_megaface(&case.env, &case.req).unwrap_err();
+    assert_eq!(err.exit_code(), 3);
+    assert!(err.to_string().contains("has 2 entries"), "{err}");
+    // A duplicated path.
+    std::fs::write(
+        tl.join("megaface_features_list.json_10_1"),
+        br#"{"path": ["a.jpg","b","c","d","e","f","g","h","i","a.jpg"]}"#,
+    )
+    .unwrap();
+    let err = app::run_megaface(&case.env, &case.req).unwrap_err().to_string();
+    assert!(err.contains("listed twice"), "{err}");
+    // Paths not in the embeddings.
+    std::fs::write(
+        tl.join("megaface_features_list.json_10_1"),
+        br#"{"path": ["a","b","c","d","e","f","g","h","i","j"]}"#,
+    )
+    .unwrap();
+    let err = app::run_megaface(&case.env, &case.req).unwrap_err().to_string();
+    assert!(err.contains("10 of the 10 distractors") && err.contains("'a'"), "{err}");
+    std::fs::write(tl.join("megaface_features_list.json_10_1"), good).unwrap();
+    // A probe list whose id array is shorter.
+    std::fs::write(tl.join("fgnet_features_list.json"), br#"{"path": ["x.jpg", "y.jpg"], "id": ["1"]}"#).unwrap();
+    let err = app::run_megaface(&case.env, &case.req).unwrap_err().to_string();
+    assert!(err.contains("\"path\" has 2 entries but \"id\" has 1"), "{err}");
+    // Not JSON at all: file and line.
+    std::fs::write(tl.join("fgnet_features_list.json"), b"{\n\"path\": [oops]}").unwrap();
+    let err = app::run_megaface(&case.env, &case.req).unwrap_err().to_string();
+    assert!(err.contains("fgnet_features_list.json:2"), "{err}");
+}
+
+#[test]
+fn flip_fusion_needs_mirrors_on_both_sides() {
+    let mut case = setup("ties");
+    case.req.flip = Some(FlipChoice::Sum);
+    let err = app::run_megaface(&case.env, &case.req).unwrap_err().to_string();
+    assert!(err.contains("mirrored"), "{err}");
+}
+
+/// The real devkit lists in ../shared parse with the counts the challenge defines.
+#[test]
+fn real_devkit_lists_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/megaface");
+    if !dir.exists() {
+        eprintln!("SKIP: {} is absent (real MegaFace devkit lists)", dir.display());
+        return;
+    }
+    use aifr_eval::dataset::megaface::{read_distractor_list, read_noise_list, read_probe_list};
+    for n in [10u32, 100, 1000, 10_000, 100_000] {
+        let keys = read_distractor_list(&dir.join(format!("megaface_features_list.json_{n}_1")), n).unwrap();
+        assert_eq!(keys.len(), n as usize);
+    }
+    let fs = read_probe_list(&dir.join("facescrub_features_list.json")).unwrap();
+    assert_eq!((fs.len(), fs.identities.len()), (3530, 80));
+    let searches: usize = {
+        let mut count = vec![0usize; fs.identities.len()];
+        fs.identity.iter().for_each(|&i| count[i as usize] += 1);
+        count.iter().map(|c| c * (c - 1)).sum()
+    };
+    assert_eq!(searches, 153_634, "PROTOCOLS.md: Σ|c|(|c|−1) for FaceScrub");
+    let mn = read_noise_list(&dir.join("megaface_noises.txt")).unwrap();
+    let fsn = read_noise_list(&dir.join("facescrub_noises.txt")).unwrap();
+    // insightface's MegaFace list has 719 lines naming 707 distinct images (12 repeated).
+    assert_eq!((mn.len(), fsn.len()), (707, 605));
+    // insightface's FaceScrub noise list names its own copy of FaceScrub (Aaron_Eckhart_136.png),
+    // not the devkit list (Michael_Landes/Michael_Landes_43667.png): only 24 names coincide, which
+    // is why cleaning refuses a probe noise list with entries that match no probe image.
+    let noisy = fs.paths.iter().filter(|p| aifr_eval::dataset::megaface::is_noisy(&fsn, p)).count();
+    assert_eq!(noisy, 24);
+}
+
+#[test]
+fn a_probe_noise_list_for_other_names_is_refused() {
+    let mut case = setup("insightface");
+    let list = case.root.join("noise/facescrub_noises.txt");
+    let mut text = std::fs::read_to_string(&list).unwrap();
+    text.push_str("Aaron_Eckhart_136.png\n");
+    std::fs::write(&list, text).unwrap();
+    let err = app::run_megaface(&case.env, &case.req).unwrap_err();
+    assert_eq!(err.exit_code(), 3);
+    assert!(
+        err.to_string().contains("1 of the 5 entries") && err.to_string().contains("Aaron_Eckhart_136.png"),
+        "{err}"
+    );
+    // An explicit list overrides the dataset's.
+    let other = case.root.join("my_noise.txt");
+    std::fs::write(&other, "# none\n").unwrap();
+    case.req.probe_noise = Some(other);
+    let r: Value = {
+        app::run_megaface(&case.env, &case.req).unwrap();
+        serde_json::from_slice(&std::fs::read(case.req.out_dir.join("results.json")).unwrap()).unwrap()
+    };
+    assert_eq!(r["counts"]["cleaned"], 0);
+}
+
+/// The command as a user types it, on the synthetic devkit layout; then the gate on two runs.
+#[test]
+fn cli_runs_and_gates() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let spec = aifr_eval::demo::DemoSpec { dim: 32, ..Default::default() };
+    let fg = aifr_eval::demo::generate_fgnet(&spec, &data).unwrap();
+    let root = aifr_eval::synth::megaface_root(&data);
+    let keys = aifr_eval::store::import::read_keys(&fg.keys).unwrap();
+    aifr_eval::synth::write_fgnet_probe_list(&root, &keys).unwrap();
+    let d = aifr_eval::synth::generate_distractors(&root, 1000, 32, 9, None).unwrap();
+    let exe = env!("CARGO_BIN_EXE_aifr-eval");
+    let run = |out: &Path, extra: &[&str]| {
+        std::process::Command::new(exe)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
+            .args(["megaface", "--distractors", "10,100", "--distractors", "1k", "--embeddings"])
+            .arg(&fg.embeddings)
+            .arg("--keys")
+            .arg(&fg.keys)
+            .arg("--distractor-embeddings")
+            .arg(&d.store)
+            .arg("--out")
+            .arg(out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let a = dir.path().join("a");
+    let o = run(&a, &["--flip", "none"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("rank-1") && table.contains("1k"), "{table}");
+    let r: Value = serde_json::from_slice(&std::fs::read(a.join("results.json")).unwrap()).unwrap();
+    assert_eq!(r["kind"], "megaface_identification");
+    assert_eq!(r["metrics"]["sizes"].as_array().unwrap().len(), 3);
+    assert!(r["metrics"]["sizes"][2]["age"]["by_gap"].as_array().is_some_and(|b| b.len() == 5));
+    // Flip fusion without mirrored embeddings: refused with a message, exit 3.
+    let o = run(&dir.path().join("b"), &["--flip", "sum"]);
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    // A size that is not a challenge size: usage error.
+    let o = std::process::Command::new(exe)
+        .args(["megaface", "--distractors", "5k", "--embeddings", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("10, 100, 1k"));
+    // The same run again gates clean, exactly and statistically.
+    let c = dir.path().join("c");
+    assert!(run(&c, &["--flip", "none"]).status.success());
+    for extra in [&["--exact"][..], &[][..]] {
+        let g =
+            std::process::Command::new(exe).arg("gate").arg(&c).arg("--baseline").arg(&a).args(extra).output().unwrap();
+        let text = String::from_utf8_lossy(&g.stdout);
+        assert_eq!(g.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&g.stderr));
+        if extra.is_empty() {
+            assert!(text.contains("rank1@1k"), "{text}");
+        }
+    }
+    // A different cleaning is not comparable.
+    let mut r2 = r.clone();
+    r2["protocol"]["cleaning"] = "facexzoo".into();
+    std::fs::write(c.join("results.json"), serde_json::to_vec(&r2).unwrap()).unwrap();
+    let g = std::process::Command::new(exe).arg("gate").arg(&c).arg("--baseline").arg(&a).output().unwrap();
+    assert_eq!(g.status.code(), Some(3), "{}", String::from_utf8_lossy(&g.stderr));
+}
