@@ -27,8 +27,8 @@ pub struct SynthSpec {
     /// 1:1 impostor pairs per probe template (plus its one genuine pair).
     pub impostors_per_probe: usize,
     pub dim: usize,
-    /// Every 10th probe template copies the images of the one before it (another subject), so
-    /// genuine and impostor pairs tie exactly.
+    /// Every 10th probe template copies the images of an earlier probe template of another
+    /// subject with as many images, so genuine and impostor pairs tie exactly.
     pub ties: bool,
 }
 
@@ -150,10 +150,15 @@ pub fn generate(spec: &SynthSpec, root: &Path) -> Result<SynthRelease> {
         })
         .collect();
     if spec.ties {
+        // The source is the nearest earlier probe template of another subject with as many images,
+        // so that the release keeps exactly `spec.images` crops.
         for t in (spec.subjects + 1..n_t).filter(|t| (t - spec.subjects) % 10 == 9) {
-            if templates[t - 1].subject != templates[t].subject {
-                templates[t].medias = templates[t - 1].medias.clone();
-                templates[t].copy_of = Some(t - 1);
+            let source = (spec.subjects..t).rev().find(|&u| {
+                templates[u].copy_of.is_none() && templates[u].subject != templates[t].subject && sizes[u] == sizes[t]
+            });
+            if let Some(u) = source {
+                templates[t].medias = templates[u].medias.clone();
+                templates[t].copy_of = Some(u);
             }
         }
     }

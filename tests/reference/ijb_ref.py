@@ -313,6 +313,8 @@ def expected(root):
                     out["template_ids"] = [int(t) for t in uniq]
                     out["template_features"] = t_feats.tolist()
                     out["distinct_scores"] = int(len(np.unique(s)))
+                    # aifr-eval scores in float32: values closer than an f32 ulp (not ties) merge there.
+                    out["distinct_scores_f32"] = int(len(np.unique(s.astype(np.float32))))
                     out["tied_genuine_impostor"] = int(len(np.intersect1d(s[label == 1], s[label == 0])))
                     (g1t, g1s), (g2t, g2s), (pt, ps) = one_n
                     g1f, g1i = gallery_features(t_feats, tindex, g1t, g1s)
