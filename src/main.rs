@@ -704,6 +704,23 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 out_dir: a.out.join("megaface_fgnet"),
             };
             print_run(&app::run_megaface(&env, &req)?);
+            // IJB-C's release layout: template pooling, 1:1 and 1:N on a small synthetic release.
+            let ijbc = aifr_eval::dataset::ijb_synth::SynthSpec::demo(spec.seed);
+            let release = aifr_eval::dataset::ijb_synth::generate(&ijbc, &files.data_dir.join("IJB_release/IJBC"))?;
+            let store = release.write_store(&files.data_dir.join("embeddings/ijbc.aifrstore"))?;
+            let req = RunRequest {
+                benchmark: "ijbc".into(),
+                embeddings: store,
+                per_subject_models: false,
+                keys: None,
+                flip_embeddings: None,
+                mode: None,
+                flip: None,
+                protocol_file: None,
+                ages: None,
+                out_dir: a.out.join("ijbc"),
+            };
+            print_run(&app::run_ijb(&env, &req)?);
         }
         Command::Manifest(ManifestCommand::Check { file, root, skip_files }) => {
             let (m, summary) = manifest_app::check(&file, root.as_deref(), !skip_files)?;

@@ -448,3 +448,43 @@ fn cli_without_one_to_n_lists_and_with_bad_input() {
     assert!(err.contains("ijbc_template_pair_label.txt:") && err.contains("template 123456"), "{err}");
     assert!(!dir.path().join("bad/results.json").exists());
 }
+
+#[test]
+fn cli_runs_ijbb_from_a_store_on_a_generated_release() {
+    use aifr_eval::dataset::ijb_synth::{generate, SynthSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let spec = SynthSpec { prefix: "ijbb".into(), ..SynthSpec::small(5) };
+    let synth = generate(&spec, &data.join("IJB_release/IJBB")).unwrap();
+    let store = synth.write_store(&dir.path().join("ijbb.aifrstore")).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_aifr-eval"))
+            .env_remove("AIFR_DATA_DIR")
+            .env_remove("AIFR_DATASETS")
+            .current_dir(dir.path())
+            .args(["run", "ijbb", "--data-dir", "data", "--cache-dir", "cache"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["--embeddings", store.to_str().unwrap(), "--out", "out"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: Value = serde_json::from_slice(&std::fs::read(dir.path().join("out/results.json")).unwrap()).unwrap();
+    let galleries: Vec<&str> = r["metrics"]["identification"]["galleries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(galleries, ["S1", "S2"]);
+    assert_eq!(r["counts"]["images"], spec.images);
+    // A corrupt store and a missing data directory: clear errors with their exit codes.
+    std::fs::write(dir.path().join("bad.aifrstore"), b"not a store at all").unwrap();
+    let o = run(&["--embeddings", "bad.aifrstore", "--out", "bad"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("too short for an embedding store"));
+    std::fs::remove_dir_all(data.join("IJB_release/IJBB/meta")).unwrap();
+    let o = run(&["--embeddings", store.to_str().unwrap(), "--out", "bad"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ijbb_face_tid_mid.txt"));
+}

@@ -62,6 +62,20 @@ impl SynthSpec {
         }
     }
 
+    /// The demo's IJB-C-layout release: 4,000 crops, 600 templates, 100 impostors per probe.
+    pub fn demo(seed: u64) -> Self {
+        SynthSpec {
+            seed,
+            prefix: "ijbc".into(),
+            subjects: 100,
+            probe_templates: 500,
+            images: 4000,
+            impostors_per_probe: 99,
+            dim: 128,
+            ties: true,
+        }
+    }
+
     fn galleries(&self) -> [&'static str; 2] {
         if self.prefix == "ijbb" {
             ["S1", "S2"]
