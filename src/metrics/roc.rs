@@ -270,7 +270,12 @@ impl Roc {
 
     /// Every vertex of the exact ROC (one per distinct score), preceded by (0, 0) at +inf.
     pub fn vertices(&self) -> Vec<RocPoint> {
-        std::iter::once(Self::ORIGIN).chain((0..self.thresholds.len()).map(|i| self.point(i))).collect()
+        self.vertex_iter().collect()
+    }
+
+    /// [`Roc::vertices`] without materialising them (IJB: ~14 M vertices).
+    pub fn vertex_iter(&self) -> impl Iterator<Item = RocPoint> + '_ {
+        std::iter::once(Self::ORIGIN).chain((0..self.thresholds.len()).map(|i| self.point(i)))
     }
 
     /// The vertices sklearn's `roc_curve(drop_intermediate=True)` keeps: a point is dropped when
