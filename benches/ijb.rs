@@ -175,6 +175,10 @@ fn main() {
         t.elapsed().as_secs_f64(),
         id.cmc[0].rate
     );
+    // The reference also evaluates these exact scores, so the TAR rules are compared bit for bit.
+    let score_bytes: Vec<u8> = scores.iter().flat_map(|x| x.to_le_bytes()).collect();
+    npy(&dir.join("aifr_scores.npy"), "<f4", scores.len(), &score_bytes);
+    drop(score_bytes);
     drop(scores);
     drop(m);
 
@@ -204,5 +208,22 @@ fn main() {
         let fmt = |x: &serde_json::Value| x.as_f64().map_or("n/a".to_string(), |v| format!("{:.4}%", 100.0 * v));
         println!("  FAR {:e}: TAR strict {}  nearest {}", e["far"].as_f64().unwrap_or(0.0), fmt(&e["strict"]), fmt(&e["nearest"]));
     }
+    // Both rules on aifr-eval's own scores, computed by the reference: must equal ours exactly.
+    let mut mismatches = 0;
+    for (far, e) in FARS.iter().zip(v["tar_on_aifr_scores"].as_array().into_iter().flatten()) {
+        for (rule, key) in [(TarRule::Strict, "strict"), (TarRule::InsightfaceNearest, "nearest")] {
+            let ours = tars.iter().find(|t| t.rule == rule && t.far_target == *far).and_then(|t| t.tar);
+            if ours != e[key].as_f64() {
+                mismatches += 1;
+                println!("  MISMATCH at FAR {far:e} {key}: aifr-eval {ours:?}, reference {:?}", e[key].as_f64());
+            }
+        }
+    }
+    println!(
+        "reference on aifr-eval's scores: {} (AUC {:.9} vs {:.9})",
+        if mismatches == 0 { "every TAR identical under both rules" } else { "TAR MISMATCH" },
+        v["auc_on_aifr_scores"].as_f64().unwrap_or(f64::NAN),
+        roc.auc
+    );
     println!("speed-up: {:.1}× (reference {ref_total:.2} s / aifr-eval {total:.2} s)", ref_total / total);
 }
