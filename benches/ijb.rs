@@ -49,6 +49,16 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// CPU seconds (user + system, all threads) of this process so far: on a shared machine the
+/// wall time depends on the other load, the CPU time much less.
+fn cpu_s() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
 fn reset_peak_rss() {
     // Writing 5 to clear_refs resets VmHWM (Linux ≥ 4.0); harmless elsewhere.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -105,6 +115,8 @@ fn main() {
         println!("generated {} in {:.1} s (cached for later runs)", dir.display(), t.elapsed().as_secs_f64());
     }
     let threads = rayon::current_num_threads();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average before timing (other processes share the CPUs): {}", load.trim());
     println!(
         "IJB-C-size synthetic release: {} images, {} + {} templates, {} pairs per probe, 512-D; {threads} threads",
         spec.images,
@@ -145,6 +157,7 @@ fn main() {
     std::hint::black_box(sink);
     reset_peak_rss();
     let rss_before = peak_rss_mib();
+    let cpu0 = cpu_s();
     let t0 = Instant::now();
     let rows = image_rows(&release, &store).expect("rows");
     let m = pool(&release, &store, &rows, Pooling::default()).expect("pool");
@@ -156,9 +169,10 @@ fn main() {
     let (roc, tars, _curves) = verification_metrics(&scores, &release.pairs.genuine, &FARS).expect("metrics");
     let roc_s = t.elapsed().as_secs_f64();
     let total = t0.elapsed().as_secs_f64();
+    let cpu = cpu_s() - cpu0;
     let rss = peak_rss_mib();
     println!(
-        "aifr-eval  embeddings → TAR table: {total:.2} s (pool {pool_s:.2}, score {score_s:.2}, ROC+TAR+AUC+curves {roc_s:.2}); peak RSS {rss:.0} MiB (store mapping included; {rss_before:.0} MiB before)"
+        "aifr-eval  embeddings → TAR table: {total:.2} s wall, {cpu:.2} s CPU on {threads} threads (pool {pool_s:.2}, score {score_s:.2}, ROC+TAR+AUC+curves {roc_s:.2}); peak RSS {rss:.0} MiB (store mapping included; {rss_before:.0} MiB before)"
     );
     println!("  AUC {:.6}", roc.auc);
     for far in FARS {

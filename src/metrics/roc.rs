@@ -143,13 +143,13 @@ impl Roc {
                 return Err(MetricError::EmptyClass { class: super::class_name(class) });
             }
         }
-        let split = |want: bool| -> Vec<f64> {
-            let keys: Vec<u32> =
-                scores.iter().zip(genuine).filter(|(_, &g)| g == want).map(|(&s, _)| desc_key(s)).collect();
-            radix_sort_u32(keys).into_iter().map(|k| f32_from_desc_key(k) as f64).collect()
+        let split = |want: bool| -> Vec<u32> {
+            radix_sort_u32(scores.iter().zip(genuine).filter(|(_, &g)| g == want).map(|(&s, _)| desc_key(s)).collect())
         };
         let (gen, imp) = rayon::join(|| split(true), || split(false));
-        Ok(Self::from_desc_classes(&gen, &imp))
+        // Ascending keys are descending scores: merged on the keys, widened once per vertex.
+        let (n_gen, n_imp) = (gen.len() as u64, imp.len() as u64);
+        Ok(Self::merge_by(&gen, &imp, n_gen, n_imp, u32::min, |k| f32_from_desc_key(k) as f64))
     }
 
     /// Merges the two classes' scores, each sorted descending, into cumulative counts.
@@ -183,13 +183,26 @@ impl Roc {
     }
 
     fn merge_sorted(gen: &[f64], imp: &[f64], n_gen: u64, n_imp: u64) -> Self {
+        Self::merge_by(gen, imp, n_gen, n_imp, f64::max, |t| t)
+    }
+
+    /// Merges two runs sorted so that `first(a, b)` is the one coming first (the higher score),
+    /// one vertex per distinct value; `value` gives its threshold.
+    fn merge_by<T: Copy + PartialEq>(
+        gen: &[T],
+        imp: &[T],
+        n_gen: u64,
+        n_imp: u64,
+        first: impl Fn(T, T) -> T,
+        value: impl Fn(T) -> f64,
+    ) -> Self {
         let cap = gen.len() + imp.len();
         let (mut thresholds, mut tp, mut fp) =
             (Vec::with_capacity(cap), Vec::with_capacity(cap), Vec::with_capacity(cap));
         let (mut i, mut j) = (0usize, 0usize);
         while i < gen.len() || j < imp.len() {
             let t = match (gen.get(i), imp.get(j)) {
-                (Some(&a), Some(&b)) => a.max(b),
+                (Some(&a), Some(&b)) => first(a, b),
                 (Some(&a), None) => a,
                 (None, Some(&b)) => b,
                 (None, None) => break,
@@ -200,7 +213,7 @@ impl Roc {
             while j < imp.len() && imp[j] == t {
                 j += 1;
             }
-            thresholds.push(t);
+            thresholds.push(value(t));
             tp.push(i as u64);
             fp.push(j as u64);
         }
