@@ -178,7 +178,11 @@ fn main() {
     for far in FARS {
         let get = |rule| tars.iter().find(|t| t.rule == rule && t.far_target == far).and_then(|t| t.tar);
         let fmt = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{:.4}%", 100.0 * v));
-        println!("  FAR {far:e}: TAR strict {}  nearest {}", fmt(get(TarRule::Strict)), fmt(get(TarRule::InsightfaceNearest)));
+        println!(
+            "  FAR {far:e}: TAR strict {}  nearest {}",
+            fmt(get(TarRule::Strict)),
+            fmt(get(TarRule::InsightfaceNearest))
+        );
     }
     let t = Instant::now();
     let one_n = release.one_n.as_ref().expect("1:N lists");
@@ -220,7 +224,12 @@ fn main() {
     );
     for e in v["tar"].as_array().into_iter().flatten() {
         let fmt = |x: &serde_json::Value| x.as_f64().map_or("n/a".to_string(), |v| format!("{:.4}%", 100.0 * v));
-        println!("  FAR {:e}: TAR strict {}  nearest {}", e["far"].as_f64().unwrap_or(0.0), fmt(&e["strict"]), fmt(&e["nearest"]));
+        println!(
+            "  FAR {:e}: TAR strict {}  nearest {}",
+            e["far"].as_f64().unwrap_or(0.0),
+            fmt(&e["strict"]),
+            fmt(&e["nearest"])
+        );
     }
     // Both rules on aifr-eval's own scores, computed by the reference: must equal ours exactly.
     let mut mismatches = 0;

@@ -8,7 +8,8 @@ use crate::protocol::fgnet as fgnet_protocol;
 use crate::protocol::verification::{self, VerificationParams};
 use crate::report::html::write_report;
 use crate::report::results::{
-    mode_label, BenchmarkInfo, EmbeddingsInfo, FgnetProtocolInfo, FgnetResults, FileFingerprint, ProtocolInfo, Software, Timings, VerificationResults, SCHEMA, SCHEMA_VERSION,
+    mode_label, BenchmarkInfo, EmbeddingsInfo, FgnetProtocolInfo, FgnetResults, FileFingerprint, ProtocolInfo,
+    Software, Timings, VerificationResults, SCHEMA, SCHEMA_VERSION,
 };
 use crate::report::run::{write_pair_scores, RunData};
 use crate::report::terminal::{fgnet_table, verification_table};

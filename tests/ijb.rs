@@ -195,7 +195,8 @@ fn one_to_n_matches_the_reference() {
     }
     assert!(some_below_one_over_n, "the fixture must have an FPIR target below 1/N");
     let combined: Vec<u64> = id.cmc.iter().map(|p| p.hits).collect();
-    let want_combined: Vec<u64> = want["combined_cmc"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    let want_combined: Vec<u64> =
+        want["combined_cmc"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
     assert_eq!(combined, want_combined);
     assert_eq!(id.cmc[0].probes, want["probes"].as_u64().unwrap());
     // Mean of the galleries, ijb_evals rule.
@@ -346,7 +347,10 @@ fn synthetic_release_round_trips_through_the_adapter() {
     assert!(bits(true).intersection(&bits(false)).count() > 0, "the synthetic release must contain ties");
     // Genuine pairs should mostly beat impostors.
     assert!(out.metrics.roc.auc > 0.8, "{}", out.metrics.roc.auc);
-    assert!(out.metrics.identification.as_ref().unwrap().cmc[1].rate >= out.metrics.identification.as_ref().unwrap().cmc[0].rate);
+    assert!(
+        out.metrics.identification.as_ref().unwrap().cmc[1].rate
+            >= out.metrics.identification.as_ref().unwrap().cmc[0].rate
+    );
 }
 
 fn files_at(root: &Path) -> IjbFiles {
@@ -413,14 +417,19 @@ fn cli_end_to_end_on_the_real_layout() {
     // The paper table reads the documented fields.
     let md = std::fs::read_to_string(run1.join("summary.md")).unwrap();
     let row = md.lines().nth(2).unwrap();
-    let tar = want[exp["far_targets"].as_array().unwrap().iter().position(|f| f.as_f64() == Some(1e-4)).unwrap()].clone();
+    let tar =
+        want[exp["far_targets"].as_array().unwrap().iter().position(|f| f.as_f64() == Some(1e-4)).unwrap()].clone();
     let cell = if tar.is_null() { "–".to_string() } else { format!("{:.2}", 100.0 * tar["tar"].as_f64().unwrap()) };
     assert_eq!(row.split('|').nth(6).unwrap().trim(), cell, "{md}");
     // Deterministic whatever the thread count.
     let o = cli(dir.path(), "run2", "1");
     assert!(o.status.success());
     for f in ["results.json", "curves.json"] {
-        assert_eq!(std::fs::read(run1.join(f)).unwrap(), std::fs::read(dir.path().join("run2").join(f)).unwrap(), "{f}");
+        assert_eq!(
+            std::fs::read(run1.join(f)).unwrap(),
+            std::fs::read(dir.path().join("run2").join(f)).unwrap(),
+            "{f}"
+        );
     }
 }
 
@@ -434,8 +443,7 @@ fn cli_without_one_to_n_lists_and_with_bad_input() {
     }
     let o = cli(dir.path(), "run", "2");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let results: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("run/results.json")).unwrap()).unwrap();
+    let results: Value = serde_json::from_slice(&std::fs::read(dir.path().join("run/results.json")).unwrap()).unwrap();
     assert!(results["metrics"]["identification"].is_null());
     assert!(results["metrics"]["identification_note"].as_str().unwrap().contains("1:N"));
     // An unknown template in the pair file: exit 3, file and line named, nothing written.

@@ -65,11 +65,8 @@ pub fn run_ijb(env: &Env, req: &RunRequest) -> Result<RunReport> {
     };
     let release = crate::dataset::ijb::read_release(&files, [names[0].as_str(), names[1].as_str()])?;
     clock.lap("read benchmark");
-    let prints = release
-        .sources
-        .iter()
-        .map(|(role, p)| file_fingerprint(role, p, &env.data_dir))
-        .collect::<Result<Vec<_>>>()?;
+    let prints =
+        release.sources.iter().map(|(role, p)| file_fingerprint(role, p, &env.data_dir)).collect::<Result<Vec<_>>>()?;
     clock.lap("fingerprint files");
     let store = open_embeddings(env, &req.embeddings, req.keys.as_deref(), req.flip_embeddings.as_deref(), None)?;
     clock.lap("open embeddings");
@@ -81,8 +78,11 @@ pub fn run_ijb(env: &Env, req: &RunRequest) -> Result<RunReport> {
             return Err(Error::Config("IJB pooling sums the mirrored embedding: use --flip sum or none".into()))
         }
     };
-    let pooling =
-        Pooling { flip, normalize_images: protocol.pooling.normalize_images, detector_weight: protocol.pooling.detector_weight };
+    let pooling = Pooling {
+        flip,
+        normalize_images: protocol.pooling.normalize_images,
+        detector_weight: protocol.pooling.detector_weight,
+    };
     let params = IjbParams {
         pooling,
         far_targets: protocol.far_targets.clone(),

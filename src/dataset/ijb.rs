@@ -302,7 +302,10 @@ pub fn read_faces(path: &Path) -> Result<Vec<(String, u32, u32)>> {
             return Err(Error::parse(
                 path,
                 line_of(i, 0),
-                format!("image '{n}' is listed again (first on line {}): each crop must appear once", line_of(first, 0)),
+                format!(
+                    "image '{n}' is listed again (first on line {}): each crop must appear once",
+                    line_of(first, 0)
+                ),
             ));
         }
     }
@@ -310,8 +313,11 @@ pub fn read_faces(path: &Path) -> Result<Vec<(String, u32, u32)>> {
     Ok(names.into_iter().zip(tids).zip(mids).map(|((n, t), m)| (n, t, m)).collect())
 }
 
-/// Landmark list: (name, 5 landmarks, detector score) per line.
-pub fn read_landmarks(path: &Path) -> Result<Vec<(String, [[f32; 2]; 5], f32)>> {
+/// One row of `*_name_5pts_score.txt`: image name, 5 landmarks (x, y), detector score.
+pub type LandmarkRow = (String, [[f32; 2]; 5], f32);
+
+/// Landmark list: one [`LandmarkRow`] per line.
+pub fn read_landmarks(path: &Path) -> Result<Vec<LandmarkRow>> {
     let mut kinds = vec![Kind::Str];
     kinds.extend([Kind::Float; 11]);
     let what = "'image_name x1 y1 x2 y2 x3 y3 x4 y4 x5 y5 score'";
@@ -335,7 +341,7 @@ pub fn read_landmarks(path: &Path) -> Result<Vec<(String, [[f32; 2]; 5], f32)>> 
 /// and every landmark row must name a face.
 pub fn join_images(
     faces: Vec<(String, u32, u32)>,
-    landmarks: Vec<(String, [[f32; 2]; 5], f32)>,
+    landmarks: Vec<LandmarkRow>,
     faces_path: &Path,
     landmarks_path: &Path,
 ) -> Result<Vec<IjbImage>> {

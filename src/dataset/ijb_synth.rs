@@ -139,7 +139,9 @@ fn write(path: &Path, text: &str) -> Result<()> {
 
 /// Writes the release under `root` and returns its embeddings.
 pub fn generate(spec: &SynthSpec, root: &Path) -> Result<SynthRelease> {
-    if spec.subjects < 2 || spec.impostors_per_probe >= spec.subjects || spec.images < spec.subjects + spec.probe_templates
+    if spec.subjects < 2
+        || spec.impostors_per_probe >= spec.subjects
+        || spec.images < spec.subjects + spec.probe_templates
     {
         return Err(Error::Config("synthetic IJB spec: need ≥ 2 subjects, fewer impostors per probe than subjects, and at least one image per template".into()));
     }
@@ -181,7 +183,8 @@ pub fn generate(spec: &SynthSpec, root: &Path) -> Result<SynthRelease> {
     for i in (1..n_t).rev() {
         file_order.swap(i, r.gen_range(0..=i));
     }
-    let centers: Vec<Vec<f64>> = (0..spec.subjects).map(|s| unit(&mut rng(spec.seed, 1 + s as u64), spec.dim)).collect();
+    let centers: Vec<Vec<f64>> =
+        (0..spec.subjects).map(|s| unit(&mut rng(spec.seed, 1 + s as u64), spec.dim)).collect();
     let subject_id = |s: usize| 100 + 7 * s as u32;
 
     // Images in file order; a copying template reuses its source's rows, so it needs them first.
@@ -234,7 +237,8 @@ pub fn generate(spec: &SynthSpec, root: &Path) -> Result<SynthRelease> {
         let scale = 1.0 / (dim as f64).sqrt();
         let mut row = 0;
         for &(_, frames) in &tpl.medias {
-            let offset: Vec<f64> = (0..dim).map(|_| tr.sample::<f64, _>(StandardNormal) * 1.1 * scale / quality).collect();
+            let offset: Vec<f64> =
+                (0..dim).map(|_| tr.sample::<f64, _>(StandardNormal) * 1.1 * scale / quality).collect();
             for _ in 0..frames {
                 let norm: f64 = tr.gen_range(8.0..30.0);
                 for j in 0..dim {
@@ -285,7 +289,13 @@ pub fn generate(spec: &SynthSpec, root: &Path) -> Result<SynthRelease> {
         let mut s = String::from("TEMPLATE_ID,SUBJECT_ID,FILENAME\n");
         for t in ts {
             for k in 0..templates[t].medias.iter().map(|m| m.1).sum::<usize>() {
-                let _ = writeln!(s, "{},{},img/{}", templates[t].id, subject_id(templates[t].subject), names[starts[t] + k]);
+                let _ = writeln!(
+                    s,
+                    "{},{},img/{}",
+                    templates[t].id,
+                    subject_id(templates[t].subject),
+                    names[starts[t] + k]
+                );
             }
         }
         s

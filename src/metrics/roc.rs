@@ -639,7 +639,10 @@ mod tests {
         let b = Roc::new(&wide, &labels).unwrap();
         assert_eq!(a.vertices(), b.vertices());
         assert_eq!(a.tar_at_fars(&[1e-3, 0.01, 0.1]), b.tar_at_fars(&[1e-3, 0.01, 0.1]));
-        assert!(matches!(Roc::from_f32(&[f32::NAN, 0.0], &[true, false]), Err(MetricError::NonFinite { index: 0, .. })));
+        assert!(matches!(
+            Roc::from_f32(&[f32::NAN, 0.0], &[true, false]),
+            Err(MetricError::NonFinite { index: 0, .. })
+        ));
         assert!(matches!(Roc::from_f32(&[0.1], &[true]), Err(MetricError::EmptyClass { .. })));
     }
 

@@ -10,7 +10,9 @@
 
 use crate::dataset::ijb::{IjbRelease, OneN};
 use crate::error::{Error, Result};
-use crate::metrics::open_set::{cmc, legacy_points, mate_rank, CmcPoint, FpirRule, LegacyPoint, MatedProbe, OpenSet, TpirAtFpir};
+use crate::metrics::open_set::{
+    cmc, legacy_points, mate_rank, CmcPoint, FpirRule, LegacyPoint, MatedProbe, OpenSet, TpirAtFpir,
+};
 use crate::metrics::{Roc, TarAtFar, TarRule};
 use crate::protocol::verification::RocSummary;
 use crate::report::run::{Curves, MarkedThreshold, OpenSetCurve};
@@ -98,52 +100,57 @@ pub fn pool_templates(
     }
     let mut data = vec![0f32; n_templates * dim];
     // Every template is pooled; the first failure in template order is reported (deterministic).
-    let failures: Vec<Option<PoolError>> = data.par_chunks_mut(dim.max(1)).enumerate().map(|(t, out)| {
-        let mut imgs: Vec<u32> = order[start[t]..start[t + 1]].to_vec();
-        imgs.sort_by_key(|&i| (image_media[i as usize], i));
-        let (mut e, mut f) = (vec![0f32; dim], vec![0f32; dim]);
-        let (mut media_sum, mut template) = (vec![0f64; dim], vec![0f64; dim]);
-        let mut k = 0;
-        while k < imgs.len() {
-            let media = image_media[imgs[k] as usize];
-            media_sum.iter_mut().for_each(|x| *x = 0.0);
-            let mut count = 0usize;
-            while k < imgs.len() && image_media[imgs[k] as usize] == media {
-                let i = imgs[k] as usize;
-                read(i, View::Original, &mut e);
-                if pooling.flip {
-                    read(i, View::Flipped, &mut f);
-                    for (a, &b) in e.iter_mut().zip(&f) {
-                        *a += b;
+    let failures: Vec<Option<PoolError>> = data
+        .par_chunks_mut(dim.max(1))
+        .enumerate()
+        .map(|(t, out)| {
+            let mut imgs: Vec<u32> = order[start[t]..start[t + 1]].to_vec();
+            imgs.sort_by_key(|&i| (image_media[i as usize], i));
+            let (mut e, mut f) = (vec![0f32; dim], vec![0f32; dim]);
+            let (mut media_sum, mut template) = (vec![0f64; dim], vec![0f64; dim]);
+            let mut k = 0;
+            while k < imgs.len() {
+                let media = image_media[imgs[k] as usize];
+                media_sum.iter_mut().for_each(|x| *x = 0.0);
+                let mut count = 0usize;
+                while k < imgs.len() && image_media[imgs[k] as usize] == media {
+                    let i = imgs[k] as usize;
+                    read(i, View::Original, &mut e);
+                    if pooling.flip {
+                        read(i, View::Flipped, &mut f);
+                        for (a, &b) in e.iter_mut().zip(&f) {
+                            *a += b;
+                        }
                     }
-                }
-                let mut w = if pooling.detector_weight { scores[i] as f64 } else { 1.0 };
-                if pooling.normalize_images {
-                    let n = e.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
-                    if !(n > 0.0 && n.is_finite()) {
-                        return Err(PoolError::ZeroImage { image: i });
+                    let mut w = if pooling.detector_weight { scores[i] as f64 } else { 1.0 };
+                    if pooling.normalize_images {
+                        let n = e.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
+                        if !(n > 0.0 && n.is_finite()) {
+                            return Err(PoolError::ZeroImage { image: i });
+                        }
+                        w /= n;
                     }
-                    w /= n;
+                    for (m, &x) in media_sum.iter_mut().zip(&e) {
+                        *m += x as f64 * w;
+                    }
+                    count += 1;
+                    k += 1;
                 }
-                for (m, &x) in media_sum.iter_mut().zip(&e) {
-                    *m += x as f64 * w;
+                for (tv, &m) in template.iter_mut().zip(&media_sum) {
+                    *tv += m / count as f64;
                 }
-                count += 1;
-                k += 1;
             }
-            for (tv, &m) in template.iter_mut().zip(&media_sum) {
-                *tv += m / count as f64;
+            let norm = template.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if !(norm > 0.0 && norm.is_finite()) {
+                return Err(PoolError::ZeroTemplate { template: t });
             }
-        }
-        let norm = template.iter().map(|x| x * x).sum::<f64>().sqrt();
-        if !(norm > 0.0 && norm.is_finite()) {
-            return Err(PoolError::ZeroTemplate { template: t });
-        }
-        for (o, &x) in out.iter_mut().zip(&template) {
-            *o = (x / norm) as f32;
-        }
-        Ok(())
-    }).map(|r: std::result::Result<(), PoolError>| r.err()).collect();
+            for (o, &x) in out.iter_mut().zip(&template) {
+                *o = (x / norm) as f32;
+            }
+            Ok(())
+        })
+        .map(|r: std::result::Result<(), PoolError>| r.err())
+        .collect();
     match failures.into_iter().flatten().next() {
         Some(e) => Err(e),
         None => Ok(TemplateMatrix { dim, data }),
@@ -417,11 +424,8 @@ pub fn identify(
     legacy_fars: &[f64],
 ) -> (Identification, Vec<OpenSetCurve>) {
     let probes = &one_n.probes;
-    let lookups: Vec<HashMap<u32, usize>> = one_n
-        .galleries
-        .iter()
-        .map(|g| g.subjects.iter().enumerate().map(|(i, &s)| (s, i)).collect())
-        .collect();
+    let lookups: Vec<HashMap<u32, usize>> =
+        one_n.galleries.iter().map(|g| g.subjects.iter().enumerate().map(|(i, &s)| (s, i)).collect()).collect();
     let k_max = legacy_fars.iter().map(|f| (probes.templates.len() as f64 * f).ceil() as usize).max().unwrap_or(0);
     let avx2 = has_avx2();
     const CHUNK: usize = 32;
@@ -432,8 +436,7 @@ pub fn identify(
         .map(|s| {
             let e = (s + CHUNK).min(probes.templates.len());
             let ids = &probes.templates[s..e];
-            let rows: Vec<Vec<f32>> =
-                one_n.galleries.iter().map(|g| score_block(m, ids, &g.templates, avx2)).collect();
+            let rows: Vec<Vec<f32>> = one_n.galleries.iter().map(|g| score_block(m, ids, &g.templates, avx2)).collect();
             let mut stats = vec![Vec::with_capacity(ids.len()); one_n.galleries.len()];
             let mut legacy = Vec::with_capacity(ids.len());
             let mut candidates = Vec::new();
@@ -518,7 +521,8 @@ pub fn identify(
                 .iter()
                 .map(|g| g.tpir_at_fpir.iter().find(|x| x.rule == rule && x.fpir_target == t).and_then(|x| x.tpir))
                 .collect();
-            let tpir = vals.iter().copied().collect::<Option<Vec<f64>>>().map(|v| v.iter().sum::<f64>() / v.len() as f64);
+            let tpir =
+                vals.iter().copied().collect::<Option<Vec<f64>>>().map(|v| v.iter().sum::<f64>() / v.len() as f64);
             MeanTpir { fpir_target: t, rule, tpir }
         })
         .collect();
@@ -647,8 +651,8 @@ pub fn verification_metrics(
     genuine: &[bool],
     far_targets: &[f64],
 ) -> Result<(RocSummary, Vec<TarAtFar>, Curves)> {
-    let roc = Roc::from_f32(scores, genuine)
-        .map_err(|e| Error::Invalid(format!("cannot evaluate the 1:1 pairs: {e}")))?;
+    let roc =
+        Roc::from_f32(scores, genuine).map_err(|e| Error::Invalid(format!("cannot evaluate the 1:1 pairs: {e}")))?;
     let tar_at_far = roc.tar_at_fars(far_targets);
     let eer = roc.eer();
     let mut marked: Vec<MarkedThreshold> =
@@ -717,8 +721,9 @@ mod tests {
     #[test]
     fn dot4_gives_dots_bits() {
         for dim in [1, 15, 16, 37, 512] {
-            let v: Vec<Vec<f32>> =
-                (0..8).map(|r| (0..dim).map(|i| (((r * 131 + i) * 7919) % 1009) as f32 / 97.0 - 5.1).collect()).collect();
+            let v: Vec<Vec<f32>> = (0..8)
+                .map(|r| (0..dim).map(|i| (((r * 131 + i) * 7919) % 1009) as f32 / 97.0 - 5.1).collect())
+                .collect();
             if !has_avx2() {
                 return;
             }

@@ -655,7 +655,6 @@ pub fn rank1_vs_distractors_chart(series: &[CmcSeries], title: &str) -> Result<V
     })
 }
 
-
 /// IJB 1:N: TPIR (strict rule) against FPIR on a log axis, one line per gallery, with the
 /// operating points (achieved FPIR, TPIR) marked.
 pub fn open_set_chart(curves: &[super::run::OpenSetCurve], points: &[Vec<(f64, f64)>], title: &str) -> Result<Vec<u8>> {
@@ -671,7 +670,12 @@ pub fn open_set_chart(curves: &[super::run::OpenSetCurve], points: &[Vec<(f64, f
     let positive: Vec<Vec<(f64, f64)>> = curves
         .iter()
         .map(|c| {
-            c.fpir.iter().zip(&c.tpir).filter(|(f, t)| **f > 0.0 && f.is_finite() && t.is_finite()).map(|(&f, &t)| (f, t)).collect()
+            c.fpir
+                .iter()
+                .zip(&c.tpir)
+                .filter(|(f, t)| **f > 0.0 && f.is_finite() && t.is_finite())
+                .map(|(&f, &t)| (f, t))
+                .collect()
         })
         .collect();
     if positive.iter().all(Vec::is_empty) {
@@ -696,7 +700,10 @@ pub fn open_set_chart(curves: &[super::run::OpenSetCurve], points: &[Vec<(f64, f
             chart.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(3)))?;
             let marks = points.get(i).map(Vec::as_slice).unwrap_or_default();
             chart.draw_series(
-                marks.iter().filter(|p| p.0 >= x_lo && p.0 <= 1.0 && p.1 >= y_lo).map(|&p| Circle::new(p, 6, c.filled())),
+                marks
+                    .iter()
+                    .filter(|p| p.0 >= x_lo && p.0 <= 1.0 && p.1 >= y_lo)
+                    .map(|&p| Circle::new(p, 6, c.filled())),
             )?;
         }
         Ok(())

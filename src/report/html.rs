@@ -603,7 +603,9 @@ fn ijb_identification_section(out: &mut String, r: &Value) {
                 far_label(t)
             );
             for rule in ["strict", "ijb_evals"] {
-                let e = entries.iter().find(|e| e["rule"] == rule && e["fpir_target"].as_f64().is_some_and(|x| same_far(x, t)));
+                let e = entries
+                    .iter()
+                    .find(|e| e["rule"] == rule && e["fpir_target"].as_f64().is_some_and(|x| same_far(x, t)));
                 match e.filter(|e| e["available"] == true) {
                     Some(e) => {
                         let _ = write!(
@@ -615,7 +617,10 @@ fn ijb_identification_section(out: &mut String, r: &Value) {
                         );
                     }
                     None => {
-                        let _ = write!(out, "<td class=\"num\">n/a</td><td class=\"num\">{DASH}</td><td class=\"num\">{DASH}</td>");
+                        let _ = write!(
+                            out,
+                            "<td class=\"num\">n/a</td><td class=\"num\">{DASH}</td><td class=\"num\">{DASH}</td>"
+                        );
                     }
                 }
             }
@@ -630,31 +635,71 @@ fn ijb_identification_section(out: &mut String, r: &Value) {
         .filter(|e| e["rule"] == "ijb_evals")
         .map(|e| format!("FPIR {}: {}", opt(e["fpir_target"].as_f64(), far_label), opt(e["tpir"].as_f64(), pct)))
         .collect();
-    let _ = writeln!(out, "<p>Mean TPIR over the galleries (compat=ijb_evals, as insightface prints it): {}</p>", escape_html(&mean.join("; ")));
+    let _ = writeln!(
+        out,
+        "<p>Mean TPIR over the galleries (compat=ijb_evals, as insightface prints it): {}</p>",
+        escape_html(&mean.join("; "))
+    );
     let cmc_text = |v: &Value| -> String {
         v.as_array()
             .into_iter()
             .flatten()
-            .map(|p| format!("rank-{} {} ({}/{})", field(p, "/rank"), opt(p["rate"].as_f64(), pct), field(p, "/hits"), field(p, "/probes")))
+            .map(|p| {
+                format!(
+                    "rank-{} {} ({}/{})",
+                    field(p, "/rank"),
+                    opt(p["rate"].as_f64(), pct),
+                    field(p, "/hits"),
+                    field(p, "/probes")
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
     out.push_str("<table>\n<thead><tr><th>CMC</th><th>rank-k hit rate (ties count against the mate)</th></tr></thead>\n<tbody>\n");
     for g in id["galleries"].as_array().into_iter().flatten() {
-        let _ = writeln!(out, "<tr><th scope=\"row\">{} (mated probes)</th><td>{}</td></tr>", field(g, "/name"), escape_html(&cmc_text(&g["cmc"])));
+        let _ = writeln!(
+            out,
+            "<tr><th scope=\"row\">{} (mated probes)</th><td>{}</td></tr>",
+            field(g, "/name"),
+            escape_html(&cmc_text(&g["cmc"]))
+        );
     }
-    let _ = writeln!(out, "<tr><th scope=\"row\">all galleries (hits / all probes)</th><td>{}</td></tr>", escape_html(&cmc_text(&id["cmc"])));
+    let _ = writeln!(
+        out,
+        "<tr><th scope=\"row\">all galleries (hits / all probes)</th><td>{}</td></tr>",
+        escape_html(&cmc_text(&id["cmc"]))
+    );
     out.push_str("</tbody>\n</table>\n");
     let l = &id["legacy"];
-    let _ = writeln!(out, "<h3>Legacy merged-gallery numbers (not comparable)</h3>\n<p class=\"note\">{}</p>", field(l, "/label"));
+    let _ = writeln!(
+        out,
+        "<h3>Legacy merged-gallery numbers (not comparable)</h3>\n<p class=\"note\">{}</p>",
+        field(l, "/label")
+    );
     if l["available"] == true {
         let pts: Vec<String> = l["points"]
             .as_array()
             .into_iter()
             .flatten()
-            .map(|p| format!("'FAR' {}: TPR {} (k = {}, threshold {})", field(p, "/legacy_far"), opt(p["tpr"].as_f64(), pct), field(p, "/k"), opt(p["threshold"].as_f64(), |x| format!("{x:.4}"))))
+            .map(|p| {
+                format!(
+                    "'FAR' {}: TPR {} (k = {}, threshold {})",
+                    field(p, "/legacy_far"),
+                    opt(p["tpr"].as_f64(), pct),
+                    field(p, "/k"),
+                    opt(p["threshold"].as_f64(), |x| format!("{x:.4}"))
+                )
+            })
             .collect();
-        let _ = writeln!(out, "<p>{} gallery templates, {} probes. CMC: {}.<br>{}</p>", field(l, "/gallery_templates"), field(l, "/probes"), escape_html(&cmc_text(&l["cmc"])), escape_html(&pts.join("; ")));
+        let _ = writeln!(
+            out,
+            "<p>{} gallery templates, {} probes. CMC: {}.<br>{}</p>",
+            field(l, "/gallery_templates"),
+            field(l, "/probes"),
+            escape_html(&cmc_text(&l["cmc"])),
+            escape_html(&pts.join("; "))
+        );
     } else {
         let _ = writeln!(out, "<p class=\"muted\">Not available: {}</p>", field(l, "/note"));
     }

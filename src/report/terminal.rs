@@ -102,7 +102,11 @@ pub fn ijb_table(r: &IjbResults) -> String {
         let _ = writeln!(s, "  1:N  not evaluated: {}", m.identification_note.as_deref().unwrap_or("no 1:N lists"));
         return s;
     };
-    let _ = writeln!(s, "  1:N  {:<10} {:<7} {:<34} {:<34} CMC rank-1/5/10", "gallery", "FPIR", "TPIR (strict)", "TPIR (ijb_evals)");
+    let _ = writeln!(
+        s,
+        "  1:N  {:<10} {:<7} {:<34} {:<34} CMC rank-1/5/10",
+        "gallery", "FPIR", "TPIR (strict)", "TPIR (ijb_evals)"
+    );
     for g in &id.galleries {
         for (i, &t) in r.protocol.fpir_targets.iter().enumerate() {
             let cell = |rule: FpirRule| -> String {
@@ -116,11 +120,8 @@ pub fn ijb_table(r: &IjbResults) -> String {
                     _ => "n/a".into(),
                 }
             };
-            let cmc = if i == 0 {
-                g.cmc.iter().map(|p| pct(p.rate)).collect::<Vec<_>>().join(" / ")
-            } else {
-                String::new()
-            };
+            let cmc =
+                if i == 0 { g.cmc.iter().map(|p| pct(p.rate)).collect::<Vec<_>>().join(" / ") } else { String::new() };
             let name = if i == 0 { format!("{} ({})", g.name, g.templates) } else { String::new() };
             let _ = writeln!(
                 s,
@@ -149,7 +150,12 @@ pub fn ijb_table(r: &IjbResults) -> String {
             .map(|p| format!("{}: {}", p.legacy_far, p.tpr.map(pct).unwrap_or_else(|| "n/a".into())))
             .collect();
         let ranks: Vec<String> = l.cmc.iter().map(|p| format!("rank-{} {}", p.rank, pct(p.rate))).collect();
-        let _ = writeln!(s, "  legacy ijb_1n.py (merged gallery, 'FAR' per probe, not comparable): {}; {}", ranks.join(" "), pts.join("  "));
+        let _ = writeln!(
+            s,
+            "  legacy ijb_1n.py (merged gallery, 'FAR' per probe, not comparable): {}; {}",
+            ranks.join(" "),
+            pts.join("  ")
+        );
     } else {
         let _ = writeln!(s, "  legacy ijb_1n.py: not available ({})", l.note.as_deref().unwrap_or(""));
     }
