@@ -81,20 +81,6 @@ fn u32_bytes(v: &[u32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn files(root: &Path) -> IjbFiles {
-    let m = root.join("meta");
-    IjbFiles {
-        faces: m.join("ijbc_face_tid_mid.txt"),
-        landmarks: m.join("ijbc_name_5pts_score.txt"),
-        pairs: m.join("ijbc_template_pair_label.txt"),
-        one_n: Some([
-            m.join("ijbc_1N_gallery_G1.csv"),
-            m.join("ijbc_1N_gallery_G2.csv"),
-            m.join("ijbc_1N_probe_mixed.csv"),
-        ]),
-    }
-}
-
 fn main() {
     let spec = spec();
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -126,7 +112,7 @@ fn main() {
     );
 
     let t = Instant::now();
-    let release = read_release(&files(&root), ["G1", "G2"]).expect("read release");
+    let release = read_release(&IjbFiles::in_release(&root, "ijbc", ["G1", "G2"]), ["G1", "G2"]).expect("read release");
     let parse_s = t.elapsed().as_secs_f64();
     println!(
         "parse meta (polars): {parse_s:.2} s for {} faces, {} landmark rows, {} pairs, 1:N lists",

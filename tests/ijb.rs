@@ -22,17 +22,7 @@ fn meta(root: &Path) -> PathBuf {
 }
 
 fn files(root: &Path) -> IjbFiles {
-    let m = meta(root);
-    IjbFiles {
-        faces: m.join("ijbc_face_tid_mid.txt"),
-        landmarks: m.join("ijbc_name_5pts_score.txt"),
-        pairs: m.join("ijbc_template_pair_label.txt"),
-        one_n: Some([
-            m.join("ijbc_1N_gallery_G1.csv"),
-            m.join("ijbc_1N_gallery_G2.csv"),
-            m.join("ijbc_1N_probe_mixed.csv"),
-        ]),
-    }
+    files_at(&root.join("data/IJB_release/IJBC"))
 }
 
 fn expected(name: &str) -> Value {
@@ -354,17 +344,7 @@ fn synthetic_release_round_trips_through_the_adapter() {
 }
 
 fn files_at(root: &Path) -> IjbFiles {
-    let m = root.join("meta");
-    IjbFiles {
-        faces: m.join("ijbc_face_tid_mid.txt"),
-        landmarks: m.join("ijbc_name_5pts_score.txt"),
-        pairs: m.join("ijbc_template_pair_label.txt"),
-        one_n: Some([
-            m.join("ijbc_1N_gallery_G1.csv"),
-            m.join("ijbc_1N_gallery_G2.csv"),
-            m.join("ijbc_1N_probe_mixed.csv"),
-        ]),
-    }
+    IjbFiles::in_release(root, "ijbc", ["G1", "G2"])
 }
 
 fn cli(dir: &Path, out: &str, threads: &str) -> std::process::Output {

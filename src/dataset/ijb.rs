@@ -45,6 +45,24 @@ pub struct IjbFiles {
     pub one_n: Option<[PathBuf; 3]>,
 }
 
+impl IjbFiles {
+    /// The files of insightface's layout under a release folder (`IJB_release/IJBC`): `prefix`
+    /// `ijbc` or `ijbb`, galleries `["G1", "G2"]` or `["S1", "S2"]`, 1:N lists included.
+    pub fn in_release(root: &Path, prefix: &str, galleries: [&str; 2]) -> Self {
+        let m = root.join("meta");
+        IjbFiles {
+            faces: m.join(format!("{prefix}_face_tid_mid.txt")),
+            landmarks: m.join(format!("{prefix}_name_5pts_score.txt")),
+            pairs: m.join(format!("{prefix}_template_pair_label.txt")),
+            one_n: Some([
+                m.join(format!("{prefix}_1N_gallery_{}.csv", galleries[0])),
+                m.join(format!("{prefix}_1N_gallery_{}.csv", galleries[1])),
+                m.join(format!("{prefix}_1N_probe_mixed.csv")),
+            ]),
+        }
+    }
+}
+
 /// 1:1 pairs as indices into [`IjbRelease::template_ids`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IjbPairs {

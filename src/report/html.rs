@@ -589,7 +589,6 @@ fn ijb_identification_section(out: &mut String, r: &Value) {
     for g in id["galleries"].as_array().into_iter().flatten() {
         let entries = g["tpir_at_fpir"].as_array().cloned().unwrap_or_default();
         let mut targets: Vec<f64> = entries.iter().filter_map(|e| e["fpir_target"].as_f64()).collect();
-        targets.dedup();
         targets.sort_by(f64::total_cmp);
         targets.dedup();
         for t in targets {
