@@ -321,7 +321,14 @@ impl SynthRelease {
 
     /// An embedding store with both views (keys = image names).
     pub fn write_store(&self, path: &Path) -> Result<PathBuf> {
-        let mut w = StoreWriter::create(path, DType::F32, self.dim, 2, self.names.len(), [0x1B; 32])?;
+        // The source fingerprint identifies the generated rows (the store cache keys on it).
+        let mut h = blake3::Hasher::new();
+        for data in [&self.embeddings, &self.flip] {
+            for chunk in data.chunks(1 << 16) {
+                h.update(&DType::F32.encode(chunk));
+            }
+        }
+        let mut w = StoreWriter::create(path, DType::F32, self.dim, 2, self.names.len(), *h.finalize().as_bytes())?;
         // In blocks, so a 2 GB release is not copied whole.
         let block = 8192 * self.dim;
         for (view, data) in [(View::Original, &self.embeddings), (View::Flipped, &self.flip)] {
