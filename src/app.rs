@@ -19,7 +19,10 @@ use crate::store::EmbeddingStore;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+pub mod ijb;
 pub mod manifest;
+
+pub use ijb::run_ijb;
 
 /// Where data, configuration and caches live for this invocation.
 #[derive(Debug, Clone)]
@@ -195,18 +198,8 @@ pub fn resolve_ages(bench: &PairBenchmark, ages_file: Option<&Path>) -> Result<O
     Ok(Some(bench.keys.iter().map(|k| table[k.as_str()]).collect()))
 }
 
-/// Reads a pair benchmark with the adapter its format names.
-pub fn load_pair_benchmark(env: &Env, name: &str, folds: usize) -> Result<(PairBenchmark, Vec<FileFingerprint>)> {
-    let entry = env.registry.get(name)?;
-    if !entry.format.supported() {
-        let supported: Vec<&str> =
-            env.registry.datasets.iter().filter(|(_, d)| d.format.supported()).map(|(n, _)| n.as_str()).collect();
-        return Err(Error::Config(format!(
-            "benchmark '{name}' (format {:?}) cannot be evaluated by this version of aifr-eval yet; available now: {}",
-            entry.format,
-            supported.join(", ")
-        )));
-    }
+/// Every file the benchmark's format needs for evaluation must exist; all missing ones are named.
+pub(crate) fn check_eval_files(env: &Env, name: &str, entry: &crate::config::DatasetEntry) -> Result<()> {
     let mut missing = Vec::new();
     for role in entry.format.eval_roles() {
         if let Some(p) = entry.file(&env.data_dir, role).filter(|p| !p.exists()) {
@@ -220,6 +213,22 @@ pub fn load_pair_benchmark(env: &Env, name: &str, folds: usize) -> Result<(PairB
             env.data_dir.display()
         )));
     }
+    Ok(())
+}
+
+/// Reads a pair benchmark with the adapter its format names.
+pub fn load_pair_benchmark(env: &Env, name: &str, folds: usize) -> Result<(PairBenchmark, Vec<FileFingerprint>)> {
+    let entry = env.registry.get(name)?;
+    if !entry.format.supported() {
+        let supported: Vec<&str> =
+            env.registry.datasets.iter().filter(|(_, d)| d.format.supported()).map(|(n, _)| n.as_str()).collect();
+        return Err(Error::Config(format!(
+            "benchmark '{name}' (format {:?}) cannot be evaluated by this version of aifr-eval yet; available now: {}",
+            entry.format,
+            supported.join(", ")
+        )));
+    }
+    check_eval_files(env, name, entry)?;
     let role = entry.format.eval_roles()[0];
     let path = entry.file(&env.data_dir, role).unwrap_or_default();
     let bench = match entry.format {
@@ -260,6 +269,7 @@ fn finish_run(out_dir: &Path, results_json: &[u8], table: String, mut clock: Clo
 pub fn run_benchmark(env: &Env, req: &RunRequest) -> Result<RunReport> {
     match env.registry.get(&req.benchmark)?.format {
         Format::Fgnet => run_fgnet(env, req),
+        Format::Ijb => run_ijb(env, req),
         Format::Megaface => Err(Error::Config(format!(
             "'{}' is evaluated per distractor set: use `aifr-eval megaface --probe {} --distractors 1m …`",
             req.benchmark,

@@ -618,7 +618,13 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 println!("{name:<20} {state:<30} {}", d.title);
                 for s in &status {
                     let mark = if s.present { "ok     " } else { "MISSING" };
-                    let use_ = if s.needed_for_eval { "evaluation" } else { "embedding images" };
+                    let use_ = if s.needed_for_eval {
+                        "evaluation"
+                    } else if d.format.optional_eval_roles().contains(&s.role.as_str()) {
+                        "1:N evaluation, optional"
+                    } else {
+                        "embedding images"
+                    };
                     println!("    {mark} {:<12} {}  (needed for {use_})", s.role, s.path.display());
                 }
             }
@@ -724,6 +730,23 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 };
                 print_run(&app::run_pairs(&env, &req)?);
             }
+            // IJB-C's release layout: template pooling, 1:1 and 1:N on a small synthetic release.
+            let ijbc = aifr_eval::dataset::ijb_synth::SynthSpec::demo(spec.seed);
+            let release = aifr_eval::dataset::ijb_synth::generate(&ijbc, &files.data_dir.join("IJB_release/IJBC"))?;
+            let store = release.write_store(&files.data_dir.join("embeddings/ijbc.aifrstore"))?;
+            let req = RunRequest {
+                benchmark: "ijbc".into(),
+                embeddings: store,
+                per_subject_models: false,
+                keys: None,
+                flip_embeddings: None,
+                mode: None,
+                flip: None,
+                protocol_file: None,
+                ages: None,
+                out_dir: a.out.join("ijbc"),
+            };
+            print_run(&app::run_ijb(&env, &req)?);
         }
         Command::Manifest(ManifestCommand::Check { file, root, skip_files }) => {
             let (m, summary) = manifest_app::check(&file, root.as_deref(), !skip_files)?;

@@ -63,6 +63,7 @@ fn synthetic(dir: &str, title: &str, shift: f64, seed: u64) -> RunData {
             MarkedThreshold { label: "EER".into(), threshold: 0.1755 },
             MarkedThreshold { label: "FAR=1e-3 (strict)".into(), threshold: 0.2526 },
         ],
+        open_set: None,
     };
     let tar = |far: f64, rule: &str, tar: Option<f64>| {
         json!({"far_target": far, "rule": rule, "available": tar.is_some(), "tar": tar,

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_DATASETS: &str = include_str!("../../datasets.toml");
 pub const PAIR_VERIFICATION: &str = include_str!("../../protocols/pair_verification.toml");
 pub const FGNET: &str = include_str!("../../protocols/fgnet.toml");
+pub const IJB: &str = include_str!("../../protocols/ijb.toml");
 pub const MEGAFACE: &str = include_str!("../../protocols/megaface.toml");
 
 /// Adapter that reads a benchmark's layout.
@@ -45,6 +46,14 @@ impl Format {
         }
     }
 
+    /// File roles used in evaluation when present (IJB: the 1:N lists).
+    pub fn optional_eval_roles(self) -> &'static [&'static str] {
+        match self {
+            Format::Ijb => &["gallery1", "gallery2", "probes"],
+            _ => &[],
+        }
+    }
+
     /// Whether `aifr-eval run` can evaluate this format yet.
     pub fn supported(self) -> bool {
         matches!(
@@ -56,6 +65,7 @@ impl Format {
                 | Format::Megaface
                 | Format::AgedbMat
                 | Format::CacdVs
+                | Format::Ijb
         )
     }
 }
@@ -259,6 +269,58 @@ impl FgnetProtocol {
     }
 }
 
+/// Template pooling switches of protocols/ijb.toml `[pooling]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IjbPoolingConfig {
+    pub flip: FlipChoice,
+    pub normalize_images: bool,
+    pub detector_weight: bool,
+}
+
+/// IJB-B/C protocol parameters (protocols/ijb.toml).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IjbProtocol {
+    pub name: String,
+    pub description: String,
+    pub far_targets: Vec<f64>,
+    pub fpir_targets: Vec<f64>,
+    pub cmc_ranks: Vec<u32>,
+    pub legacy_fars: Vec<f64>,
+    pub pooling: IjbPoolingConfig,
+}
+
+impl IjbProtocol {
+    pub fn builtin() -> Result<Self> {
+        Self::parse(IJB, "<built-in protocols/ijb.toml>")
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    fn parse(text: &str, source: &str) -> Result<Self> {
+        let p: IjbProtocol = toml::from_str(text).map_err(|e| Error::Config(format!("{source}: {e}")))?;
+        if let Some(f) = p.far_targets.iter().chain(&p.fpir_targets).find(|f| !(**f > 0.0 && **f <= 1.0)) {
+            return Err(Error::Config(format!("{source}: FAR/FPIR target {f} is not in (0, 1]")));
+        }
+        if let Some(f) = p.legacy_fars.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
+            return Err(Error::Config(format!("{source}: legacy FAR {f} is not in (0, 1]")));
+        }
+        if p.cmc_ranks.contains(&0) {
+            return Err(Error::Config(format!("{source}: CMC ranks start at 1")));
+        }
+        if p.pooling.flip == FlipChoice::Concat {
+            return Err(Error::Config(format!(
+                "{source}: IJB pooling sums the mirrored embedding (flip = \"sum\"), \"concat\" is not defined"
+            )));
+        }
+        Ok(p)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,6 +352,9 @@ mod tests {
         assert_eq!(p.folds, 10);
         assert_eq!(FgnetProtocol::builtin().unwrap().age_groups.len(), 4);
         assert_eq!(p.flip_for(FoldMode::Insightface), FlipChoice::Sum);
+        let ijb = IjbProtocol::builtin().unwrap();
+        assert_eq!((ijb.pooling.normalize_images, ijb.pooling.detector_weight), (false, true));
+        assert_eq!(ijb.far_targets.len(), 6);
     }
 
     #[test]

@@ -6,6 +6,8 @@ pub mod bin_pairs;
 pub mod cacd_vs;
 pub mod calfw;
 pub mod fgnet;
+pub mod ijb;
+pub mod ijb_synth;
 pub mod insightface_bin;
 pub mod lfw;
 pub mod manifest;

@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod cmc;
 pub mod identification;
 pub mod kfold;
+pub mod open_set;
 pub mod roc;
 pub mod stats;
 

@@ -1,6 +1,7 @@
 //! Protocols wire an adapter's benchmark, the embedding store and the metrics into a results value.
 
 pub mod fgnet;
+pub mod ijb;
 pub mod manifest;
 pub mod megaface;
 pub mod verification;

@@ -654,3 +654,58 @@ pub fn rank1_vs_distractors_chart(series: &[CmcSeries], title: &str) -> Result<V
         Ok(())
     })
 }
+
+/// IJB 1:N: TPIR (strict rule) against FPIR on a log axis, one line per gallery, with the
+/// operating points (achieved FPIR, TPIR) marked.
+pub fn open_set_chart(curves: &[super::run::OpenSetCurve], points: &[Vec<(f64, f64)>], title: &str) -> Result<Vec<u8>> {
+    ensure_font()?;
+    if let Some(c) = curves.iter().find(|c| c.fpir.len() != c.tpir.len()) {
+        return Err(Error::Invalid(format!(
+            "open-set curve of {}: {} FPIR values but {} TPIR values",
+            c.gallery,
+            c.fpir.len(),
+            c.tpir.len()
+        )));
+    }
+    let positive: Vec<Vec<(f64, f64)>> = curves
+        .iter()
+        .map(|c| {
+            c.fpir
+                .iter()
+                .zip(&c.tpir)
+                .filter(|(f, t)| **f > 0.0 && f.is_finite() && t.is_finite())
+                .map(|(&f, &t)| (f, t))
+                .collect()
+        })
+        .collect();
+    if positive.iter().all(Vec::is_empty) {
+        return Err(Error::Invalid("no open-set curve points with FPIR > 0".into()));
+    }
+    let min_fpir = positive.iter().flatten().map(|p| p.0).fold(1.0, f64::min);
+    let x_lo = decade_floor(min_fpir);
+    let min_tpir = positive.iter().flatten().map(|p| p.1).fold(1.0, f64::min);
+    let y_lo = ((min_tpir - 0.02) * 10.0).floor().clamp(0.0, 9.0) / 10.0;
+    let mut entries: Vec<(Swatch, String)> = curves
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (Swatch::Line(PALETTE[i % PALETTE.len()]), format!("gallery {}", c.gallery)))
+        .collect();
+    entries.push((Swatch::Marker(RGBColor(80, 80, 80)), "TPIR@FPIR operating points (strict rule)".into()));
+    let legend = layout_legend(entries);
+    render("TPIR/FPIR", &legend, |area| {
+        let axes = ("False positive identification rate (FPIR)", "True positive identification rate (TPIR)");
+        let mut chart = log_count_chart(area, title, (x_lo, 1.0), y_lo, axes)?;
+        for (i, pts) in positive.iter().enumerate() {
+            let c = PALETTE[i % PALETTE.len()];
+            chart.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(3)))?;
+            let marks = points.get(i).map(Vec::as_slice).unwrap_or_default();
+            chart.draw_series(
+                marks
+                    .iter()
+                    .filter(|p| p.0 >= x_lo && p.0 <= 1.0 && p.1 >= y_lo)
+                    .map(|&p| Circle::new(p, 6, c.filled())),
+            )?;
+        }
+        Ok(())
+    })
+}

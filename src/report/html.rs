@@ -279,11 +279,13 @@ struct Charts {
     scores: Vec<Chart>,
     /// TAR by age gap, when any run knows its images' ages.
     age_gap: Option<Chart>,
+    /// IJB 1:N TPIR against FPIR, for a single run with 1:N results.
+    open_set: Option<Chart>,
 }
 
 impl Charts {
     fn iter_all(&self) -> impl Iterator<Item = &Chart> {
-        [&self.roc, &self.det].into_iter().chain(&self.scores).chain(&self.age_gap)
+        [&self.roc, &self.det].into_iter().chain(&self.scores).chain(&self.age_gap).chain(&self.open_set)
     }
 }
 
@@ -441,7 +443,8 @@ fn build_charts(runs: &[RunData], names: &[String]) -> Charts {
             )
         })
         .collect();
-    Charts { roc, det, scores, age_gap: age_gap_chart(runs, names) }
+    let open_set = if single { open_set_figure(&runs[0], &names[0]) } else { None };
+    Charts { roc, det, scores, age_gap: age_gap_chart(runs, names), open_set }
 }
 
 fn png_size(png: &[u8]) -> Option<(u32, u32)> {
@@ -542,6 +545,166 @@ fn bootstrap_text(r: &Value) -> String {
 
 fn is_fgnet(r: &Value) -> bool {
     r["kind"] == "fgnet_identification"
+}
+
+fn is_ijb(r: &Value) -> bool {
+    r["kind"] == "ijb"
+}
+
+/// The TPIR/FPIR chart of an IJB run (from curves.json), when it has 1:N results.
+fn open_set_figure(run: &RunData, name: &str) -> Option<Chart> {
+    let curves = run.curves.as_ref()?.open_set.as_ref()?;
+    let galleries = run.results.pointer("/metrics/identification/galleries")?.as_array()?;
+    let points: Vec<Vec<(f64, f64)>> = galleries
+        .iter()
+        .map(|g| {
+            g["tpir_at_fpir"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter(|e| e["rule"] == "strict")
+                        .filter_map(|e| Some((e["fpir"].as_f64()?, e["tpir"].as_f64()?)))
+                        .filter(|p| p.0 > 0.0)
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    Some(chart(
+        "Open-set identification: TPIR against FPIR (log scale), one line per gallery",
+        "TPIR (mate at rank 1 and accepted) against FPIR (non-mated probes whose best gallery score is accepted), strict rule, over every threshold; dots mark the TPIR@FPIR operating points.".into(),
+        "tpir_fpir.png".into(),
+        charts::open_set_chart(curves, &points, &format!("TPIR / FPIR — {name}")),
+    ))
+}
+
+/// The 1:N tables of an IJB run: per gallery TPIR@FPIR under both rules and CMC, the mean over
+/// galleries, and the legacy merged-gallery numbers, labelled as such.
+fn ijb_identification_section(out: &mut String, r: &Value) {
+    let id = &r["metrics"]["identification"];
+    out.push_str("<h2>1:N open-set identification</h2>\n");
+    if !id.is_object() {
+        let _ = writeln!(out, "<p class=\"muted\">Not evaluated: {}</p>", field(r, "/metrics/identification_note"));
+        return;
+    }
+    let _ = writeln!(out, "<p>{}</p>", field(r, "/protocol/open_set_rule"));
+    out.push_str("<table>\n<thead><tr><th rowspan=\"2\">gallery</th><th rowspan=\"2\">FPIR target</th><th colspan=\"3\">strict</th><th colspan=\"3\">compat=ijb_evals</th></tr>\n<tr><th>TPIR</th><th>achieved FPIR</th><th>threshold</th><th>TPIR</th><th>achieved FPIR</th><th>threshold</th></tr></thead>\n<tbody>\n");
+    for g in id["galleries"].as_array().into_iter().flatten() {
+        let entries = g["tpir_at_fpir"].as_array().cloned().unwrap_or_default();
+        let mut targets: Vec<f64> = entries.iter().filter_map(|e| e["fpir_target"].as_f64()).collect();
+        targets.sort_by(f64::total_cmp);
+        targets.dedup();
+        for t in targets {
+            let _ = write!(
+                out,
+                "<tr><th scope=\"row\">{} <span class=\"muted\">({} templates; {} mated, {} non-mated probes)</span></th><td class=\"num\">{}</td>",
+                field(g, "/name"),
+                field(g, "/templates"),
+                field(g, "/mated_probes"),
+                field(g, "/nonmated_probes"),
+                far_label(t)
+            );
+            for rule in ["strict", "ijb_evals"] {
+                let e = entries
+                    .iter()
+                    .find(|e| e["rule"] == rule && e["fpir_target"].as_f64().is_some_and(|x| same_far(x, t)));
+                match e.filter(|e| e["available"] == true) {
+                    Some(e) => {
+                        let _ = write!(
+                            out,
+                            "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>",
+                            opt(e["tpir"].as_f64(), pct),
+                            opt(e["fpir"].as_f64(), |x| format!("{x:.2e}")),
+                            opt(e["threshold"].as_f64(), |x| format!("{x:.4}"))
+                        );
+                    }
+                    None => {
+                        let _ = write!(
+                            out,
+                            "<td class=\"num\">n/a</td><td class=\"num\">{DASH}</td><td class=\"num\">{DASH}</td>"
+                        );
+                    }
+                }
+            }
+            out.push_str("</tr>\n");
+        }
+    }
+    out.push_str("</tbody>\n</table>\n");
+    let mean: Vec<String> = id["mean_tpir_at_fpir"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["rule"] == "ijb_evals")
+        .map(|e| format!("FPIR {}: {}", opt(e["fpir_target"].as_f64(), far_label), opt(e["tpir"].as_f64(), pct)))
+        .collect();
+    let _ = writeln!(
+        out,
+        "<p>Mean TPIR over the galleries (compat=ijb_evals, as insightface prints it): {}</p>",
+        escape_html(&mean.join("; "))
+    );
+    let cmc_text = |v: &Value| -> String {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                format!(
+                    "rank-{} {} ({}/{})",
+                    field(p, "/rank"),
+                    opt(p["rate"].as_f64(), pct),
+                    field(p, "/hits"),
+                    field(p, "/probes")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    out.push_str("<table>\n<thead><tr><th>CMC</th><th>rank-k hit rate (ties count against the mate)</th></tr></thead>\n<tbody>\n");
+    for g in id["galleries"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "<tr><th scope=\"row\">{} (mated probes)</th><td>{}</td></tr>",
+            field(g, "/name"),
+            escape_html(&cmc_text(&g["cmc"]))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "<tr><th scope=\"row\">all galleries (hits / all probes)</th><td>{}</td></tr>",
+        escape_html(&cmc_text(&id["cmc"]))
+    );
+    out.push_str("</tbody>\n</table>\n");
+    let l = &id["legacy"];
+    let _ = writeln!(
+        out,
+        "<h3>Legacy merged-gallery numbers (not comparable)</h3>\n<p class=\"note\">{}</p>",
+        field(l, "/label")
+    );
+    if l["available"] == true {
+        let pts: Vec<String> = l["points"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                format!(
+                    "'FAR' {}: TPR {} (k = {}, threshold {})",
+                    field(p, "/legacy_far"),
+                    opt(p["tpr"].as_f64(), pct),
+                    field(p, "/k"),
+                    opt(p["threshold"].as_f64(), |x| format!("{x:.4}"))
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "<p>{} gallery templates, {} probes. CMC: {}.<br>{}</p>",
+            field(l, "/gallery_templates"),
+            field(l, "/probes"),
+            escape_html(&cmc_text(&l["cmc"])),
+            escape_html(&pts.join("; "))
+        );
+    } else {
+        let _ = writeln!(out, "<p class=\"muted\">Not available: {}</p>", field(l, "/note"));
+    }
 }
 
 /// FG-NET results with the all-pairs verification mapped onto the pair-verification fields.
@@ -804,6 +967,35 @@ fn single_page(run: &RunData, name: &str, charts: &Charts) -> String {
             .collect();
         kv_table(&mut out, &rows);
         identification_section(&mut out, r);
+    } else if is_ijb(r) {
+        let p = &r["protocol"]["pooling"];
+        let protocol = format!(
+            "{}; template pooling: flip <b>{}</b>, normalise images <b>{}</b>, detector-score weight <b>{}</b> <span class=\"muted\">({})</span>",
+            field(r, "/protocol/name"),
+            field(p, "/flip"),
+            field(p, "/normalize_images"),
+            field(p, "/detector_weight"),
+            field(p, "/rule")
+        );
+        let counts = format!(
+            "{} pairs ({} genuine, {} impostor); {} templates, {} medias, {} images",
+            field(r, "/counts/pairs"),
+            field(r, "/counts/genuine"),
+            field(r, "/counts/impostor"),
+            field(r, "/counts/templates"),
+            field(r, "/counts/medias"),
+            field(r, "/counts/images")
+        );
+        let rows: Vec<_> = summary_rows(r)
+            .into_iter()
+            .filter(|(k, _)| !k.contains("fold accuracy") && *k != "XNorm" && *k != "Bootstrap")
+            .map(|(k, v)| match k {
+                "Protocol" => (k, protocol.clone()),
+                "Counts" => (k, counts.clone()),
+                _ => (k, v),
+            })
+            .collect();
+        kv_table(&mut out, &rows);
     } else {
         kv_table(&mut out, &summary_rows(r));
     }
@@ -813,9 +1005,12 @@ fn single_page(run: &RunData, name: &str, charts: &Charts) -> String {
     for c in charts.iter_all() {
         figure(&mut out, c);
     }
+    if is_ijb(r) {
+        ijb_identification_section(&mut out, r);
+    }
     age_gap_table(&mut out, r);
     manifest::sections(&mut out, r);
-    if !is_fgnet(r) {
+    if !is_fgnet(r) && !is_ijb(r) {
         out.push_str("<h2>Per-fold accuracy</h2>\n");
         fold_table(&mut out, r);
     }

@@ -189,6 +189,45 @@ pub struct MegafaceResults {
     pub metrics: MegafaceMetrics,
 }
 
+/// The pooling switches as recorded in results.json.
+#[derive(Debug, Clone, Serialize)]
+pub struct IjbPoolingInfo {
+    #[serde(flatten)]
+    pub switches: crate::protocol::ijb::Pooling,
+    pub rule: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IjbProtocolInfo {
+    pub name: String,
+    /// "strict" (1:1 TAR and 1:N TPIR are reported under every rule, each entry names its rule).
+    pub mode: &'static str,
+    /// `sum` when the mirrored embeddings are pooled, else `none`.
+    pub flip_fusion: Fusion,
+    pub pooling: IjbPoolingInfo,
+    pub far_targets: Vec<f64>,
+    pub fpir_targets: Vec<f64>,
+    pub cmc_ranks: Vec<u32>,
+    pub legacy_fars: Vec<f64>,
+    pub score: &'static str,
+    pub accept_rule: &'static str,
+    pub open_set_rule: &'static str,
+}
+
+/// results.json of an IJB-B/C run (`kind` = "ijb").
+#[derive(Debug, Clone, Serialize)]
+pub struct IjbResults {
+    pub schema: &'static str,
+    pub schema_version: u32,
+    pub kind: &'static str,
+    pub software: Software,
+    pub benchmark: BenchmarkInfo,
+    pub protocol: IjbProtocolInfo,
+    pub embeddings: EmbeddingsInfo,
+    pub counts: crate::protocol::ijb::IjbCounts,
+    pub metrics: crate::protocol::ijb::IjbMetrics,
+}
+
 pub fn mode_label(mode: FoldMode) -> String {
     match mode {
         FoldMode::Strict => "strict".into(),

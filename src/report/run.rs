@@ -45,6 +45,40 @@ pub struct Curves {
     pub roc: RocCurve,
     pub score_histogram: ScoreHistogram,
     pub marked_thresholds: Vec<MarkedThreshold>,
+    /// IJB 1:N: TPIR against FPIR (strict rule) per gallery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_set: Option<Vec<OpenSetCurve>>,
+}
+
+/// TPIR (strict rule) at each distinct non-mated maximum score of one gallery, FPIR ascending
+/// (thinned on a log-FPIR grid above 2,000 points).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenSetCurve {
+    pub gallery: String,
+    pub fpir: Vec<f64>,
+    pub tpir: Vec<f64>,
+}
+
+impl OpenSetCurve {
+    pub fn thinned(gallery: &str, points: &[(f64, f64)]) -> Self {
+        let cell = |p: &(f64, f64)| ((p.0.log10() * 100.0).floor() as i64, (p.1 * 400.0).floor() as i64);
+        let keep: Vec<&(f64, f64)> = if points.len() <= MAX_CURVE_POINTS {
+            points.iter().collect()
+        } else {
+            let last = points.len() - 1;
+            points
+                .iter()
+                .enumerate()
+                .filter(|(i, p)| *i == 0 || *i == last || cell(p) != cell(&points[i + 1]))
+                .map(|(_, p)| p)
+                .collect()
+        };
+        OpenSetCurve {
+            gallery: gallery.to_string(),
+            fpir: keep.iter().map(|p| p.0).collect(),
+            tpir: keep.iter().map(|p| p.1).collect(),
+        }
+    }
 }
 
 /// Per-pair scores with what a paired bootstrap needs.
@@ -154,34 +188,42 @@ const HISTOGRAM_BINS: usize = 100;
 impl Curves {
     /// Chart data for one run: the exact ROC (thinned on a log-FAR grid when huge), histograms
     /// of both classes, and the thresholds to mark.
-    pub fn build(
+    pub fn build<S: Copy + Into<f64>>(
         roc: &crate::metrics::Roc,
-        scores: &[f64],
+        scores: &[S],
         genuine: &[bool],
         marked_thresholds: Vec<MarkedThreshold>,
     ) -> Self {
-        let vertices = roc.vertices();
-        let keep: Vec<&crate::metrics::RocPoint> = if vertices.len() <= MAX_CURVE_POINTS {
-            vertices.iter().collect()
+        let n = roc.len() + 1;
+        let keep: Vec<crate::metrics::RocPoint> = if n <= MAX_CURVE_POINTS {
+            roc.vertex_iter().collect()
         } else {
             // Keep the last vertex of each cell of a (log10 FAR, TAR) grid, plus the ends.
             let cell = |p: &crate::metrics::RocPoint| {
                 let x = if p.fpr > 0.0 { (p.fpr.log10() * 100.0).floor() as i64 } else { i64::MIN };
                 (x, (p.tpr * 400.0).floor() as i64)
             };
-            let last = vertices.len() - 1;
-            vertices
-                .iter()
-                .enumerate()
-                .filter(|(i, p)| *i == 0 || *i == last || cell(p) != cell(&vertices[i + 1]))
-                .map(|(_, p)| p)
-                .collect()
+            let mut out = Vec::new();
+            let mut it = roc.vertex_iter().enumerate().peekable();
+            let mut cur_cell = None;
+            while let Some((i, p)) = it.next() {
+                let c = cur_cell.take().unwrap_or_else(|| cell(&p));
+                let next_cell = it.peek().map(|(_, q)| cell(q));
+                if i == 0 || i == n - 1 || next_cell != Some(c) {
+                    out.push(p);
+                }
+                cur_cell = next_cell;
+            }
+            out
         };
-        let lo = scores.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (lo, hi) = scores
+            .iter()
+            .map(|&s| s.into())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), s| (lo.min(s), hi.max(s)));
         let (mut gen, mut imp) = (vec![0u64; HISTOGRAM_BINS], vec![0u64; HISTOGRAM_BINS]);
         let width = (hi - lo) / HISTOGRAM_BINS as f64;
         for (&s, &g) in scores.iter().zip(genuine) {
+            let s: f64 = s.into();
             let b = if width > 0.0 { (((s - lo) / width) as usize).min(HISTOGRAM_BINS - 1) } else { 0 };
             if g {
                 gen[b] += 1;
@@ -199,6 +241,7 @@ impl Curves {
             },
             score_histogram: ScoreHistogram { lo, hi, genuine: gen, impostor: imp },
             marked_thresholds,
+            open_set: None,
         }
     }
 }

@@ -1,8 +1,8 @@
 //! A compact human-readable summary of a verification result.
 
-use super::results::{FgnetResults, VerificationResults};
+use super::results::{FgnetResults, IjbResults, VerificationResults};
 use crate::metrics::age_gap::AgeGapBreakdown;
-use crate::metrics::TarRule;
+use crate::metrics::{TarAtFar, TarRule};
 use std::fmt::Write;
 
 fn pct(x: f64) -> String {
@@ -50,10 +50,19 @@ pub fn verification_table(r: &VerificationResults) -> String {
     );
     let eer = m.roc.eer.map(|e| format!("{} at score {:.4}", pct(e.eer), e.threshold)).unwrap_or_else(|| "n/a".into());
     let _ = writeln!(s, "  AUC {:.6}   EER {eer}   XNorm {:.4}", m.roc.auc, m.xnorm);
+    tar_lines(&mut s, &m.tar_at_far, &r.protocol.far_targets, c.impostor);
+    if let Some(g) = &m.age_gap {
+        age_gap_lines(&mut s, g);
+    }
+    s
+}
+
+/// TAR@FAR under both rules, one line per target.
+fn tar_lines(s: &mut String, tar_at_far: &[TarAtFar], far_targets: &[f64], n_impostor: usize) {
     let _ = writeln!(s, "  {:<9} {:<40} TAR (insightface nearest)", "FAR", "TAR (strict)");
-    for far in &r.protocol.far_targets {
+    for far in far_targets {
         let cell = |rule: TarRule| -> String {
-            let Some(t) = m.tar_at_far.iter().find(|t| t.rule == rule && t.far_target == *far) else {
+            let Some(t) = tar_at_far.iter().find(|t| t.rule == rule && t.far_target == *far) else {
                 return String::new();
             };
             match (t.tar, t.far, t.false_accepts) {
@@ -61,7 +70,7 @@ pub fn verification_table(r: &VerificationResults) -> String {
                     let th = t.threshold.map(|x| format!("{x:.4}")).unwrap_or_else(|| "+inf".into());
                     format!("{} (FAR {f:.2e}, {fa} FA, t={th})", pct(tar))
                 }
-                _ => format!("n/a (< 1/{})", c.impostor),
+                _ => format!("n/a (< 1/{n_impostor})"),
             }
         };
         let _ = writeln!(
@@ -72,8 +81,83 @@ pub fn verification_table(r: &VerificationResults) -> String {
             cell(TarRule::InsightfaceNearest)
         );
     }
-    if let Some(g) = &m.age_gap {
-        age_gap_lines(&mut s, g);
+}
+
+/// Summary of an IJB-B/C run: 1:1 TAR table, then 1:N per gallery.
+pub fn ijb_table(r: &IjbResults) -> String {
+    use crate::metrics::open_set::FpirRule;
+    let (c, m) = (&r.counts, &r.metrics);
+    let mut s = String::new();
+    let _ = writeln!(s, "{} — {}", r.benchmark.name, r.benchmark.title);
+    let p = &r.protocol.pooling.switches;
+    let _ = writeln!(
+        s,
+        "  {} images, {} templates, {} medias; {} pairs ({} genuine, {} impostor); pooling: flip {}, normalise images {}, detector weight {}",
+        c.images, c.templates, c.medias, c.pairs, c.genuine, c.impostor, p.flip, p.normalize_images, p.detector_weight
+    );
+    let eer = m.roc.eer.map(|e| format!("{} at score {:.4}", pct(e.eer), e.threshold)).unwrap_or_else(|| "n/a".into());
+    let _ = writeln!(s, "  1:1  AUC {:.6}   EER {eer}", m.roc.auc);
+    tar_lines(&mut s, &m.tar_at_far, &r.protocol.far_targets, c.impostor);
+    let Some(id) = &m.identification else {
+        let _ = writeln!(s, "  1:N  not evaluated: {}", m.identification_note.as_deref().unwrap_or("no 1:N lists"));
+        return s;
+    };
+    let _ = writeln!(
+        s,
+        "  1:N  {:<10} {:<7} {:<34} {:<34} CMC rank-1/5/10",
+        "gallery", "FPIR", "TPIR (strict)", "TPIR (ijb_evals)"
+    );
+    for g in &id.galleries {
+        for (i, &t) in r.protocol.fpir_targets.iter().enumerate() {
+            let cell = |rule: FpirRule| -> String {
+                match g.tpir_at_fpir.iter().find(|x| x.rule == rule && x.fpir_target == t) {
+                    Some(x) if x.available => format!(
+                        "{} ({} FA, t={:.4})",
+                        x.tpir.map(pct).unwrap_or_default(),
+                        x.false_alarms.unwrap_or(0),
+                        x.threshold.unwrap_or(f64::NAN)
+                    ),
+                    _ => "n/a".into(),
+                }
+            };
+            let cmc =
+                if i == 0 { g.cmc.iter().map(|p| pct(p.rate)).collect::<Vec<_>>().join(" / ") } else { String::new() };
+            let name = if i == 0 { format!("{} ({})", g.name, g.templates) } else { String::new() };
+            let _ = writeln!(
+                s,
+                "       {:<10} {:<7} {:<34} {:<34} {cmc}",
+                name,
+                format!("{t:e}"),
+                cell(FpirRule::Strict),
+                cell(FpirRule::IjbEvals)
+            );
+        }
+    }
+    let mean: Vec<String> = id
+        .mean_tpir_at_fpir
+        .iter()
+        .filter(|x| x.rule == FpirRule::IjbEvals)
+        .map(|x| format!("{:e}: {}", x.fpir_target, x.tpir.map(pct).unwrap_or_else(|| "n/a".into())))
+        .collect();
+    let _ = writeln!(s, "       mean TPIR (ijb_evals)  {}", mean.join("  "));
+    let cmc: Vec<String> = id.cmc.iter().map(|p| format!("rank-{} {}", p.rank, pct(p.rate))).collect();
+    let _ = writeln!(s, "       CMC over all {} probes  {}", c.probes.unwrap_or(0), cmc.join("  "));
+    let l = &id.legacy;
+    if l.available {
+        let pts: Vec<String> = l
+            .points
+            .iter()
+            .map(|p| format!("{}: {}", p.legacy_far, p.tpr.map(pct).unwrap_or_else(|| "n/a".into())))
+            .collect();
+        let ranks: Vec<String> = l.cmc.iter().map(|p| format!("rank-{} {}", p.rank, pct(p.rate))).collect();
+        let _ = writeln!(
+            s,
+            "  legacy ijb_1n.py (merged gallery, 'FAR' per probe, not comparable): {}; {}",
+            ranks.join(" "),
+            pts.join("  ")
+        );
+    } else {
+        let _ = writeln!(s, "  legacy ijb_1n.py: not available ({})", l.note.as_deref().unwrap_or(""));
     }
     if let Some(why) = &m.age_gap_unavailable {
         let _ = writeln!(s, "  age gap   unavailable: {why}");

@@ -313,6 +313,8 @@ def expected(root):
                     out["template_ids"] = [int(t) for t in uniq]
                     out["template_features"] = t_feats.tolist()
                     out["distinct_scores"] = int(len(np.unique(s)))
+                    # aifr-eval scores in float32: values closer than an f32 ulp (not ties) merge there.
+                    out["distinct_scores_f32"] = int(len(np.unique(s.astype(np.float32))))
                     out["tied_genuine_impostor"] = int(len(np.intersect1d(s[label == 1], s[label == 0])))
                     (g1t, g1s), (g2t, g2s), (pt, ps) = one_n
                     g1f, g1i = gallery_features(t_feats, tindex, g1t, g1s)
@@ -365,13 +367,30 @@ def bench(d):
         scores[b:b + step] = np.einsum("ij,ij->i", templ[t1[b:b + step]], templ[t2[b:b + step]])
     t_score = time.perf_counter() - t0
     t0 = time.perf_counter()
+    auc, table = tar_table(label, scores)
+    t_roc = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    out = {"pool_s": t_pool, "score_s": t_score, "roc_s": t_roc, "total_s": t_pool + t_score + t_roc,
+           "auc": auc, "tar": table, "peak_rss_mib": peak}
+    # The same table on aifr-eval's own f32 scores (not timed): the two implementations' scores
+    # can differ in the last bit, which may move the nearest rule's vertex at the extreme tail.
+    theirs = os.path.join(d, "aifr_scores.npy")
+    if os.path.exists(theirs):
+        out["auc_on_aifr_scores"], out["tar_on_aifr_scores"] = tar_table(label, np.load(theirs))
+    print(json.dumps(out))
+
+
+def tar_table(label, scores):
+    """AUC and TAR at every FAR under both rules, vectorised (PROTOCOLS.md §3)."""
     fpr, tpr, thr = roc_curve(label, scores)
     asc = np.sort(scores[label == 0])
     gen = scores[label == 1]
     n = len(asc)
     table = []
     for far in FARS:
-        nearest = int(np.argmin(np.abs(fpr - far)))
+        gap = np.abs(fpr - far)
+        # Nearest vertex; among equal distances the larger TPR.
+        nearest = int(np.flatnonzero(gap == gap.min())[np.argmax(tpr[gap == gap.min()])])
         strict = None
         k = int(math.floor(far * n))
         if k >= 1:
@@ -382,11 +401,7 @@ def bench(d):
                 t = asc[n - higher] if higher > 0 else np.nextafter(asc[-1], np.float32(np.inf))
             strict = float(np.mean(gen >= t))
         table.append({"far": far, "strict": strict, "nearest": float(tpr[nearest])})
-    auc = float(np.trapezoid(tpr, fpr))
-    t_roc = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"pool_s": t_pool, "score_s": t_score, "roc_s": t_roc, "total_s": t_pool + t_score + t_roc,
-                      "auc": auc, "tar": table, "peak_rss_mib": peak}))
+    return float(np.trapezoid(tpr, fpr)), table
 
 
 def main(argv=None):
