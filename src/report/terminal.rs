@@ -54,6 +54,9 @@ pub fn verification_table(r: &VerificationResults) -> String {
     if let Some(g) = &m.age_gap {
         age_gap_lines(&mut s, g);
     }
+    if let Some(why) = &m.age_gap_unavailable {
+        let _ = writeln!(s, "  age gap   unavailable: {why}");
+    }
     s
 }
 
@@ -158,9 +161,6 @@ pub fn ijb_table(r: &IjbResults) -> String {
         );
     } else {
         let _ = writeln!(s, "  legacy ijb_1n.py: not available ({})", l.note.as_deref().unwrap_or(""));
-    }
-    if let Some(why) = &m.age_gap_unavailable {
-        let _ = writeln!(s, "  age gap   unavailable: {why}");
     }
     s
 }
