@@ -476,3 +476,58 @@ fn cli_runs_ijbb_from_a_store_on_a_generated_release() {
     assert_eq!(o.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&o.stderr).contains("ijbb_face_tid_mid.txt"));
 }
+
+/// `run ijbc --model`: every loose crop aligned with its landmarks and embedded, then evaluated
+/// exactly as `embed` + `run --embeddings` would.
+#[test]
+fn cli_run_with_model_aligns_and_embeds_the_crops() {
+    use aifr_eval::dataset::ijb_synth::{generate, SynthSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data/IJB_release/IJBC");
+    let spec = SynthSpec { images: 240, probe_templates: 40, ..SynthSpec::small(7) };
+    let synth = generate(&spec, &root).unwrap();
+    let crops = root.join("loose_crop");
+    std::fs::create_dir_all(&crops).unwrap();
+    for (i, name) in synth.names.iter().enumerate() {
+        let img = ::image::RgbImage::from_fn(128, 128, |x, y| {
+            let v = ((x as f32 * (0.05 + (i % 7) as f32 * 0.01)).sin() * 90.0 + 128.0) as u8;
+            ::image::Rgb([v, ((y as usize * 3 + i * 13) % 256) as u8, (i % 256) as u8])
+        });
+        img.save_with_format(crops.join(name), ::image::ImageFormat::Png).unwrap();
+    }
+    std::fs::write(dir.path().join("w.bin"), b"seed").unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_aifr-eval"))
+            .env_remove("AIFR_DATA_DIR")
+            .env_remove("AIFR_DATASETS")
+            .current_dir(dir.path())
+            .args(["--data-dir", "data", "--cache-dir", "cache"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let model = ["--model", "w.bin", "--arch", "test-net"];
+    let o = run(&[&["run", "ijbc", "--out", "a", "-q"][..], &model].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&[&["embed", "ijbc", "-o", "s.aifrstore"][..], &model].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("s.aifrstore.meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["input"]["aligned_images"], spec.images, "{meta}");
+    let o = run(&["run", "ijbc", "--embeddings", "s.aifrstore", "--out", "b", "-q"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let a = std::fs::read_to_string(dir.path().join("a/results.json")).unwrap();
+    let b = std::fs::read_to_string(dir.path().join("b/results.json")).unwrap();
+    assert_eq!(a, b);
+    let r: Value = serde_json::from_str(&a).unwrap();
+    assert_eq!(r["embeddings"]["model"]["arch"], "test-net", "{}", r["embeddings"]);
+    // A missing crop is named (exit 4).
+    std::fs::remove_file(crops.join(&synth.names[3])).unwrap();
+    let o = run(&[&["run", "ijbc", "--out", "c", "-q"][..], &model].concat());
+    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&synth.names[3]));
+    // Skipping it is refused: a template would silently lose a crop.
+    let o = run(&[&["run", "ijbc", "--out", "d", "-q", "--skip-bad-images"][..], &model].concat());
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("IJB templates need every crop"));
+}

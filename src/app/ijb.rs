@@ -69,6 +69,17 @@ pub fn run_ijb(env: &Env, req: &RunRequest) -> Result<RunReport> {
         release.sources.iter().map(|(role, p)| file_fingerprint(role, p, &env.data_dir)).collect::<Result<Vec<_>>>()?;
     clock.lap("fingerprint files");
     let store = open_embeddings(env, &req.embeddings, req.keys.as_deref(), req.flip_embeddings.as_deref(), None)?;
+    let made_by = crate::embed::meta::EmbedMeta::of_store(&store)?;
+    if let Some(m) = made_by.as_ref().filter(|m| !m.skipped_images.is_empty()) {
+        // Dropping a crop would silently change its template: refuse rather than guess.
+        return Err(Error::Config(format!(
+            "{} image(s) of {} could not be embedded (first: {}); IJB templates need every crop: fix or replace \
+             them and embed again without --skip-bad-images",
+            m.skipped_images.len(),
+            store.display_path().display(),
+            m.skipped_images[0].key
+        )));
+    }
     clock.lap("open embeddings");
     let flip = match req.flip.unwrap_or(protocol.pooling.flip) {
         FlipChoice::Auto => store.has_flip(),
@@ -117,7 +128,7 @@ pub fn run_ijb(env: &Env, req: &RunRequest) -> Result<RunReport> {
             accept_rule: "1:1: same iff score >= threshold (both TAR rules report their threshold)",
             open_set_rule: "strict: FPIR threshold by bob's rule on each non-mated probe's highest gallery score, accept mate score >= threshold; compat=ijb_evals: threshold = sorted non-mated maxima at max(floor(N*FPIR)-1, 0), accept >; both require the mate to score strictly above every non-mate (rank 1); CMC ranks count ties against the mate",
         },
-        embeddings: EmbeddingsInfo::of(&store),
+        embeddings: EmbeddingsInfo::of(&store).with_provenance(made_by.as_ref(), None),
         counts: outcome.counts,
         metrics: outcome.metrics,
     };

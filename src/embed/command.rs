@@ -56,7 +56,7 @@ impl EmbedReport {
     }
 }
 
-fn existing_dir(env: &Env, benchmark: &str, role: &str) -> Result<PathBuf> {
+fn existing_path(env: &Env, benchmark: &str, role: &str) -> Result<PathBuf> {
     let entry = env.registry.get(benchmark)?;
     let dir = entry.file(&env.data_dir, role).ok_or_else(|| {
         Error::Config(format!("dataset '{benchmark}' has no '{role}' entry in its files: cannot embed its images"))
@@ -77,13 +77,22 @@ pub fn image_list(env: &Env, benchmark: &str) -> Result<ImageList> {
         Format::LfwPairs | Format::CalfwPairs | Format::AgedbMat | Format::CacdVs => {
             let folds = PairProtocol::builtin()?.folds;
             let (bench, _) = app::load_pair_benchmark(env, benchmark, folds)?;
-            Ok(ImageList::from_dir(&existing_dir(env, benchmark, "images")?, &bench.keys))
+            Ok(ImageList::from_dir(&existing_path(env, benchmark, "images")?, &bench.keys))
         }
-        Format::InsightfaceBin => ImageList::from_bin(&existing_dir(env, benchmark, "bin")?),
+        Format::InsightfaceBin => ImageList::from_bin(&existing_path(env, benchmark, "bin")?),
         Format::Fgnet => {
-            let dir = existing_dir(env, benchmark, "images")?;
+            let dir = existing_path(env, benchmark, "images")?;
             let keys: Vec<String> = crate::dataset::fgnet::read_dir(&dir)?.images.into_iter().map(|i| i.key).collect();
             Ok(ImageList::from_dir(&dir, &keys))
+        }
+        Format::Ijb => {
+            // Every face crop of the release, aligned with its 5 landmarks (the image keys are the
+            // crop names the protocol looks up).
+            use crate::dataset::ijb::{join_images, read_faces, read_landmarks};
+            let (faces, landmarks) = (existing_path(env, benchmark, "faces")?, existing_path(env, benchmark, "landmarks")?);
+            let images = join_images(read_faces(&faces)?, read_landmarks(&landmarks)?, &faces, &landmarks)?;
+            let dir = existing_path(env, benchmark, "images")?;
+            Ok(ImageList::from_dir_aligned(&dir, images.into_iter().map(|i| (i.name, i.landmarks))))
         }
         other => Err(Error::Config(format!(
             "computing embeddings for '{benchmark}' (format {other:?}) is not supported yet; export embeddings and use --embeddings"

@@ -84,6 +84,15 @@ impl ImageList {
         ImageList { items, packs: Vec::new() }
     }
 
+    /// Images `dir/<name>`, each aligned with its 5 landmarks (IJB's loose crops).
+    pub fn from_dir_aligned(dir: &Path, images: impl IntoIterator<Item = (String, Landmarks)>) -> Self {
+        let items = images
+            .into_iter()
+            .map(|(k, lm)| ImageItem { location: Location::File(dir.join(&k)), key: k, landmarks: Some(lm) })
+            .collect();
+        ImageList { items, packs: Vec::new() }
+    }
+
     /// Every image of an insightface `.bin` pack, keys `0`, `1`, … in pack order (the keys the
     /// `.bin` pair adapter uses).
     pub fn from_bin(path: &Path) -> Result<Self> {
