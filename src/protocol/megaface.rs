@@ -409,28 +409,14 @@ pub fn evaluate(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol) -> Resul
     // belongs to.
     let noise = input.distractor_noise;
     let cleaning_on = input.cleaning != Cleaning::None;
-    let mut union: std::collections::BTreeMap<u32, (u32, bool)> = std::collections::BTreeMap::new();
+    // (store row, set bit) for every list entry, looked up in parallel, then sorted by row: a
+    // row repeated within one set is a key listed twice; rows shared by sets merge their bits.
+    let mut entries: Vec<(u32, u32)> = Vec::with_capacity(input.sets.iter().map(|s| s.keys.len()).sum());
     let mut noisy_per_set = Vec::with_capacity(input.sets.len());
     for (j, set) in input.sets.iter().enumerate() {
-        let mut missing = Vec::new();
-        let mut seen = HashSet::with_capacity(set.keys.len());
-        let mut noisy = 0usize;
-        for key in &set.keys {
-            if !seen.insert(key.as_str()) {
-                return Err(Error::Invalid(format!(
-                    "the {} distractor list names '{key}' twice; each distractor counts once",
-                    size_label(set.size)
-                )));
-            }
-            match input.distractor_store.row_of(key) {
-                Some(r) => {
-                    let is_noisy = cleaning_on && noise.is_some_and(|nz| is_noisy(nz, key));
-                    noisy += is_noisy as usize;
-                    union.entry(r as u32).or_insert((0, is_noisy)).0 |= 1 << j;
-                }
-                None => missing.push(key.as_str()),
-            }
-        }
+        let rows: Vec<Option<usize>> = set.keys.par_iter().map(|k| input.distractor_store.row_of(k)).collect();
+        let missing: Vec<&str> =
+            set.keys.iter().zip(&rows).filter(|(_, r)| r.is_none()).map(|(k, _)| k.as_str()).collect();
         if !missing.is_empty() {
             let shown: Vec<String> = missing.iter().take(5).map(|k| format!("'{k}'")).collect();
             return Err(Error::Invalid(format!(
@@ -442,18 +428,40 @@ pub fn evaluate(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol) -> Resul
                 shown.join(", ")
             )));
         }
+        let noisy = match noise.filter(|_| cleaning_on) {
+            Some(nz) => set.keys.par_iter().filter(|k| is_noisy(nz, k)).count(),
+            None => 0,
+        };
         noisy_per_set.push(noisy);
+        entries.extend(rows.into_iter().flatten().map(|r| (r as u32, j as u32)));
     }
-    let gallery = StoreGallery {
-        store: input.distractor_store,
-        rows: union.keys().copied().collect(),
-        masks: union.values().map(|v| v.0).collect(),
-        noisy: union.values().map(|v| v.1).collect(),
-        cleaning: input.cleaning,
-        fusion,
-        dim,
+    entries.par_sort_unstable();
+    if let Some(w) = entries.windows(2).find(|w| w[0] == w[1]) {
+        let (row, j) = w[0];
+        return Err(Error::Invalid(format!(
+            "the {} distractor list names '{}' twice; each distractor counts once",
+            size_label(input.sets[j as usize].size),
+            input.distractor_store.key(row as usize)
+        )));
+    }
+    let (mut rows, mut masks) = (Vec::new(), Vec::<u32>::new());
+    for (row, j) in entries {
+        if rows.last() == Some(&row) {
+            if let Some(m) = masks.last_mut() {
+                *m |= 1 << j;
+            }
+        } else {
+            rows.push(row);
+            masks.push(1 << j);
+        }
+    }
+    let noisy: Vec<bool> = match noise.filter(|_| cleaning_on) {
+        Some(nz) => rows.par_iter().map(|&r| is_noisy(nz, input.distractor_store.key(r as usize))).collect(),
+        None => vec![false; rows.len()],
     };
-    drop(union);
+    let gallery =
+        StoreGallery { store: input.distractor_store, rows, masks, noisy, cleaning: input.cleaning, fusion, dim };
+    lap(&mut stages, format!("index {} distractor rows of {} sets", gallery.rows.len(), input.sets.len()));
     let keep = |negatives: u64| {
         let most = protocol.far_targets.iter().fold(0f64, |m, &f| m.max(f));
         ((most * negatives as f64).floor() as u64 + 1).min(negatives) as usize
@@ -468,7 +476,7 @@ pub fn evaluate(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol) -> Resul
         .collect();
     let spec_scan = ScanSpec { probes: &pm, mates: &mate_scores, first_probes: devkit_probes, sets: &set_specs };
     let outs = scan(&spec_scan, &gallery)?;
-    lap(&mut stages, format!("scan {} distractor rows for {} sets", gallery.rows.len(), input.sets.len()));
+    lap(&mut stages, format!("scan {} distractor rows", gallery.rows.len()));
 
     for ((set, out), noisy_distractors) in input.sets.iter().zip(&outs).zip(noisy_per_set) {
         let n = set.keys.len() as u64;
