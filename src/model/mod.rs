@@ -132,10 +132,13 @@ pub fn load(
         return Ok(Box::new(dlib_resnet::DlibResnet::load(weights, device, dtype)?));
     }
     Err(crate::Error::Config(format!(
-        "cannot load {}: architecture {:?} is not one of {:?}",
+        "cannot load {}: {}; architectures: {}",
         weights.display(),
-        arch,
-        architectures()
+        match arch {
+            Some(a) => format!("unknown architecture '{a}'"),
+            None => "the file type does not say which network it holds (give --arch)".to_string(),
+        },
+        architectures().join(", ")
     )))
 }
 
