@@ -13,6 +13,9 @@
 //!
 //! `AIFR_BENCH_IJB=small` runs a 1/20-scale release instead (a quick check of the bench itself).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use aifr_eval::dataset::ijb::{read_release, IjbFiles};
 use aifr_eval::dataset::ijb_synth::{generate, SynthSpec};
 use aifr_eval::metrics::TarRule;
@@ -36,17 +39,6 @@ fn spec() -> SynthSpec {
     } else {
         full
     }
-}
-
-/// Peak resident set (VmHWM) in MiB, and a reset so the next stage is measured on its own.
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 /// CPU seconds (user + system, all threads) of this process so far: on a shared machine the
@@ -142,7 +134,7 @@ fn main() {
     }
     std::hint::black_box(sink);
     reset_peak_rss();
-    let rss_before = peak_rss_mib();
+    let rss_before = common::peak_rss_mib();
     let cpu0 = cpu_s();
     let t0 = Instant::now();
     let rows = image_rows(&release, &store).expect("rows");
@@ -156,7 +148,7 @@ fn main() {
     let roc_s = t.elapsed().as_secs_f64();
     let total = t0.elapsed().as_secs_f64();
     let cpu = cpu_s() - cpu0;
-    let rss = peak_rss_mib();
+    let rss = common::peak_rss_mib();
     println!(
         "aifr-eval  embeddings → TAR table: {total:.2} s wall, {cpu:.2} s CPU on {threads} threads (pool {pool_s:.2}, score {score_s:.2}, ROC+TAR+AUC+curves {roc_s:.2}); peak RSS {rss:.0} MiB (store mapping included; {rss_before:.0} MiB before)"
     );

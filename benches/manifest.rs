@@ -7,6 +7,9 @@
 //!
 //! Run: `cargo bench --bench manifest`
 
+#[path = "common/mod.rs"]
+mod common;
+
 use aifr_eval::app::manifest::build_all;
 use aifr_eval::dataset::manifest::{summarise, Manifest};
 use aifr_eval::protocol::manifest::build::BuildSpec;
@@ -15,16 +18,6 @@ use polars::prelude::{CsvReadOptions, ParquetWriter, SerReader};
 use rand::{Rng, SeedableRng};
 use std::io::Write;
 use std::time::Instant;
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 /// Resets the peak-RSS counter to the current RSS (Linux), so each stage reports its own peak.
 fn reset_peak() {
@@ -35,7 +28,7 @@ fn stage<T>(name: &str, f: impl FnOnce() -> T) -> T {
     reset_peak();
     let t = Instant::now();
     let out = f();
-    println!("  {name:<44} {:>8.2} s   peak RSS {:>7.0} MB", t.elapsed().as_secs_f64(), peak_rss_mb());
+    println!("  {name:<44} {:>8.2} s   peak RSS {:>7.0} MB", t.elapsed().as_secs_f64(), common::peak_rss_mib());
     out
 }
 

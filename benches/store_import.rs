@@ -5,19 +5,12 @@
 //!
 //! Run: `cargo bench --bench store_import`
 
+#[path = "common/mod.rs"]
+mod common;
+
 use aifr_eval::store::import::{import, EmbeddingSource};
 use std::io::{Read, Write};
 use std::time::Instant;
-
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 fn main() {
     let rows: usize = std::env::var("AIFR_BENCH_ROWS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
@@ -51,7 +44,7 @@ fn main() {
         }
     }
     let bytes = std::fs::metadata(&npy).expect("meta").len() as f64;
-    let rss_before = peak_rss_mb();
+    let rss_before = common::peak_rss_mib();
 
     // Disk-speed reference: read the whole file sequentially (8 MB buffer), same run.
     let t = Instant::now();
@@ -91,5 +84,9 @@ fn main() {
         mb / import_s,
         import_s / copy_s
     );
-    println!("peak RSS before import {rss_before:.0} MB, after {:.0} MB (store rows: {})", peak_rss_mb(), store.len());
+    println!(
+        "peak RSS before import {rss_before:.0} MB, after {:.0} MB (store rows: {})",
+        common::peak_rss_mib(),
+        store.len()
+    );
 }

@@ -6,6 +6,10 @@
 //! * state-dict key names and shapes of IResNet-18/34/50/100 and MobileFaceNet against PyTorch
 //!   modules laid out like arcface_torch (`tests/reference/arcface_torch_nets.py`).
 
+#[path = "common/nets.rs"]
+mod nets;
+use nets::{max_abs_diff, tensor_json};
+
 use aifr_eval::model::iresnet::{IResNet, IResNetConfig};
 use aifr_eval::model::mobilefacenet::{MobileFaceNet, MobileFaceNetConfig};
 use aifr_eval::model::weights::{synthetic, StateDict};
@@ -32,33 +36,13 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// x[n,h,w,c] = (n*131 + h*31 + w*17 + c*7) % 256, RGB, then (x/255 − 0.5)/0.5 in f32; NCHW.
+/// The ArcFace-normalised formula batch of the reference scripts.
 fn formula_input(n: usize) -> Tensor {
-    let mut v = vec![0f32; n * 3 * 112 * 112];
-    for i in 0..n {
-        for c in 0..3 {
-            for h in 0..112 {
-                for w in 0..112 {
-                    let raw = ((i * 131 + h * 31 + w * 17 + c * 7) % 256) as f32;
-                    v[((i * 3 + c) * 112 + h) * 112 + w] = (raw / 255.0 - 0.5) / 0.5;
-                }
-            }
-        }
-    }
-    Tensor::from_vec(v, (n, 3, 112, 112), &Device::Cpu).unwrap()
+    nets::formula_input(n, &aifr_eval::model::InputSpec::arcface())
 }
 
 fn expected(doc: &serde_json::Value) -> (Vec<usize>, Vec<f32>) {
-    let e = &doc["outputs"]["embedding"];
-    let shape = e["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
-    let data = e["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
-    (shape, data)
-}
-
-fn max_abs_diff(got: &Tensor, want: &[f32]) -> f32 {
-    let g = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    assert_eq!(g.len(), want.len());
-    g.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+    tensor_json(&doc["outputs"]["embedding"])
 }
 
 #[test]

@@ -452,7 +452,8 @@ fn reduce_block(spec: &ScanSpec<'_>, offsets: &[usize], width: usize, w: &mut Sc
 mod tests {
     use super::*;
 
-    struct Rows(Vec<Vec<f32>>, Vec<RowKind>);
+    /// Gallery rows, their kinds, and optionally their set bits (one set when absent).
+    struct Rows(Vec<Vec<f32>>, Vec<RowKind>, Option<Vec<u32>>);
     impl GallerySource for Rows {
         fn len(&self) -> usize {
             self.0.len()
@@ -463,6 +464,9 @@ mod tests {
         fn fill(&self, i: usize, out: &mut [f32]) -> Result<RowKind> {
             out.copy_from_slice(&self.0[i]);
             Ok(self.1[i])
+        }
+        fn sets(&self, i: usize) -> u32 {
+            self.2.as_ref().map_or(1, |m| m[i])
         }
     }
 
@@ -497,7 +501,7 @@ mod tests {
             .collect();
         let sets = [SetSpec { keep_top: 50, keep_top_first: 7 }];
         let spec = ScanSpec { probes: &flat, mates: &mates, first_probes: 2, sets: &sets };
-        let got = scan(&spec, &Rows(gallery.clone(), kinds.clone())).unwrap().remove(0);
+        let got = scan(&spec, &Rows(gallery.clone(), kinds.clone(), None)).unwrap().remove(0);
         let mut all = Vec::new();
         let mut first = Vec::new();
         for (a, p) in probes.iter().enumerate() {
@@ -522,26 +526,8 @@ mod tests {
         assert_eq!(got.n_first_scores, 2 * n as u64);
         // Same result on one thread.
         let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-        let one = pool.install(|| scan(&spec, &Rows(gallery, kinds)).unwrap());
+        let one = pool.install(|| scan(&spec, &Rows(gallery, kinds, None)).unwrap());
         assert_eq!(one, vec![got]);
-    }
-
-    /// Rows with set membership bits.
-    struct Multi(Vec<Vec<f32>>, Vec<u32>);
-    impl GallerySource for Multi {
-        fn len(&self) -> usize {
-            self.0.len()
-        }
-        fn dim(&self) -> usize {
-            self.0[0].len()
-        }
-        fn fill(&self, i: usize, out: &mut [f32]) -> Result<RowKind> {
-            out.copy_from_slice(&self.0[i]);
-            Ok(RowKind::Scored)
-        }
-        fn sets(&self, i: usize) -> u32 {
-            self.1[i]
-        }
     }
 
     /// Overlapping sets scanned together give exactly what each set scanned alone gives.
@@ -563,12 +549,12 @@ mod tests {
             SetSpec { keep_top: 1, keep_top_first: 5000 },
         ];
         let spec = ScanSpec { probes: &flat, mates: &mates, first_probes: 3, sets: &sets };
-        let together = scan(&spec, &Multi(gallery.clone(), masks)).unwrap();
+        let together = scan(&spec, &Rows(gallery.clone(), vec![RowKind::Scored; n], Some(masks))).unwrap();
         for (j, set) in sets.iter().enumerate() {
             let rows: Vec<Vec<f32>> = (0..n).filter(|&i| member(i)[j]).map(|i| gallery[i].clone()).collect();
             let m = rows.len();
             let one = ScanSpec { probes: &flat, mates: &mates, first_probes: 3, sets: std::slice::from_ref(set) };
-            let alone = scan(&one, &Rows(rows, vec![RowKind::Scored; m])).unwrap().remove(0);
+            let alone = scan(&one, &Rows(rows, vec![RowKind::Scored; m], None)).unwrap().remove(0);
             assert_eq!(together[j], alone, "set {j}");
             assert_eq!(alone.n_scores, 4 * m as u64);
         }
@@ -587,7 +573,7 @@ mod tests {
         let sets = [SetSpec { keep_top: keep, keep_top_first: keep_first }];
         let spec = ScanSpec { probes: &flat, mates: &mates, first_probes: 1, sets: &sets };
         let n = gallery.len();
-        let got = scan(&spec, &Rows(gallery.clone(), vec![RowKind::Scored; n])).unwrap().remove(0);
+        let got = scan(&spec, &Rows(gallery.clone(), vec![RowKind::Scored; n], None)).unwrap().remove(0);
         let mut scores = vec![0f32; probes.len() * n];
         gemm_scores(&flat, probes.len(), &gallery.concat(), n, 2, &mut scores);
         let mut all = scores.clone();
