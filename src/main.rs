@@ -32,7 +32,7 @@ Exit codes:
 #[command(
     name = "aifr-eval",
     version,
-    about = "Exact, fast, reproducible evaluation of face-recognition models: LFW family, AgeDB, FG-NET, MegaFace",
+    about = "Exact, fast, reproducible evaluation of face-recognition models: LFW family, AgeDB, CACD-VS, FG-NET, IJB-B/C, MegaFace",
     after_help = EXIT_CODES,
     after_long_help = EXIT_CODES
 )]
