@@ -8,8 +8,8 @@ use crate::protocol::fgnet as fgnet_protocol;
 use crate::protocol::verification::{self, VerificationParams};
 use crate::report::html::write_report;
 use crate::report::results::{
-    mode_label, BenchmarkInfo, EmbeddingsInfo, FgnetProtocolInfo, FgnetResults, FileFingerprint, ProtocolInfo,
-    Software, Timings, VerificationResults, SCHEMA, SCHEMA_VERSION,
+    BenchmarkInfo, EmbeddingsInfo, FgnetProtocolInfo, FgnetResults, FileFingerprint, ProtocolInfo, Software, Timings,
+    VerificationResults, SCHEMA, SCHEMA_VERSION,
 };
 use crate::report::run::{write_pair_scores, RunData};
 use crate::report::terminal::{fgnet_table, verification_table};
@@ -449,26 +449,7 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
             format: entry.format,
             files,
         },
-        protocol: ProtocolInfo {
-            name: protocol.name.clone(),
-            mode: mode_label(mode),
-            fold_mode: mode,
-            flip_fusion: fusion,
-            folds: bench.folds,
-            far_targets: protocol.far_targets.clone(),
-            score: if mode == FoldMode::Insightface {
-                "squared L2 distance of unit vectors for k-fold; cosine for ROC/TAR"
-            } else {
-                "cosine similarity of L2-normalised (fused) embeddings"
-            },
-            accept_rule: match mode {
-                FoldMode::Strict => "same iff score >= threshold",
-                FoldMode::Insightface => "k-fold: same iff distance < threshold; ROC: score >= threshold",
-                FoldMode::Facexzoo => {
-                    "k-fold: same iff score > threshold, different iff score < threshold; ROC: score >= threshold"
-                }
-            },
-        },
+        protocol: ProtocolInfo::pairs(protocol.name.clone(), mode, fusion, bench.folds, protocol.far_targets.clone()),
         embeddings: EmbeddingsInfo::of(&store).with_provenance(made_by.as_ref(), skipped),
         counts: outcome.counts,
         metrics: outcome.metrics,

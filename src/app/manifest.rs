@@ -4,7 +4,6 @@ use super::{file_fingerprint, finish_run, open_embeddings, Clock, Env, RunReport
 use crate::config::{Format, PairProtocol};
 use crate::dataset::manifest::{summarise, Manifest, ManifestSummary};
 use crate::error::{Error, Result};
-use crate::metrics::FoldMode;
 use crate::protocol::manifest::build::{build_pairs, BuildSpec, Cohort, GalleryChoice, PairList, Split};
 use crate::protocol::manifest::lists::{
     pairs_file_name, read_description, read_pairs, read_split, write_protocol, ManifestFingerprint, ProtocolDescription,
@@ -12,8 +11,8 @@ use crate::protocol::manifest::lists::{
 use crate::protocol::manifest::{identification, stratify};
 use crate::protocol::verification::{self, VerificationParams};
 use crate::report::results::{
-    mode_label, BenchmarkInfo, EmbeddingsInfo, ManifestProtocolInfo, ManifestResults, ManifestRunInfo, ProtocolInfo,
-    Software, VerificationResults, SCHEMA, SCHEMA_VERSION,
+    BenchmarkInfo, EmbeddingsInfo, ManifestProtocolInfo, ManifestResults, ManifestRunInfo, ProtocolInfo, Software,
+    VerificationResults, SCHEMA, SCHEMA_VERSION,
 };
 use crate::report::run::write_pair_scores;
 use crate::report::terminal::{manifest_lines, verification_table};
@@ -213,26 +212,13 @@ pub fn run_manifest(env: &Env, req: &ManifestRunRequest) -> Result<RunReport> {
                 format: Format::Manifest,
                 files,
             },
-            protocol: ProtocolInfo {
-                name: if gap == 0 { "manifest_pairs".into() } else { format!("manifest_pairs_min_gap_{gap}") },
-                mode: mode_label(mode),
-                fold_mode: mode,
-                flip_fusion: fusion,
-                folds: bench.folds,
-                far_targets: protocol.far_targets.clone(),
-                score: if mode == FoldMode::Insightface {
-                    "squared L2 distance of unit vectors for k-fold; cosine for ROC/TAR"
-                } else {
-                    "cosine similarity of L2-normalised (fused) embeddings"
-                },
-                accept_rule: match mode {
-                    FoldMode::Strict => "same iff score >= threshold",
-                    FoldMode::Insightface => "k-fold: same iff distance < threshold; ROC: score >= threshold",
-                    FoldMode::Facexzoo => {
-                        "k-fold: same iff score > threshold, different iff score < threshold; ROC: score >= threshold"
-                    }
-                },
-            },
+            protocol: ProtocolInfo::pairs(
+                if gap == 0 { "manifest_pairs".into() } else { format!("manifest_pairs_min_gap_{gap}") },
+                mode,
+                fusion,
+                bench.folds,
+                protocol.far_targets.clone(),
+            ),
             embeddings: EmbeddingsInfo::of(&store),
             counts: outcome.counts,
             metrics: outcome.metrics.clone(),

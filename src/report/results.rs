@@ -64,6 +64,32 @@ pub struct ProtocolInfo {
     pub accept_rule: &'static str,
 }
 
+impl ProtocolInfo {
+    /// A pair-verification protocol in `mode`, with the score and accept rule that mode uses.
+    pub fn pairs(name: String, mode: FoldMode, fusion: Fusion, folds: usize, far_targets: Vec<f64>) -> Self {
+        ProtocolInfo {
+            name,
+            mode: mode_label(mode),
+            fold_mode: mode,
+            flip_fusion: fusion,
+            folds,
+            far_targets,
+            score: if mode == FoldMode::Insightface {
+                "squared L2 distance of unit vectors for k-fold; cosine for ROC/TAR"
+            } else {
+                "cosine similarity of L2-normalised (fused) embeddings"
+            },
+            accept_rule: match mode {
+                FoldMode::Strict => "same iff score >= threshold",
+                FoldMode::Insightface => "k-fold: same iff distance < threshold; ROC: score >= threshold",
+                FoldMode::Facexzoo => {
+                    "k-fold: same iff score > threshold, different iff score < threshold; ROC: score >= threshold"
+                }
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EmbeddingsInfo {
     /// blake3 of the store's rows and keys.
