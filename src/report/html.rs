@@ -742,24 +742,29 @@ fn identification_section(out: &mut String, r: &Value) {
         field(r, "/counts/excluded")
     );
     for (title, key) in [("probe age (years)", "by_age_group"), ("age gap to the nearest mate (years)", "by_gap")] {
-        let Some(rows) = id[key].as_array() else { continue };
+        gap_table(out, title, &id[key]);
+    }
+}
+
+/// Rank-1 per age group or age-gap bin (FG-NET and manifest identification).
+fn gap_table(out: &mut String, title: &str, rows: &Value) {
+    let Some(rows) = rows.as_array() else { return };
+    let _ = writeln!(
+        out,
+        "<table>\n<thead><tr><th>{title}</th><th>probes</th><th>hits</th><th>rank-1</th></tr></thead>\n<tbody>"
+    );
+    for g in rows {
+        let lo = g["lo"].as_u64().unwrap_or(0);
+        let label = g["hi"].as_u64().map_or(format!("{lo}+"), |hi| format!("{lo}–{hi}"));
         let _ = writeln!(
             out,
-            "<table>\n<thead><tr><th>{title}</th><th>probes</th><th>hits</th><th>rank-1</th></tr></thead>\n<tbody>"
+            "<tr><th scope=\"row\">{label}</th><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            field(g, "/probes"),
+            field(g, "/hits"),
+            opt(g["rank1"].as_f64(), pct)
         );
-        for g in rows {
-            let lo = g["lo"].as_u64().unwrap_or(0);
-            let label = g["hi"].as_u64().map_or(format!("{lo}+"), |hi| format!("{lo}–{hi}"));
-            let _ = writeln!(
-                out,
-                "<tr><th scope=\"row\">{label}</th><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-                field(g, "/probes"),
-                field(g, "/hits"),
-                opt(g["rank1"].as_f64(), pct)
-            );
-        }
-        out.push_str("</tbody>\n</table>\n");
     }
+    out.push_str("</tbody>\n</table>\n");
 }
 
 fn summary_rows(r: &Value) -> Vec<(&'static str, String)> {

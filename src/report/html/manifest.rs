@@ -1,7 +1,7 @@
 //! Report sections of a manifest run (`aifr-eval run --manifest`): closed-set and
 //! leave-one-image-out identification, and every result by `group` and `--stratify` column.
 
-use super::{escape_html, field, opt, pct};
+use super::{escape_html, field, gap_table, opt, pct};
 use serde_json::Value;
 use std::fmt::Write;
 
@@ -11,26 +11,6 @@ fn rank1_text(v: &Value, unit: &str) -> String {
         _ => String::new(),
     };
     format!("<b>{}</b>{ci}", opt(v["rank1"].as_f64(), pct))
-}
-
-fn gap_table(out: &mut String, title: &str, rows: &Value) {
-    let Some(rows) = rows.as_array() else { return };
-    let _ = writeln!(
-        out,
-        "<table>\n<thead><tr><th>{title}</th><th>probes</th><th>hits</th><th>rank-1</th></tr></thead>\n<tbody>"
-    );
-    for g in rows {
-        let lo = g["lo"].as_u64().unwrap_or(0);
-        let label = g["hi"].as_u64().map_or(format!("{lo}+"), |hi| format!("{lo}–{hi}"));
-        let _ = writeln!(
-            out,
-            "<tr><th scope=\"row\">{label}</th><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            field(g, "/probes"),
-            field(g, "/hits"),
-            opt(g["rank1"].as_f64(), pct)
-        );
-    }
-    out.push_str("</tbody>\n</table>\n");
 }
 
 /// Nothing for other runs.
