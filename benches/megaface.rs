@@ -10,8 +10,14 @@
 //!   comparison, strict TAR@1e-6) on the 1M set, when python3 + numpy are present;
 //! * converting devkit feature files into a store (100,000 files; file-system bound).
 //!
-//! `AIFR_BENCH_MEGAFACE_MAX=100k` runs a smaller instance. Data is generated once under
-//! target/bench-data/megaface and reused.
+//! Environment: `AIFR_BENCH_MEGAFACE_MAX=100k` runs a smaller instance; `AIFR_BENCH_SCORE_DEVICE=cuda`
+//! also times the GPU scoring path on the same data (an aifr-eval built with `--features cuda`, on
+//! a GPU machine); `AIFR_BENCH_DIR` and `AIFR_EVAL_BIN` point a copied bench binary at a data
+//! directory and an aifr-eval binary (.ci/gpu-check). Data is generated once under
+//! target/bench-data/megaface (or `AIFR_BENCH_DIR`) and reused.
+
+#[path = "common/mod.rs"]
+mod common;
 
 use aifr_eval::dataset::megaface::{parse_size, read_distractor_list, read_probe_list};
 use aifr_eval::demo::{generate_fgnet, DemoSpec};
@@ -22,16 +28,38 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-fn child_rss_mb() -> f64 {
-    // SAFETY: getrusage fills the struct we pass.
+/// Runs `cmd` to completion: (exit success, wall seconds, the child's own peak RSS in MB).
+#[allow(clippy::zombie_processes)] // reaped by wait4, which also gives this child's own rusage
+fn run_child(cmd: &mut Command) -> (bool, f64, f64) {
+    let t = Instant::now();
+    let child = cmd.spawn().expect("run aifr-eval");
+    let (mut status, pid) = (0, child.id() as libc::pid_t);
+    // SAFETY: wait4 reaps our own child and fills the status and rusage we pass.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
-    u.ru_maxrss as f64 / 1024.0
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut u) };
+    let ok = r == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    (ok, t.elapsed().as_secs_f64(), u.ru_maxrss as f64 / 1024.0)
+}
+
+/// The summary of one whole run: (scan seconds, metrics seconds, threads, results.json).
+fn read_run(out: &Path) -> (f64, f64, serde_json::Value, serde_json::Value) {
+    let timings: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("timings.json")).unwrap()).unwrap();
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let stages = timings["stages"].as_array().cloned().unwrap_or_default();
+    let stage = |name: &str| {
+        stages
+            .iter()
+            .filter(|s| s[0].as_str().is_some_and(|n| n.starts_with(name)))
+            .map(|s| s[1].as_f64().unwrap_or(0.0))
+            .sum::<f64>()
+    };
+    (stage("scan"), stage("metrics"), timings["threads"].clone(), results)
 }
 
 fn main() {
     let max = std::env::var("AIFR_BENCH_MEGAFACE_MAX").ok().map_or(1_000_000, |s| parse_size(&s).expect("size"));
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/megaface");
+    let base = std::env::var_os("AIFR_BENCH_DIR")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/megaface"), PathBuf::from);
     let data = base.join(format!("data-{max}"));
     let root = aifr_eval::synth::megaface_root(&data);
     let spec = DemoSpec { dim: 512, seed: 11, ..Default::default() };
@@ -59,42 +87,32 @@ fn main() {
     let out = base.join("run");
     let sizes: Vec<String> =
         aifr_eval::dataset::megaface::SIZES.iter().filter(|&&s| s <= max).map(|s| s.to_string()).collect();
-    let exe = env!("CARGO_BIN_EXE_aifr-eval");
-    let t = Instant::now();
-    let status = Command::new(exe)
-        .args(["--data-dir", data.to_str().unwrap_or_default(), "--cache-dir"])
-        .arg(base.join("cache"))
-        .args(["megaface", "--probe", "fgnet", "--flip", "none", "--quiet", "--distractors", &sizes.join(",")])
-        .arg("--embeddings")
-        .arg(&fg.embeddings)
-        .arg("--keys")
-        .arg(&fg.keys)
-        .arg("--distractor-embeddings")
-        .arg(&d.store)
-        .arg("--out")
-        .arg(&out)
-        .status()
-        .expect("run aifr-eval");
-    let wall = t.elapsed().as_secs_f64();
-    assert!(status.success(), "aifr-eval megaface failed");
-    let rss = child_rss_mb();
-    let timings: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("timings.json")).unwrap()).unwrap();
-    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
-    let stages = timings["stages"].as_array().cloned().unwrap_or_default();
-    let stage = |name: &str| {
-        stages
-            .iter()
-            .filter(|s| s[0].as_str().is_some_and(|n| n.starts_with(name)))
-            .map(|s| s[1].as_f64().unwrap_or(0.0))
-            .sum::<f64>()
+    let exe =
+        std::env::var_os("AIFR_EVAL_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_aifr-eval")), PathBuf::from);
+    let eval = |out: &Path, device: &str| {
+        run_child(
+            Command::new(&exe)
+                .args(["--data-dir", data.to_str().unwrap_or_default(), "--cache-dir"])
+                .arg(base.join("cache"))
+                .args(["megaface", "--probe", "fgnet", "--flip", "none", "--quiet", "--distractors", &sizes.join(",")])
+                .args(["--score-device", device])
+                .arg("--embeddings")
+                .arg(&fg.embeddings)
+                .arg("--keys")
+                .arg(&fg.keys)
+                .arg("--distractor-embeddings")
+                .arg(&d.store)
+                .arg("--out")
+                .arg(out),
+        )
     };
+    let (ok, wall, rss) = eval(&out, "cpu");
+    assert!(ok, "aifr-eval megaface failed");
+    let (scan, metrics, threads, results) = read_run(&out);
     let largest = results["metrics"]["sizes"].as_array().and_then(|s| s.last()).cloned().unwrap_or_default();
     println!(
-        "aifr-eval megaface, sizes {}: {wall:.2} s wall (process), {:.2} s scans, {:.2} s metrics, peak RSS {rss:.0} MB, threads {}",
+        "aifr-eval megaface, sizes {}: {wall:.2} s wall (process), {scan:.2} s scans, {metrics:.2} s metrics, peak RSS {rss:.0} MB, threads {threads}",
         sizes.join(","),
-        stage("scan"),
-        stage("metrics"),
-        timings["threads"]
     );
     println!(
         "  at {max}: rank-1 {:.4}, CMC@10 {}, strict TAR@1e-6 {}",
@@ -105,6 +123,38 @@ fn main() {
             .map_or("n/a".into(), |p| p["identification_rate"].to_string()),
         largest["tar_at_far"][0]["tar"]
     );
+    // The GPU path on the same data (AIFR_BENCH_SCORE_DEVICE=cuda, a `--features cuda` build):
+    // time, and how far its numbers are from the CPU run's (kernels may differ in the last bits,
+    // which can move a near-tie).
+    if let Ok(device) = std::env::var("AIFR_BENCH_SCORE_DEVICE") {
+        let gout = base.join(format!("run-{}", device.replace(':', "-")));
+        let (ok, gwall, grss) = eval(&gout, &device);
+        if ok {
+            let (gscan, gmetrics, _, gresults) = read_run(&gout);
+            let nums = |r: &serde_json::Value| -> Vec<f64> {
+                let mut v = Vec::new();
+                for s in r["metrics"]["sizes"].as_array().into_iter().flatten() {
+                    v.push(s["rank1"].as_f64().unwrap_or(f64::NAN));
+                    v.extend(
+                        s["cmc"].as_array().into_iter().flatten().filter_map(|p| p["identification_rate"].as_f64()),
+                    );
+                    v.extend(s["tar_at_far"].as_array().into_iter().flatten().filter_map(|t| t["tar"].as_f64()));
+                }
+                v
+            };
+            let (a, b) = (nums(&results), nums(&gresults));
+            let differ = a.iter().zip(&b).filter(|(x, y)| x != y).count();
+            let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+            println!(
+                "--score-device {device} ({}): {gwall:.2} s wall (process), {gscan:.2} s scans, {gmetrics:.2} s metrics, peak RSS {grss:.0} MB → {:.2}× faster than cpu; {differ} of {} numbers differ from the cpu run (largest difference {worst:.2e})",
+                gresults["protocol"]["score_kernel"],
+                wall / gwall,
+                a.len()
+            );
+        } else {
+            println!("--score-device {device}: the run failed (see its error above)");
+        }
+    }
 
     // The floor: the same GEMMs with nothing done to the scores.
     let probes = read_probe_list(&probe_list).expect("probes");
@@ -148,7 +198,7 @@ fn main() {
     // The NumPy reference on the largest set.
     let list = d.lists.join(aifr_eval::dataset::megaface::distractor_list_name(max));
     let _ = read_distractor_list(&list, max).expect("list");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/bench_megaface.py");
+    let script = common::repo_file("tests/reference/bench_megaface.py");
     let t = Instant::now();
     match Command::new("python3").arg(&script).arg(pstore.path()).arg(&d.store).arg(&probe_list).arg(&list).output() {
         Ok(o) if o.status.success() => {

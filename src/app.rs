@@ -493,6 +493,8 @@ pub struct MegafaceRequest {
     pub distractor_noise: Option<PathBuf>,
     pub protocol_file: Option<PathBuf>,
     pub out_dir: PathBuf,
+    /// Where the probe × distractor scores are computed.
+    pub score_device: crate::score::ScoreDevice,
 }
 
 fn megaface_file(env: &Env, bench: &str, role: &str, given: Option<&Path>) -> Result<PathBuf> {
@@ -639,6 +641,7 @@ pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
         probe_noise: probe_noise.as_ref(),
         distractor_noise: distractor_noise.as_ref(),
         flip: req.flip,
+        scoring: &req.score_device,
     };
     let outcome = evaluate(&input, &protocol)?;
     for (stage, secs) in &outcome.stages {
@@ -666,6 +669,7 @@ pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
             far_targets: protocol.far_targets.clone(),
             devkit_probes: protocol.devkit_probes,
             score: "cosine similarity of L2-normalised (fused) embeddings, float32",
+            score_kernel: outcome.score_kernel.clone(),
             rank_rule: "rank = number of distractors scoring strictly above the mate (a tie goes to the mate); every ordered pair of same-identity probe images is one search",
             age_groups: protocol.age_groups.clone(),
             age_gap_bins: protocol.age_gap.bins.clone(),

@@ -28,10 +28,18 @@ Exit codes:
   5  an output file could not be written (nothing partial is left behind)
   6  gate: the run regressed against its baseline";
 
+/// `--version`: the optional features this binary was built with (is it a CUDA build?).
+const VERSION: &str = match (cfg!(feature = "cuda"), cfg!(feature = "onnx")) {
+    (true, true) => concat!(env!("CARGO_PKG_VERSION"), " (features: cuda, onnx)"),
+    (true, false) => concat!(env!("CARGO_PKG_VERSION"), " (features: cuda)"),
+    (false, true) => concat!(env!("CARGO_PKG_VERSION"), " (features: onnx)"),
+    (false, false) => concat!(env!("CARGO_PKG_VERSION"), " (features: none)"),
+};
+
 #[derive(Parser, Debug)]
 #[command(
     name = "aifr-eval",
-    version,
+    version = VERSION,
     about = "Exact, fast, reproducible evaluation of face-recognition models: LFW family, AgeDB, CACD-VS, FG-NET, IJB-B/C, MegaFace",
     after_help = EXIT_CODES,
     after_long_help = EXIT_CODES
@@ -122,7 +130,8 @@ Examples:
   aifr-eval megaface --distractors 1m --embeddings fgnet.aifrstore --distractor-embeddings megaface.aifrstore
   aifr-eval megaface --probe facescrub --distractors 10k --distractors 1m --clean insightface \
       --embeddings facescrub.npy --keys facescrub_keys.txt --distractor-embeddings mf.aifrstore
-  aifr-eval megaface --distractors 100k --feature-suffix _arcface.bin      # devkit feature files"
+  aifr-eval megaface --distractors 100k --feature-suffix _arcface.bin      # devkit feature files
+  aifr-eval megaface --distractors 1m --embeddings all.aifrstore --score-device cuda   # on the GPU"
     )]
     Megaface(MegafaceArgs),
     /// Check an embedding store (header, size, content hash) and print what it holds.
@@ -371,6 +380,12 @@ struct MegafaceArgs {
     /// Output directory [default: reports/megaface_<probe>].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Where probe × distractor scores are computed: cpu (faer, all cores) or cuda / cuda:N
+    /// (cuBLAS through candle; needs a binary built with --features cuda). Scores of the two may
+    /// differ in the last bits; the kernel is recorded in results.json.
+    /// [default: --device with --model, else cpu]
+    #[arg(long, value_name = "DEVICE")]
+    score_device: Option<String>,
     /// Or compute the embeddings: probe images under the dataset's `images` entry and distractor
     /// images under `distractor_images`, used as they are on disk (aligned crops such as
     /// insightface's MegaFace test pack) and resized to the network's input.
@@ -710,6 +725,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 distractor_noise: None,
                 protocol_file: None,
                 out_dir: a.out.join("megaface_fgnet"),
+                score_device: aifr_eval::score::ScoreDevice::Cpu,
             };
             print_run(&app::run_megaface(&env, &req)?);
             // AgeDB's raw layout with its official .mat protocols (AgeDB-30), and CACD-VS.
@@ -902,6 +918,13 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 probe_noise: a.probe_noise,
                 distractor_noise: a.distractor_noise,
                 protocol_file: a.protocol_file,
+                score_device: aifr_eval::score::ScoreDevice::parse(
+                    a.score_device.as_deref().unwrap_or(if a.model.model.is_some() {
+                        a.model.device.as_str()
+                    } else {
+                        "cpu"
+                    }),
+                )?,
             };
             let r = app::run_megaface(&env, &req)?;
             if !a.quiet {

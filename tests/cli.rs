@@ -422,3 +422,14 @@ fn truncated_and_corrupt_bin_are_refused() {
     let o = run(&["run", "agedb30", "--data-dir", "data", "--embeddings", "emb.npy"], t.path());
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
 }
+
+/// `--version` says whether this is a CUDA (or ONNX) build: the first thing to check on a GPU box.
+#[test]
+fn version_names_the_build_features() {
+    let o = bin().arg("--version").output().unwrap();
+    assert!(o.status.success());
+    let v = String::from_utf8_lossy(&o.stdout);
+    assert!(v.starts_with(concat!("aifr-eval ", env!("CARGO_PKG_VERSION"), " (features: ")), "{v}");
+    assert_eq!(v.contains("cuda"), cfg!(feature = "cuda"), "{v}");
+    assert_eq!(v.contains("onnx"), cfg!(feature = "onnx"), "{v}");
+}

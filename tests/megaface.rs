@@ -4,6 +4,7 @@
 use aifr_eval::app::{self, Env, MegafaceEmbeddingsSource, MegafaceRequest};
 use aifr_eval::config::{FlipChoice, Registry};
 use aifr_eval::protocol::megaface::Cleaning;
+use aifr_eval::score::ScoreDevice;
 use aifr_eval::store::import::write_npy_f32;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -121,6 +122,7 @@ fn setup(name: &str) -> Case {
         distractor_noise: None,
         protocol_file: Some(dir.path().join("protocol.toml")),
         out_dir: dir.path().join("out"),
+        score_device: ScoreDevice::Cpu,
     };
     Case { _dir: dir, env, req, root, fx }
 }
@@ -136,7 +138,12 @@ fn close(a: f64, b: f64) -> bool {
 
 /// Every reference number: rank-1, CMC, worst rank, TAR@FAR (both rules), age breakdowns.
 fn check(name: &str) {
-    let case = setup(name);
+    check_on(name, ScoreDevice::Cpu);
+}
+
+fn check_on(name: &str, device: ScoreDevice) {
+    let mut case = setup(name);
+    case.req.score_device = device;
     let got = results(&case);
     let want = &case.fx["expected"];
     assert_eq!(got["counts"]["searches"], want["searches"], "{name}: searches");
@@ -210,6 +217,20 @@ fn insightface_cleaning_matches_the_reference() {
 #[test]
 fn facexzoo_cleaning_matches_the_reference() {
     check("facexzoo");
+}
+
+/// The GPU's code path (candle scoring blocks padded to one shape, copied back and reduced on
+/// the CPU) run on candle's CPU device: the same reference numbers on every fixture, and
+/// results.json names the kernel.
+#[test]
+fn candle_scoring_path_matches_the_reference() {
+    for name in ["ties", "fgnet", "insightface", "facexzoo"] {
+        check_on(name, ScoreDevice::Candle(candle_core::Device::Cpu));
+    }
+    let mut case = setup("ties");
+    assert_eq!(results(&case)["protocol"]["score_kernel"], "faer f32 GEMM (cpu)");
+    case.req.score_device = ScoreDevice::Candle(candle_core::Device::Cpu);
+    assert_eq!(results(&case)["protocol"]["score_kernel"], "candle f32 matmul (cpu)");
 }
 
 #[test]
@@ -400,6 +421,17 @@ fn cli_runs_and_gates() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("10, 100, 1k"));
+    // A scoring device that is not one, or CUDA in a CPU-only build: usage errors naming the option.
+    let mut bad = vec![("gpu", "--score-device must be 'cpu', 'cuda' or 'cuda:N', found 'gpu'")];
+    if !cfg!(feature = "cuda") {
+        bad.push(("cuda:0", "--score-device cuda:0: this aifr-eval binary was built without CUDA support"));
+    }
+    for (device, msg) in bad {
+        let o = run(&dir.path().join("d"), &["--flip", "none", "--score-device", device]);
+        assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stderr).contains(msg), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(!dir.path().join("d").exists(), "nothing written");
+    }
     // The same run again gates clean, exactly and statistically.
     let c = dir.path().join("c");
     assert!(run(&c, &["--flip", "none"]).status.success());

@@ -12,20 +12,25 @@ use candle_core::{DType, Device};
 
 /// `cpu`, `cuda` or `cuda:N` → a candle device; `cuda` without the feature says how to get it.
 pub fn parse_device(spec: &str) -> Result<Device> {
+    parse_device_flag("--device", spec)
+}
+
+/// [`parse_device`] for the command-line option `flag` (named in the errors).
+pub fn parse_device_flag(flag: &str, spec: &str) -> Result<Device> {
     let ordinal = match spec {
         "cpu" => return Ok(Device::Cpu),
         "cuda" => 0,
         s => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
             Some(Ok(n)) => n,
-            _ => return Err(Error::Config(format!("--device must be 'cpu', 'cuda' or 'cuda:N', found '{spec}'"))),
+            _ => return Err(Error::Config(format!("{flag} must be 'cpu', 'cuda' or 'cuda:N', found '{spec}'"))),
         },
     };
     if !cfg!(feature = "cuda") {
         return Err(Error::Config(format!(
-            "--device {spec}: this aifr-eval binary was built without CUDA support; rebuild it with `cargo build --release --features cuda` (see docs) or use --device cpu"
+            "{flag} {spec}: this aifr-eval binary was built without CUDA support; rebuild it with `cargo build --release --features cuda` (see docs) or use {flag} cpu"
         )));
     }
-    Device::new_cuda(ordinal).map_err(|e| Error::Config(format!("--device {spec}: cannot open the GPU: {e}")))
+    Device::new_cuda(ordinal).map_err(|e| Error::Config(format!("{flag} {spec}: cannot open the GPU: {e}")))
 }
 
 /// The device kind recorded in results (`cpu` or `cuda`).

@@ -22,7 +22,7 @@ use crate::metrics::cmc::{Cmc, CmcPoint};
 use crate::metrics::identification::{rank1_by, GroupRank1};
 use crate::metrics::{FoldMode, Roc, TarAtFar, TarRule};
 use crate::score::stream::{scan, GallerySource, RowKind, ScanSpec, SetSpec, BLOCK};
-use crate::score::{gemm_scores, normalize};
+use crate::score::{normalize, ScoreDevice};
 use crate::store::{EmbeddingStore, View};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -71,6 +71,8 @@ pub struct MegafaceInput<'a> {
     pub probe_noise: Option<&'a HashSet<String>>,
     pub distractor_noise: Option<&'a HashSet<String>>,
     pub flip: Option<FlipChoice>,
+    /// Where the probe × distractor (and probe × probe) scores are computed.
+    pub scoring: &'a ScoreDevice,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -128,6 +130,8 @@ pub struct MegafaceOutcome {
     pub ages: bool,
     /// Seconds per stage, for timings.json.
     pub stages: Vec<(String, f64)>,
+    /// The scoring kernel (results from different kernels may differ in the last bits).
+    pub score_kernel: String,
 }
 
 /// Writes the L2-normalised fused embedding of `row` into `out` (length dim or 2·dim); false
@@ -336,17 +340,18 @@ pub fn evaluate(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol) -> Resul
     let dim = fused_dim(input.probe_store, fusion);
     let (pm, cleaned) = probe_matrix(input, fusion, protocol)?;
 
-    // Mates and genuine scores through the same GEMM kernel as the distractor scores.
+    // Mates and genuine scores through the same scorer as the distractor scores.
     // The whole probe matrix stays the left operand (see `score`): blocks of gallery columns.
+    let scorer = input.scoring.scorer(&pm, dim)?;
     let blocks: Vec<(usize, Vec<f32>)> = (0..p.div_ceil(BLOCK))
         .into_par_iter()
         .map(|b| {
             let (lo, hi) = (b * BLOCK, ((b + 1) * BLOCK).min(p));
             let mut out = vec![0f32; p * (hi - lo)];
-            gemm_scores(&pm, p, &pm[lo * dim..hi * dim], hi - lo, dim, &mut out);
-            (lo, out)
+            scorer.score(&pm[lo * dim..hi * dim], hi - lo, &mut out)?;
+            Ok((lo, out))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let mut pp = vec![0f32; p * p];
     for (lo, out) in blocks {
         let width = out.len() / p;
@@ -474,7 +479,7 @@ pub fn evaluate(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol) -> Resul
             SetSpec { keep_top: keep(p as u64 * n), keep_top_first: keep(devkit_probes as u64 * n) }
         })
         .collect();
-    let spec_scan = ScanSpec { probes: &pm, mates: &mate_scores, first_probes: devkit_probes, sets: &set_specs };
+    let spec_scan = ScanSpec { scorer: &*scorer, mates: &mate_scores, first_probes: devkit_probes, sets: &set_specs };
     let outs = scan(&spec_scan, &gallery)?;
     lap(&mut stages, format!("scan {} distractor rows", gallery.rows.len()));
 
@@ -542,5 +547,6 @@ pub fn evaluate(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol) -> Resul
         bootstrap: spec,
         ages: ages.is_some(),
         stages,
+        score_kernel: scorer.kernel(),
     })
 }

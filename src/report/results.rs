@@ -181,6 +181,8 @@ pub struct MegafaceProtocolInfo {
     pub far_targets: Vec<f64>,
     pub devkit_probes: usize,
     pub score: &'static str,
+    /// The GEMM that computed the scores (`--score-device`): kernels may differ in the last bits.
+    pub score_kernel: String,
     pub rank_rule: &'static str,
     pub age_groups: Vec<GapBin>,
     pub age_gap_bins: Vec<GapBin>,

@@ -1,16 +1,91 @@
-//! Similarity kernels: probe × gallery cosine scores as blocked float32 GEMMs (faer), reduced
-//! while they stream so that no probe × gallery matrix is ever held.
+//! Similarity kernels: probe × gallery cosine scores as blocked float32 GEMMs, reduced while
+//! they stream so that no probe × gallery matrix is ever held.
 //!
-//! Every probe score of a protocol goes through [`gemm_scores`] with the *whole* probe matrix as
-//! the left operand (only the gallery block changes), so a pair of identical vectors scores the
+//! Every probe score of a protocol goes through one [`BlockScorer`] with the *whole* probe matrix
+//! as the left operand (only the gallery block changes), so a pair of identical vectors scores the
 //! same bits wherever it appears (mate or distractor, any block width or position): ties between
 //! a mate and a distractor are real ties, not rounding accidents. (faer picks other kernels for
-//! other left shapes — a single probe row is a GEMV — so the left operand must not be split.)
+//! other left shapes — a single probe row is a GEMV — so the left operand must not be split; the
+//! candle scorer pads every block to one width so cuBLAS sees one shape.)
+//!
+//! Two scorers: [`CpuScorer`] (faer, the default) and [`device::CandleScorer`] (candle on any
+//! device; the GPU path). Their scores may differ in the last bits, never within one run.
 
+pub mod device;
 pub mod stream;
 
+use crate::error::Result;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
+
+/// Scores gallery blocks against one fixed probe matrix (P × dim, row-major).
+pub trait BlockScorer: Sync {
+    /// Number of probes (rows of every output block).
+    fn probes(&self) -> usize;
+    fn dim(&self) -> usize;
+    /// `out[a * n + j] = probe_a · gallery_j` for a row-major `gallery` of n × dim.
+    fn score(&self, gallery: &[f32], n: usize, out: &mut [f32]) -> Result<()>;
+    /// The kernel, as recorded in results (e.g. `faer f32 GEMM (cpu)`).
+    fn kernel(&self) -> String;
+}
+
+/// The CPU scorer: [`gemm_scores`] on the calling thread (callers parallelise over blocks).
+pub struct CpuScorer<'a> {
+    probes: &'a [f32],
+    p: usize,
+    dim: usize,
+}
+
+impl<'a> CpuScorer<'a> {
+    pub fn new(probes: &'a [f32], dim: usize) -> Self {
+        debug_assert!(dim > 0 && probes.len() % dim == 0);
+        CpuScorer { probes, p: probes.len() / dim.max(1), dim }
+    }
+}
+
+impl BlockScorer for CpuScorer<'_> {
+    fn probes(&self) -> usize {
+        self.p
+    }
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn score(&self, gallery: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
+        gemm_scores(self.probes, self.p, gallery, n, self.dim, out);
+        Ok(())
+    }
+    fn kernel(&self) -> String {
+        "faer f32 GEMM (cpu)".into()
+    }
+}
+
+/// Where probe × gallery scores are computed (`--score-device`).
+#[derive(Debug, Clone)]
+pub enum ScoreDevice {
+    /// faer on the CPU threads.
+    Cpu,
+    /// candle on a device (CUDA in practice; the CPU device runs the same code path in tests).
+    Candle(candle_core::Device),
+}
+
+impl ScoreDevice {
+    /// `cpu`, `cuda` or `cuda:N` (cuda needs a binary built with `--features cuda`).
+    pub fn parse(spec: &str) -> Result<Self> {
+        if spec == "cpu" {
+            return Ok(ScoreDevice::Cpu);
+        }
+        crate::embed::parse_device_flag("--score-device", spec).map(ScoreDevice::Candle)
+    }
+
+    /// A scorer over `probes` (P × dim, row-major); candle scores gallery blocks of
+    /// [`stream::BLOCK`] rows.
+    pub fn scorer<'a>(&self, probes: &'a [f32], dim: usize) -> Result<Box<dyn BlockScorer + 'a>> {
+        Ok(match self {
+            ScoreDevice::Cpu => Box::new(CpuScorer::new(probes, dim)),
+            ScoreDevice::Candle(d) => Box::new(device::CandleScorer::new(probes, dim, stream::BLOCK, d)?),
+        })
+    }
+}
 
 /// Scores `out[i * n + j] = probes[i] · gallery[j]` for row-major `probes` (m×dim) and
 /// `gallery` (n×dim), on the calling thread.

@@ -11,7 +11,7 @@
 //! GEMM on one thread; partial results are integers and multisets, so the reduction order does
 //! not matter and the result is identical for any number of threads.
 
-use super::gemm_scores;
+use super::BlockScorer;
 use crate::error::Result;
 use rayon::prelude::*;
 
@@ -55,11 +55,11 @@ pub struct SetSpec {
     pub keep_top_first: usize,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ScanSpec<'a> {
-    /// P × dim, row-major, L2-normalised.
-    pub probes: &'a [f32],
-    /// Per probe, the scores of its mates sorted ascending (computed with [`gemm_scores`]).
+    /// Scores blocks of gallery rows against the P probes (L2-normalised).
+    pub scorer: &'a dyn BlockScorer,
+    /// Per probe, the scores of its mates sorted ascending (computed by the same `scorer`).
     pub mates: &'a [Vec<f32>],
     /// Probes `0..first_probes` also feed a second list of impostor scores per set.
     pub first_probes: usize,
@@ -240,7 +240,7 @@ fn scan_with(spec: &ScanSpec<'_>, gallery: &dyn GallerySource, floors: &[(f32, f
                 }
                 gallery.release(start..end);
                 w.scores.resize(p * width, 0.0);
-                gemm_scores(spec.probes, p, &w.rows, width, dim, &mut w.scores);
+                spec.scorer.score(&w.rows, width, &mut w.scores)?;
                 for (k, kind) in w.kinds.iter().enumerate() {
                     if *kind == RowKind::Unrankable {
                         for a in 0..p {
@@ -275,8 +275,15 @@ fn scan_with(spec: &ScanSpec<'_>, gallery: &dyn GallerySource, floors: &[(f32, f
 /// pilot floor is only a guess: when fewer than `keep` scores beat it, that run is discarded and
 /// the pass repeated without pilots, so the result is exact either way.
 pub fn scan(spec: &ScanSpec<'_>, gallery: &dyn GallerySource) -> Result<Vec<ScanResult>> {
-    let p = spec.mates.len();
-    debug_assert_eq!(spec.probes.len(), p * gallery.dim());
+    if spec.scorer.probes() != spec.mates.len() || spec.scorer.dim() != gallery.dim() {
+        return Err(crate::Error::Invalid(format!(
+            "scan: {} probes of {} values against mate lists for {} probes and {}-D gallery rows",
+            spec.scorer.probes(),
+            spec.scorer.dim(),
+            spec.mates.len(),
+            gallery.dim()
+        )));
+    }
     if spec.sets.len() > 32 {
         return Err(crate::Error::Invalid(format!("at most 32 gallery sets per scan, got {}", spec.sets.len())));
     }
@@ -337,7 +344,7 @@ fn pilot_floors(spec: &ScanSpec<'_>, gallery: &dyn GallerySource) -> Result<Vec<
         }
     }
     let mut scores = vec![0f32; p * rows.len()];
-    gemm_scores(spec.probes, p, &g, rows.len(), dim, &mut scores);
+    spec.scorer.score(&g, rows.len(), &mut scores)?;
     let first = spec.first_probes.min(p);
     for (j, set) in spec.sets.iter().enumerate() {
         let guess = |probes: usize, keep: usize| -> f32 {
@@ -451,6 +458,8 @@ fn reduce_block(spec: &ScanSpec<'_>, offsets: &[usize], width: usize, w: &mut Sc
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::score::device::CandleScorer;
+    use crate::score::{gemm_scores, CpuScorer};
 
     /// Gallery rows, their kinds, and optionally their set bits (one set when absent).
     struct Rows(Vec<Vec<f32>>, Vec<RowKind>, Option<Vec<u32>>);
@@ -470,9 +479,23 @@ mod tests {
         }
     }
 
-    /// Brute force over the same scores.
+    /// A scorer over `probes` (P × dim): the faer one, or candle's on the CPU device (the code
+    /// path the GPU takes, with a block width that does not divide the scan's blocks).
+    type MakeScorer = fn(&[f32], usize) -> Box<dyn BlockScorer + '_>;
+    const SCORERS: [(&str, MakeScorer); 2] = [
+        ("faer", |p, dim| Box::new(CpuScorer::new(p, dim))),
+        ("candle", |p, dim| Box::new(CandleScorer::new(p, dim, 1000, &candle_core::Device::Cpu).unwrap())),
+    ];
+
+    /// Brute force over the same scores, with either scorer.
     #[test]
     fn matches_brute_force_with_ties() {
+        for (name, make) in SCORERS {
+            brute_force_with_ties(name, make);
+        }
+    }
+
+    fn brute_force_with_ties(name: &str, make: MakeScorer) {
         // 2-D unit vectors at angles on a coarse grid: many exact ties.
         let unit = |deg: f64| vec![deg.to_radians().cos() as f32, deg.to_radians().sin() as f32];
         let probes: Vec<Vec<f32>> = [0.0, 30.0, 90.0].iter().map(|&d| unit(d)).collect();
@@ -481,37 +504,37 @@ mod tests {
         let kinds: Vec<RowKind> =
             (0..n).map(|i| if i % 97 == 0 { RowKind::Unrankable } else { RowKind::Scored }).collect();
         let flat: Vec<f32> = probes.concat();
+        let scorer = make(&flat, 2);
         // Scores with the whole probe matrix on the left, as the scan computes them.
-        let dot = |a: &[f32], b: &[f32]| {
-            let i = probes.iter().position(|p| p.as_slice() == a).unwrap();
+        let dot = |a: usize, b: &[f32]| {
             let mut s = vec![0f32; probes.len()];
-            gemm_scores(&probes.concat(), probes.len(), b, 1, 2, &mut s);
-            s[i]
+            scorer.score(b, 1, &mut s).unwrap();
+            s[a]
         };
         // Mates: gallery-like vectors at chosen angles (some equal to gallery angles → ties).
         let mate_vecs: Vec<Vec<Vec<f32>>> = vec![vec![unit(14.0), unit(21.0), unit(180.0)], vec![unit(30.0)], vec![]];
-        let mates: Vec<Vec<f32>> = probes
+        let mates: Vec<Vec<f32>> = mate_vecs
             .iter()
-            .zip(&mate_vecs)
-            .map(|(p, ms)| {
-                let mut v: Vec<f32> = ms.iter().map(|m| dot(p, m)).collect();
+            .enumerate()
+            .map(|(a, ms)| {
+                let mut v: Vec<f32> = ms.iter().map(|m| dot(a, m)).collect();
                 v.sort_by(f32::total_cmp);
                 v
             })
             .collect();
         let sets = [SetSpec { keep_top: 50, keep_top_first: 7 }];
-        let spec = ScanSpec { probes: &flat, mates: &mates, first_probes: 2, sets: &sets };
+        let spec = ScanSpec { scorer: &*scorer, mates: &mates, first_probes: 2, sets: &sets };
         let got = scan(&spec, &Rows(gallery.clone(), kinds.clone(), None)).unwrap().remove(0);
         let mut all = Vec::new();
         let mut first = Vec::new();
-        for (a, p) in probes.iter().enumerate() {
+        for (a, mates_a) in mates.iter().enumerate() {
             let scores: Vec<f32> = gallery
                 .iter()
                 .zip(&kinds)
-                .map(|(g, k)| if *k == RowKind::Unrankable { f32::NEG_INFINITY } else { dot(p, g) })
+                .map(|(g, k)| if *k == RowKind::Unrankable { f32::NEG_INFINITY } else { dot(a, g) })
                 .collect();
-            let want: Vec<u64> = mates[a].iter().map(|&m| scores.iter().filter(|&&s| s > m).count() as u64).collect();
-            assert_eq!(got.mate_ranks(a), want, "probe {a}");
+            let want: Vec<u64> = mates_a.iter().map(|&m| scores.iter().filter(|&&s| s > m).count() as u64).collect();
+            assert_eq!(got.mate_ranks(a), want, "{name}: probe {a}");
             let finite = scores.iter().copied().filter(|s| s.is_finite());
             all.extend(finite.clone());
             if a < 2 {
@@ -520,14 +543,47 @@ mod tests {
         }
         all.sort_by(|a, b| b.total_cmp(a));
         first.sort_by(|a, b| b.total_cmp(a));
-        assert_eq!(got.top, all[..50].to_vec());
-        assert_eq!(got.top_first, first[..7].to_vec());
+        assert_eq!(got.top, all[..50].to_vec(), "{name}");
+        assert_eq!(got.top_first, first[..7].to_vec(), "{name}");
         assert_eq!(got.n_scores, 3 * n as u64);
         assert_eq!(got.n_first_scores, 2 * n as u64);
         // Same result on one thread.
         let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
         let one = pool.install(|| scan(&spec, &Rows(gallery, kinds, None)).unwrap());
-        assert_eq!(one, vec![got]);
+        assert_eq!(one, vec![got], "{name}");
+    }
+
+    /// Both scorers give the same scan where every score is exact (small integer vectors, with
+    /// ties between mates and distractors), over several overlapping sets and pilot floors.
+    #[test]
+    fn faer_and_candle_scans_agree_exactly_on_exact_scores() {
+        let dim = 16;
+        let int = |seed: usize| -> Vec<f32> { (0..dim).map(|k| ((seed * 31 + k * 17) % 7) as f32 - 3.0).collect() };
+        let probes: Vec<f32> = (0..6).flat_map(int).collect();
+        let n = 12000;
+        let gallery: Vec<Vec<f32>> = (0..n).map(|i| int(1000 + i % 997)).collect();
+        let masks: Vec<u32> = (0..n).map(|i| 1 | (((i % 3 == 0) as u32) << 1)).collect();
+        let sets = [SetSpec { keep_top: 500, keep_top_first: 100 }, SetSpec { keep_top: 30, keep_top_first: 0 }];
+        let results: Vec<Vec<ScanResult>> = SCORERS
+            .iter()
+            .map(|(_, make)| {
+                let scorer = make(&probes, dim);
+                let mut mates = Vec::new();
+                for a in 0..6 {
+                    let mut s = vec![0f32; 6 * 4];
+                    scorer.score(&[int(1003), int(1500), int(7), int(1999)].concat(), 4, &mut s).unwrap();
+                    let mut m = s[a * 4..a * 4 + 4].to_vec();
+                    m.sort_by(f32::total_cmp);
+                    mates.push(m);
+                }
+                let spec = ScanSpec { scorer: &*scorer, mates: &mates, first_probes: 4, sets: &sets };
+                scan(&spec, &Rows(gallery.clone(), vec![RowKind::Scored; n], Some(masks.clone()))).unwrap()
+            })
+            .collect();
+        assert_eq!(results[0], results[1]);
+        assert_eq!(results[0][0].top.len(), 500);
+        // Mates tie with distractors (int(1003) and int(1500) are in the gallery): ranks are not all 0.
+        assert!((0..6).any(|a| results[0][0].mate_ranks(a).iter().any(|&r| r > 0)));
     }
 
     /// Overlapping sets scanned together give exactly what each set scanned alone gives.
@@ -548,12 +604,13 @@ mod tests {
             SetSpec { keep_top: 3000, keep_top_first: 0 },
             SetSpec { keep_top: 1, keep_top_first: 5000 },
         ];
-        let spec = ScanSpec { probes: &flat, mates: &mates, first_probes: 3, sets: &sets };
+        let scorer = CpuScorer::new(&flat, 2);
+        let spec = ScanSpec { scorer: &scorer, mates: &mates, first_probes: 3, sets: &sets };
         let together = scan(&spec, &Rows(gallery.clone(), vec![RowKind::Scored; n], Some(masks))).unwrap();
         for (j, set) in sets.iter().enumerate() {
             let rows: Vec<Vec<f32>> = (0..n).filter(|&i| member(i)[j]).map(|i| gallery[i].clone()).collect();
             let m = rows.len();
-            let one = ScanSpec { probes: &flat, mates: &mates, first_probes: 3, sets: std::slice::from_ref(set) };
+            let one = ScanSpec { scorer: &scorer, mates: &mates, first_probes: 3, sets: std::slice::from_ref(set) };
             let alone = scan(&one, &Rows(rows, vec![RowKind::Scored; m], None)).unwrap().remove(0);
             assert_eq!(together[j], alone, "set {j}");
             assert_eq!(alone.n_scores, 4 * m as u64);
@@ -571,7 +628,8 @@ mod tests {
         let flat = probes.concat();
         let mates = vec![Vec::new(); probes.len()];
         let sets = [SetSpec { keep_top: keep, keep_top_first: keep_first }];
-        let spec = ScanSpec { probes: &flat, mates: &mates, first_probes: 1, sets: &sets };
+        let scorer = CpuScorer::new(&flat, 2);
+        let spec = ScanSpec { scorer: &scorer, mates: &mates, first_probes: 1, sets: &sets };
         let n = gallery.len();
         let got = scan(&spec, &Rows(gallery.clone(), vec![RowKind::Scored; n], None)).unwrap().remove(0);
         let mut scores = vec![0f32; probes.len() * n];
