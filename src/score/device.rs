@@ -104,17 +104,9 @@ impl BlockScorer for CandleScorer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::score::{gemm_scores, normalize, CpuScorer};
+    use crate::score::tests::{assert_position_independent, random};
+    use crate::score::{gemm_scores, CpuScorer};
     use rand::{Rng, SeedableRng};
-
-    fn random(rows: usize, dim: usize, seed: u64) -> Vec<f32> {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let mut v: Vec<f32> = (0..rows * dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
-        for r in v.chunks_exact_mut(dim) {
-            normalize(r);
-        }
-        v
-    }
 
     /// Small integers: every product and partial sum is exact, so any kernel gives the same bits.
     fn integers(rows: usize, dim: usize, seed: u64) -> Vec<f32> {
@@ -141,41 +133,23 @@ mod tests {
         }
     }
 
-    /// The property the module promises: the score of two given vectors does not depend on where
-    /// they sit in the gallery, nor on how many rows a call passes.
+    /// The property the module promises (see `score`), with blocks padded to 256 rows.
     #[test]
     fn scores_do_not_depend_on_position_or_call_width() {
         let dim = 512;
         let probes = random(13, dim, 5);
-        let mut gallery = random(700, dim, 6);
-        for (g, p) in [(0usize, 3usize), (255, 12), (256, 0), (699, 7)] {
-            let src = probes[p * dim..(p + 1) * dim].to_vec();
-            gallery[g * dim..(g + 1) * dim].copy_from_slice(&src);
-        }
+        let gallery = random(700, dim, 6);
         let s = CandleScorer::new(&probes, dim, 256, &Device::Cpu).unwrap();
-        let mut pp = vec![0f32; 13 * 13];
-        s.score(&probes, 13, &mut pp).unwrap();
-        let mut pg = vec![0f32; 13 * 700];
-        s.score(&gallery, 700, &mut pg).unwrap();
-        for (g, p) in [(0usize, 3usize), (255, 12), (256, 0), (699, 7)] {
-            for a in 0..13 {
-                assert_eq!(pg[a * 700 + g].to_bits(), pp[a * 13 + p].to_bits(), "probe {a} vs copy of {p} at {g}");
-            }
-        }
-        for width in [1usize, 2, 31, 256, 300] {
-            for start in [0usize, 5, 700 - width] {
-                let mut sub = vec![0f32; 13 * width];
-                s.score(&gallery[start * dim..(start + width) * dim], width, &mut sub).unwrap();
-                for a in 0..13 {
-                    for j in 0..width {
-                        assert_eq!(sub[a * width + j].to_bits(), pg[a * 700 + start + j].to_bits(), "width {width}");
-                    }
-                }
-            }
-        }
-        // And close to the faer kernel's.
+        let copies = [(0usize, 3usize), (255, 12), (256, 0), (699, 7)];
+        let widths = [1usize, 2, 31, 256, 300].into_iter();
+        let pg = assert_position_independent(&s, &probes, gallery, &copies, widths, &[0, 5, usize::MAX]);
+        // And close to the faer kernel's (on the gallery with the copies planted).
         let mut want = vec![0f32; 13 * 700];
-        gemm_scores(&probes, 13, &gallery, 700, dim, &mut want);
+        let mut planted = random(700, dim, 6);
+        for (g, p) in copies {
+            planted[g * dim..(g + 1) * dim].copy_from_slice(&probes[p * dim..(p + 1) * dim]);
+        }
+        gemm_scores(&probes, 13, &planted, 700, dim, &mut want);
         assert!(pg.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-6));
         assert_eq!(s.kernel(), "candle f32 matmul (cpu)");
     }

@@ -132,7 +132,8 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
-    fn random(rows: usize, dim: usize, seed: u64) -> Vec<f32> {
+    /// Random L2-normalised rows (shared with the device scorer's tests).
+    pub(super) fn random(rows: usize, dim: usize, seed: u64) -> Vec<f32> {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut v: Vec<f32> = (0..rows * dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
         for r in v.chunks_exact_mut(dim) {
@@ -141,38 +142,53 @@ mod tests {
         v
     }
 
-    /// The property the module promises: the score of two given vectors does not depend on where
-    /// they sit in the matrices or on the shapes around them.
-    #[test]
-    fn scores_do_not_depend_on_position_or_shape() {
-        let dim = 512;
-        let probes = random(37, dim, 1);
-        let mut gallery = random(2051, dim, 2);
-        // Copies of probe rows hidden at a block edge and in the middle of the gallery.
-        for (g, p) in [(0usize, 3usize), (1000, 36), (2050, 0), (2049, 17)] {
-            let src = probes[p * dim..(p + 1) * dim].to_vec();
-            gallery[g * dim..(g + 1) * dim].copy_from_slice(&src);
+    /// The property the module promises, for any scorer: the score of two given vectors does not
+    /// depend on where they sit in the gallery, nor on how many rows a call passes. `copies`:
+    /// (gallery row, probe) pairs where a probe's vector is planted. Returns the full P × n scores.
+    pub(super) fn assert_position_independent(
+        s: &dyn BlockScorer,
+        probes: &[f32],
+        mut gallery: Vec<f32>,
+        copies: &[(usize, usize)],
+        widths: impl Iterator<Item = usize>,
+        starts: &[usize],
+    ) -> Vec<f32> {
+        let (p, dim) = (s.probes(), s.dim());
+        let n = gallery.len() / dim;
+        for &(g, a) in copies {
+            gallery[g * dim..(g + 1) * dim].copy_from_slice(&probes[a * dim..(a + 1) * dim]);
         }
-        let mut pp = vec![0f32; 37 * 37];
-        gemm_scores(&probes, 37, &probes, 37, dim, &mut pp);
-        let mut pg = vec![0f32; 37 * 2051];
-        gemm_scores(&probes, 37, &gallery, 2051, dim, &mut pg);
-        for (g, p) in [(0usize, 3usize), (1000, 36), (2050, 0), (2049, 17)] {
-            for a in 0..37 {
-                assert_eq!(pg[a * 2051 + g].to_bits(), pp[a * 37 + p].to_bits(), "probe {a} vs copy of {p} at {g}");
+        let mut pp = vec![0f32; p * p];
+        s.score(probes, p, &mut pp).unwrap();
+        let mut pg = vec![0f32; p * n];
+        s.score(&gallery, n, &mut pg).unwrap();
+        for &(g, b) in copies {
+            for a in 0..p {
+                assert_eq!(pg[a * n + g].to_bits(), pp[a * p + b].to_bits(), "probe {a} vs copy of {b} at {g}");
             }
         }
-        // Sub-blocks of every width 1..=40 at several offsets score as in the full call.
-        for width in 1..=40 {
-            for start in [0usize, 5, 1000, 2051 - width] {
-                let mut sub = vec![0f32; 37 * width];
-                gemm_scores(&probes, 37, &gallery[start * dim..(start + width) * dim], width, dim, &mut sub);
-                for a in 0..37 {
+        for width in widths {
+            for start in starts.iter().map(|&x| x.min(n - width)) {
+                let mut sub = vec![0f32; p * width];
+                s.score(&gallery[start * dim..(start + width) * dim], width, &mut sub).unwrap();
+                for a in 0..p {
                     for j in 0..width {
-                        assert_eq!(sub[a * width + j].to_bits(), pg[a * 2051 + start + j].to_bits(), "width {width}");
+                        assert_eq!(sub[a * width + j].to_bits(), pg[a * n + start + j].to_bits(), "width {width}");
                     }
                 }
             }
         }
+        pg
+    }
+
+    /// Copies of probe rows hidden at a block edge and in the middle of the gallery; sub-blocks of
+    /// every width 1..=40 at several offsets (faer picks other kernels for other shapes).
+    #[test]
+    fn scores_do_not_depend_on_position_or_shape() {
+        let dim = 512;
+        let probes = random(37, dim, 1);
+        let copies = [(0usize, 3usize), (1000, 36), (2050, 0), (2049, 17)];
+        let s = CpuScorer::new(&probes, dim);
+        assert_position_independent(&s, &probes, random(2051, dim, 2), &copies, 1..=40, &[0, 5, 1000, usize::MAX]);
     }
 }
