@@ -1,10 +1,12 @@
-//! Throughput of the arcface_torch networks on the CPU (f32, 112×112): MobileFaceNet and
-//! IResNet-50 with deterministic synthetic weights, next to PyTorch-CPU running the same
-//! architectures on the same machine in the same run (`tests/reference/arcface_torch_nets.py
-//! bench`; skipped with a message when python3/torch are absent).
+//! Throughput of the arcface_torch networks (112×112): MobileFaceNet and IResNet-50 with
+//! deterministic synthetic weights, next to PyTorch running the same architectures on the same
+//! machine and device in the same run (`tests/reference/arcface_torch_nets.py bench`; skipped
+//! with a message when python3/torch are absent).
 //!
-//! Run: `cargo bench --bench networks` (AIFR_BENCH_BATCH, default 32; AIFR_BENCH_SECONDS per
-//! measurement, default 10).
+//! Run: `cargo bench --bench networks`. Environment: AIFR_BENCH_BATCH (default 32),
+//! AIFR_BENCH_SECONDS per measurement (default 10), AIFR_BENCH_DEVICE (`cpu`, or `cuda` with a
+//! `--features cuda` build: then the GPU's embeddings are also compared with the CPU's on the same
+//! input), AIFR_BENCH_DTYPE (f32, f16, bf16; PyTorch runs the same dtype).
 
 use aifr_eval::model::iresnet::{IResNet, IResNetConfig};
 use aifr_eval::model::mobilefacenet::{MobileFaceNet, MobileFaceNetConfig};
@@ -14,8 +16,12 @@ use candle_core::{DType, Device, Tensor};
 use std::process::Command;
 use std::time::Instant;
 
+#[path = "common/mod.rs"]
+mod common;
+
+/// Images/s of `net` on an input already on its device (embeddings come back to the host).
 fn images_per_s(net: &dyn FaceEmbedder, batch: usize, seconds: f64) -> f64 {
-    let x = Tensor::randn(0f32, 1f32, (batch, 3, 112, 112), &Device::Cpu).expect("input");
+    let x = Tensor::randn(0f32, 1f32, (batch, 3, 112, 112), net.device()).expect("input");
     net.forward(&x).expect("warm-up");
     let (mut done, t0) = (0usize, Instant::now());
     loop {
@@ -27,10 +33,12 @@ fn images_per_s(net: &dyn FaceEmbedder, batch: usize, seconds: f64) -> f64 {
     }
 }
 
-fn pytorch(arch: &str, batch: usize, seconds: f64) -> Option<f64> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/reference/arcface_torch_nets.py");
+fn pytorch(arch: &str, batch: usize, seconds: f64, device: &str, dtype: &str) -> Option<f64> {
+    let script = common::repo_file("tests/reference/arcface_torch_nets.py");
     let out = Command::new("python3")
-        .args([script, "bench", "--arch", arch, "--batch", &batch.to_string(), "--seconds", &seconds.to_string()])
+        .arg(script)
+        .args(["bench", "--arch", arch, "--batch", &batch.to_string(), "--seconds", &seconds.to_string()])
+        .args(["--device", device, "--dtype", dtype])
         .output();
     match out {
         Ok(o) if o.status.success() => {
@@ -50,26 +58,61 @@ fn pytorch(arch: &str, batch: usize, seconds: f64) -> Option<f64> {
     }
 }
 
+/// The smallest cosine between the rows of two (N, D) embedding batches.
+fn min_cosine(a: &Tensor, b: &Tensor) -> f64 {
+    let (a, b) = (a.to_vec2::<f32>().expect("a"), b.to_vec2::<f32>().expect("b"));
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| {
+            let dot: f64 = x.iter().zip(y).map(|(&p, &q)| p as f64 * q as f64).sum();
+            let n = |v: &[f32]| v.iter().map(|&p| p as f64 * p as f64).sum::<f64>().sqrt();
+            dot / (n(x) * n(y))
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
 fn main() {
     let batch: usize = std::env::var("AIFR_BENCH_BATCH").ok().and_then(|s| s.parse().ok()).unwrap_or(32);
     let seconds: f64 = std::env::var("AIFR_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10.0);
+    let device_name = std::env::var("AIFR_BENCH_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let dtype_name = std::env::var("AIFR_BENCH_DTYPE").unwrap_or_else(|_| "f32".into());
+    let dev = aifr_eval::embed::parse_device(&device_name).expect("AIFR_BENCH_DEVICE");
+    let dtype = aifr_eval::embed::parse_dtype(&dtype_name).expect("AIFR_BENCH_DTYPE");
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "CPU f32, 112x112, batch {batch}, {seconds} s per measurement, {cpus} CPUs visible, {} rayon threads",
+        "{device_name} {dtype_name}, 112x112, batch {batch}, {seconds} s per measurement, {cpus} CPUs visible, {} rayon threads",
         rayon::current_num_threads()
     );
-    let dev = Device::Cpu;
     let mbf_cfg = MobileFaceNetConfig::MBF;
     let mbf_sd = synthetic(&mbf_cfg.state_dict_layout()).expect("weights");
-    let mbf = MobileFaceNet::from_state_dict(&mbf_sd, None, "bench".into(), &dev, DType::F32).expect("mbf");
     let r50_cfg = IResNetConfig::by_name("iresnet50").expect("cfg");
     let r50_sd = synthetic(&r50_cfg.state_dict_layout()).expect("weights");
-    let r50 = IResNet::from_state_dict(&r50_sd, None, "bench".into(), &dev, DType::F32).expect("r50");
-    let nets: [(&str, &dyn FaceEmbedder); 2] = [("mobilefacenet", &mbf), ("iresnet50", &r50)];
+    let build = |dev: &Device, dtype: DType| -> [(&str, Box<dyn FaceEmbedder>); 2] {
+        [
+            (
+                "mobilefacenet",
+                Box::new(MobileFaceNet::from_state_dict(&mbf_sd, None, "bench".into(), dev, dtype).expect("mbf")),
+            ),
+            ("iresnet50", Box::new(IResNet::from_state_dict(&r50_sd, None, "bench".into(), dev, dtype).expect("r50"))),
+        ]
+    };
+    let nets = build(&dev, dtype);
+    if !dev.is_cpu() {
+        // The device's embeddings against the CPU's (f32) on the same input.
+        let x = Tensor::randn(0f32, 1f32, (8, 3, 112, 112), &Device::Cpu).expect("input");
+        for ((arch, net), (_, cpu)) in nets.iter().zip(build(&Device::Cpu, DType::F32)) {
+            let on_dev = net.forward(&x.to_device(&dev).expect("upload")).expect("device forward");
+            let on_cpu = cpu.forward(&x).expect("cpu forward");
+            println!(
+                "{arch}: {device_name} {dtype_name} vs cpu f32 embeddings, min cosine over 8 images {:.6}",
+                min_cosine(&on_dev, &on_cpu)
+            );
+        }
+    }
     println!("{:<14} {:>14} {:>16} {:>8}", "network", "aifr images/s", "PyTorch images/s", "ratio");
-    for (arch, net) in nets {
-        let ours = images_per_s(net, batch, seconds);
-        let theirs = pytorch(arch, batch, seconds);
+    for (arch, net) in &nets {
+        let ours = images_per_s(net.as_ref(), batch, seconds);
+        let theirs = pytorch(arch, batch, seconds, &device_name, &dtype_name);
         match theirs {
             Some(t) => println!("{arch:<14} {ours:>14.1} {t:>16.1} {:>8.2}", ours / t),
             None => println!("{arch:<14} {ours:>14.1} {:>16} {:>8}", "-", "-"),

@@ -6,7 +6,7 @@ arcface_torch's backbones/iresnet.py and backbones/mobilefacenet.py).  Used for:
 * ``keys``: write tests/fixtures/model/arcface_torch_keys.json (state-dict key -> shape for
   iresnet18/34/50/100 and mobilefacenet), checked first against the real arcface_torch state dict
   ../shared/reference/models/mbf_seed0.pth when present (strict load + its recorded outputs);
-* ``bench``: PyTorch-CPU images/s on the same machine, for benches/networks.rs.
+* ``bench``: PyTorch images/s on the same machine and device (CPU or CUDA), for benches/networks.rs.
 
     python3 tests/reference/arcface_torch_nets.py keys
     python3 tests/reference/arcface_torch_nets.py bench --arch mobilefacenet --batch 32 --seconds 10
@@ -193,16 +193,20 @@ def keys(out: Path) -> None:
     print(f"wrote {out}", file=sys.stderr)
 
 
-def bench(arch: str, batch: int, seconds: float, threads: int | None) -> None:
+def bench(arch: str, batch: int, seconds: float, threads: int | None, device: str, dtype: str) -> None:
     if threads:
         torch.set_num_threads(threads)
-    net = build(arch).eval()
-    x = torch.randn(batch, 3, 112, 112)
+    dt = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}[dtype]
+    net = build(arch).eval().to(device=device, dtype=dt)
+    x = torch.randn(batch, 3, 112, 112, device=device, dtype=dt)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     with torch.inference_mode():
         net(x)  # warm-up
+        sync()
         done, t0 = 0, time.perf_counter()
         while True:
-            net(x)
+            # Embeddings come back to the host, as they do in aifr-eval.
+            net(x).float().cpu()
             done += batch
             el = time.perf_counter() - t0
             if el >= seconds:
@@ -213,6 +217,8 @@ def bench(arch: str, batch: int, seconds: float, threads: int | None) -> None:
                 "impl": "pytorch",
                 "arch": arch,
                 "batch": batch,
+                "device": device,
+                "dtype": dtype,
                 "images_per_s": done / el,
                 "threads": torch.get_num_threads(),
                 "torch": torch.__version__,
@@ -231,11 +237,13 @@ def main():
     b.add_argument("--batch", type=int, default=32)
     b.add_argument("--seconds", type=float, default=10.0)
     b.add_argument("--threads", type=int, default=None)
+    b.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    b.add_argument("--dtype", default="f32", choices=["f32", "f16", "bf16"])
     a = ap.parse_args()
     if a.cmd == "keys":
         keys(Path(a.out))
     else:
-        bench(a.arch, a.batch, a.seconds, a.threads)
+        bench(a.arch, a.batch, a.seconds, a.threads, a.device, a.dtype)
 
 
 if __name__ == "__main__":
