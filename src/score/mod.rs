@@ -127,6 +127,56 @@ pub fn normalize(row: &mut [f32]) -> bool {
     true
 }
 
+/// Checks the property this module promises on a scorer (tests; the device bench runs it on a
+/// GPU): with probe vectors planted in `gallery` at `copies` (gallery row, probe), each copy
+/// scores exactly as the probe itself scored as a gallery row, and calls of every width in
+/// `widths` at each of `starts` (clamped to the end) give the bits of one whole-gallery call.
+/// Returns the whole-gallery scores (P × n), or the first mismatch.
+pub fn check_position_independence(
+    s: &dyn BlockScorer,
+    probes: &[f32],
+    mut gallery: Vec<f32>,
+    copies: &[(usize, usize)],
+    widths: impl Iterator<Item = usize>,
+    starts: &[usize],
+) -> std::result::Result<Vec<f32>, String> {
+    let (p, dim) = (s.probes(), s.dim());
+    let n = gallery.len() / dim;
+    for &(g, a) in copies {
+        gallery[g * dim..(g + 1) * dim].copy_from_slice(&probes[a * dim..(a + 1) * dim]);
+    }
+    let err = |e: crate::Error| e.to_string();
+    let mut pp = vec![0f32; p * p];
+    s.score(probes, p, &mut pp).map_err(err)?;
+    let mut pg = vec![0f32; p * n];
+    s.score(&gallery, n, &mut pg).map_err(err)?;
+    for &(g, b) in copies {
+        if let Some(a) = (0..p).find(|&a| pg[a * n + g].to_bits() != pp[a * p + b].to_bits()) {
+            return Err(format!(
+                "probe {a} scores {} against the copy of probe {b} at gallery row {g} but {} against probe {b}",
+                pg[a * n + g],
+                pp[a * p + b]
+            ));
+        }
+    }
+    for width in widths.filter(|&w| w <= n) {
+        for start in starts.iter().map(|&x| x.min(n - width)) {
+            let mut sub = vec![0f32; p * width];
+            s.score(&gallery[start * dim..(start + width) * dim], width, &mut sub).map_err(err)?;
+            let differs = |a: usize, j: usize| sub[a * width + j].to_bits() != pg[a * n + start + j].to_bits();
+            if let Some((a, j)) = (0..p).flat_map(|a| (0..width).map(move |j| (a, j))).find(|&(a, j)| differs(a, j)) {
+                return Err(format!(
+                    "a call of {width} rows from row {start} scores probe {a} × row {} as {}, the whole gallery as {}",
+                    start + j,
+                    sub[a * width + j],
+                    pg[a * n + start + j]
+                ));
+            }
+        }
+    }
+    Ok(pg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,45 +192,6 @@ mod tests {
         v
     }
 
-    /// The property the module promises, for any scorer: the score of two given vectors does not
-    /// depend on where they sit in the gallery, nor on how many rows a call passes. `copies`:
-    /// (gallery row, probe) pairs where a probe's vector is planted. Returns the full P × n scores.
-    pub(super) fn assert_position_independent(
-        s: &dyn BlockScorer,
-        probes: &[f32],
-        mut gallery: Vec<f32>,
-        copies: &[(usize, usize)],
-        widths: impl Iterator<Item = usize>,
-        starts: &[usize],
-    ) -> Vec<f32> {
-        let (p, dim) = (s.probes(), s.dim());
-        let n = gallery.len() / dim;
-        for &(g, a) in copies {
-            gallery[g * dim..(g + 1) * dim].copy_from_slice(&probes[a * dim..(a + 1) * dim]);
-        }
-        let mut pp = vec![0f32; p * p];
-        s.score(probes, p, &mut pp).unwrap();
-        let mut pg = vec![0f32; p * n];
-        s.score(&gallery, n, &mut pg).unwrap();
-        for &(g, b) in copies {
-            for a in 0..p {
-                assert_eq!(pg[a * n + g].to_bits(), pp[a * p + b].to_bits(), "probe {a} vs copy of {b} at {g}");
-            }
-        }
-        for width in widths {
-            for start in starts.iter().map(|&x| x.min(n - width)) {
-                let mut sub = vec![0f32; p * width];
-                s.score(&gallery[start * dim..(start + width) * dim], width, &mut sub).unwrap();
-                for a in 0..p {
-                    for j in 0..width {
-                        assert_eq!(sub[a * width + j].to_bits(), pg[a * n + start + j].to_bits(), "width {width}");
-                    }
-                }
-            }
-        }
-        pg
-    }
-
     /// Copies of probe rows hidden at a block edge and in the middle of the gallery; sub-blocks of
     /// every width 1..=40 at several offsets (faer picks other kernels for other shapes).
     #[test]
@@ -189,6 +200,54 @@ mod tests {
         let probes = random(37, dim, 1);
         let copies = [(0usize, 3usize), (1000, 36), (2050, 0), (2049, 17)];
         let s = CpuScorer::new(&probes, dim);
-        assert_position_independent(&s, &probes, random(2051, dim, 2), &copies, 1..=40, &[0, 5, 1000, usize::MAX]);
+        check_position_independence(&s, &probes, random(2051, dim, 2), &copies, 1..=40, &[0, 5, 1000, usize::MAX])
+            .unwrap();
+    }
+
+    /// The check finds a scorer whose bits depend on the call: one that rounds the first score
+    /// of odd-width calls differently, and one that scores planted copies differently.
+    #[test]
+    fn position_check_catches_shape_dependent_scorers() {
+        struct Odd<'a>(CpuScorer<'a>, bool);
+        impl BlockScorer for Odd<'_> {
+            fn probes(&self) -> usize {
+                self.0.probes()
+            }
+            fn dim(&self) -> usize {
+                self.0.dim()
+            }
+            fn score(&self, g: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
+                self.0.score(g, n, out)?;
+                if (self.1 && n % 2 == 1) || (!self.1 && n > 40) {
+                    out[n - 1] = f32::from_bits(out[n - 1].to_bits() + 1);
+                }
+                Ok(())
+            }
+            fn kernel(&self) -> String {
+                "odd".into()
+            }
+        }
+        let dim = 16;
+        let probes = random(5, dim, 3);
+        let e = check_position_independence(
+            &Odd(CpuScorer::new(&probes, dim), true),
+            &probes,
+            random(60, dim, 4),
+            &[],
+            1..=3,
+            &[0],
+        )
+        .unwrap_err();
+        assert!(e.contains("a call of 1 rows from row 0"), "{e}");
+        let e = check_position_independence(
+            &Odd(CpuScorer::new(&probes, dim), false),
+            &probes,
+            random(60, dim, 4),
+            &[(59, 2)],
+            1..=3,
+            &[0],
+        )
+        .unwrap_err();
+        assert!(e.contains("copy of probe 2 at gallery row 59"), "{e}");
     }
 }
