@@ -28,17 +28,31 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-/// Runs `cmd` to completion: (exit success, wall seconds, the child's own peak RSS in MB).
+/// What one child process took.
+struct Usage {
+    ok: bool,
+    wall: f64,
+    /// Its own peak resident set, MB.
+    rss_mb: f64,
+    /// Bytes it sent to storage (rusage block output, 512-byte units on Linux).
+    written: u64,
+}
+
+/// Runs `cmd` to completion.
 #[allow(clippy::zombie_processes)] // reaped by wait4, which also gives this child's own rusage
-fn run_child(cmd: &mut Command) -> (bool, f64, f64) {
+fn run_child(cmd: &mut Command) -> Usage {
     let t = Instant::now();
     let child = cmd.spawn().expect("run aifr-eval");
     let (mut status, pid) = (0, child.id() as libc::pid_t);
     // SAFETY: wait4 reaps our own child and fills the status and rusage we pass.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut u) };
-    let ok = r == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    (ok, t.elapsed().as_secs_f64(), u.ru_maxrss as f64 / 1024.0)
+    Usage {
+        ok: r == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        wall: t.elapsed().as_secs_f64(),
+        rss_mb: u.ru_maxrss as f64 / 1024.0,
+        written: u.ru_oublock as u64 * 512,
+    }
 }
 
 /// The summary of one whole run: (scan seconds, metrics seconds, threads, results.json).
@@ -106,13 +120,19 @@ fn main() {
                 .arg(out),
         )
     };
-    let (ok, wall, rss) = eval(&out, "cpu");
-    assert!(ok, "aifr-eval megaface failed");
+    let cpu = eval(&out, "cpu");
+    assert!(cpu.ok, "aifr-eval megaface failed");
+    let (wall, rss) = (cpu.wall, cpu.rss_mb);
+    let out_bytes: u64 = std::fs::read_dir(&out)
+        .map(|d| d.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+        .unwrap_or(0);
     let (scan, metrics, threads, results) = read_run(&out);
     let largest = results["metrics"]["sizes"].as_array().and_then(|s| s.last()).cloned().unwrap_or_default();
     println!(
-        "aifr-eval megaface, sizes {}: {wall:.2} s wall (process), {scan:.2} s scans, {metrics:.2} s metrics, peak RSS {rss:.0} MB, threads {threads}",
+        "aifr-eval megaface, sizes {}: {wall:.2} s wall (process), {scan:.2} s scans, {metrics:.2} s metrics, peak RSS {rss:.0} MB, disk written {:.1} MB (run directory {:.1} MB), threads {threads}",
         sizes.join(","),
+        cpu.written as f64 / 1e6,
+        out_bytes as f64 / 1e6,
     );
     println!(
         "  at {max}: rank-1 {:.4}, CMC@10 {}, strict TAR@1e-6 {}",
@@ -128,8 +148,9 @@ fn main() {
     // which can move a near-tie).
     if let Ok(device) = std::env::var("AIFR_BENCH_SCORE_DEVICE") {
         let gout = base.join(format!("run-{}", device.replace(':', "-")));
-        let (ok, gwall, grss) = eval(&gout, &device);
-        if ok {
+        let gpu = eval(&gout, &device);
+        let (gwall, grss) = (gpu.wall, gpu.rss_mb);
+        if gpu.ok {
             let (gscan, gmetrics, _, gresults) = read_run(&gout);
             let nums = |r: &serde_json::Value| -> Vec<f64> {
                 let mut v = Vec::new();

@@ -42,7 +42,8 @@ pub trait GallerySource: Sync {
     fn sets(&self, _i: usize) -> u32 {
         1
     }
-    /// Rows `range` will not be read again (lets a memory-mapped source drop their pages).
+    /// Rows `range` are not needed for now (lets a memory-mapped source drop their pages from
+    /// this process; reading them again maps them back in).
     fn release(&self, _range: std::ops::Range<usize>) {}
 }
 
@@ -336,6 +337,11 @@ fn pilot_floors(spec: &ScanSpec<'_>, gallery: &dyn GallerySource) -> Result<Vec<
         let kind = gallery.fill(r, &mut g[i * dim..(i + 1) * dim])?;
         let m = if kind == RowKind::Unrankable { 0 } else { gallery.sets(r) };
         masks.push(m);
+        // A fault on a memory-mapped file can map a whole large folio (a megabyte or more) around
+        // the row: 2,048 rows spread over the gallery would map all of it. Drop them as we go.
+        if i % 64 == 63 || i + 1 == rows.len() {
+            gallery.release(0..n);
+        }
     }
     // Every row's membership, to size each set (only counts: cheap next to the GEMM).
     for i in 0..n {
@@ -661,5 +667,47 @@ mod tests {
         let (got, want) = top_by_both(skewed, &probes, 8000, 4000);
         assert_eq!(got, want);
         assert_eq!(FALLBACKS.with(|f| f.get()), before + 1, "the skewed gallery must fall back");
+    }
+
+    /// Rows a memory-mapped source holds (filled and not yet released) stay bounded by the blocks
+    /// in flight: the pilot's rows, spread over the whole gallery, are released as it goes.
+    #[test]
+    fn rows_held_stay_bounded_by_the_blocks_in_flight() {
+        use std::collections::BTreeSet;
+        use std::sync::Mutex;
+        struct Held {
+            rows: Rows,
+            held: Mutex<(BTreeSet<usize>, usize)>,
+        }
+        impl GallerySource for Held {
+            fn len(&self) -> usize {
+                self.rows.len()
+            }
+            fn dim(&self) -> usize {
+                self.rows.dim()
+            }
+            fn fill(&self, i: usize, out: &mut [f32]) -> Result<RowKind> {
+                let mut h = self.held.lock().unwrap();
+                h.0.insert(i);
+                h.1 = h.1.max(h.0.len());
+                self.rows.fill(i, out)
+            }
+            fn release(&self, range: std::ops::Range<usize>) {
+                self.held.lock().unwrap().0.retain(|r| !range.contains(r));
+            }
+        }
+        let unit = |deg: f64| vec![deg.to_radians().cos() as f32, deg.to_radians().sin() as f32];
+        let n = 40_000;
+        let gallery: Vec<Vec<f32>> = (0..n).map(|i| unit(((i * 7919) % 3600) as f64 / 10.0)).collect();
+        let probes = [unit(0.0), unit(100.0)].concat();
+        let scorer = CpuScorer::new(&probes, 2);
+        let sets = [SetSpec { keep_top: 2000, keep_top_first: 1000 }];
+        let spec = ScanSpec { scorer: &scorer, mates: &[vec![0.5], vec![]], first_probes: 1, sets: &sets };
+        let src = Held { rows: Rows(gallery, vec![RowKind::Scored; n], None), held: Mutex::new((BTreeSet::new(), 0)) };
+        scan(&spec, &src).unwrap();
+        let (left, peak) = src.held.into_inner().unwrap();
+        assert!(left.is_empty(), "{} rows never released", left.len());
+        let bound = rayon::current_num_threads() * BLOCK + 64;
+        assert!(peak <= bound, "{peak} rows held at once (bound {bound})");
     }
 }
