@@ -30,7 +30,11 @@ pub fn parse_device_flag(flag: &str, spec: &str) -> Result<Device> {
             "{flag} {spec}: this aifr-eval binary was built without CUDA support; rebuild it with `cargo build --release --features cuda` (see docs) or use {flag} cpu"
         )));
     }
-    Device::new_cuda(ordinal).map_err(|e| Error::Config(format!("{flag} {spec}: cannot open the GPU: {e}")))
+    Device::new_cuda(ordinal).map_err(|e| {
+        // candle appends a backtrace when RUST_BACKTRACE is set: the first line says what failed.
+        let e = e.to_string();
+        Error::Config(format!("{flag} {spec}: cannot open the GPU: {}", e.lines().next().unwrap_or_default()))
+    })
 }
 
 /// The device kind recorded in results (`cpu` or `cuda`).
