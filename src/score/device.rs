@@ -22,7 +22,6 @@ pub struct CandleScorer {
     dim: usize,
     /// Gallery rows per device GEMM (every block is padded to it).
     width: usize,
-    device: Device,
     lock: Mutex<()>,
 }
 
@@ -46,25 +45,21 @@ impl CandleScorer {
         }
         let p = probes.len() / dim;
         let t = Tensor::from_slice(probes, (p, dim), device).map_err(device_err("uploading the probes"))?;
-        Ok(CandleScorer { probes: t, p, dim, width, device: device.clone(), lock: Mutex::new(()) })
+        Ok(CandleScorer { probes: t, p, dim, width, lock: Mutex::new(()) })
     }
 
     /// One padded block (`rows` holds at most `width` rows) → P × width scores on the host.
     fn block(&self, rows: &[f32]) -> Result<Vec<f32>> {
-        let n = rows.len() / self.dim;
-        let padded;
-        let full = if n < self.width {
-            let mut v = Vec::with_capacity(self.width * self.dim);
-            v.extend_from_slice(rows);
+        let full: std::borrow::Cow<[f32]> = if rows.len() < self.width * self.dim {
+            let mut v = rows.to_vec();
             v.resize(self.width * self.dim, 0.0);
-            padded = v;
-            &padded[..]
+            v.into()
         } else {
-            rows
+            rows.into()
         };
         // A poisoned lock only means another block failed; that error is already on its way.
         let _turn = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let g = Tensor::from_slice(full, (self.width, self.dim), &self.device)
+        let g = Tensor::from_slice(&full, (self.width, self.dim), self.probes.device())
             .map_err(device_err("uploading a gallery block"))?;
         let s = self
             .probes
@@ -84,6 +79,11 @@ impl BlockScorer for CandleScorer {
     fn score(&self, gallery: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
         debug_assert_eq!(gallery.len(), n * self.dim);
         debug_assert_eq!(out.len(), self.p * n);
+        if n == self.width {
+            // The usual call (one scan block): the block's scores are the output as they are.
+            out.copy_from_slice(&self.block(gallery)?);
+            return Ok(());
+        }
         for lo in (0..n).step_by(self.width) {
             let hi = (lo + self.width).min(n);
             let s = self.block(&gallery[lo * self.dim..hi * self.dim])?;
@@ -94,7 +94,7 @@ impl BlockScorer for CandleScorer {
         Ok(())
     }
     fn kernel(&self) -> String {
-        match self.device.location() {
+        match self.probes.device().location() {
             candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuBLAS f32 GEMM via candle (cuda:{gpu_id})"),
             other => format!("candle f32 matmul ({other:?})").to_lowercase(),
         }
