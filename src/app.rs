@@ -521,7 +521,7 @@ fn union_keys(sets: &[crate::protocol::megaface::DistractorSet]) -> Vec<String> 
     sets.iter().flat_map(|s| s.keys.iter()).filter(|k| seen.insert(k.as_str())).cloned().collect()
 }
 
-/// MegaFace Challenge 1: identification and verification per distractor size (PROTOCOLS.md §4).
+/// MegaFace Challenge 1: identification and verification per distractor size (docs/protocols.md §4).
 pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
     use crate::config::MegafaceProtocol;
     use crate::dataset::megaface::{distractor_list_name, read_distractor_list, read_noise_list, read_probe_list};

@@ -15,7 +15,8 @@ use aifr_eval::report::run::RunData;
 use aifr_eval::report::write_atomic;
 use aifr_eval::store::import::{import, EmbeddingSource};
 use aifr_eval::store::EmbeddingStore;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use std::io::Write;
 use std::path::PathBuf;
 
 const EXIT_CODES: &str = "\
@@ -28,12 +29,15 @@ Exit codes:
   5  an output file could not be written (nothing partial is left behind)
   6  gate: the run regressed against its baseline";
 
-/// `--version`: the optional features this binary was built with (is it a CUDA build?).
+/// `--version`: the optional features this binary was built with (is it a CUDA build?) and the
+/// commit it was built from (build.rs).
 const VERSION: &str = match (cfg!(feature = "cuda"), cfg!(feature = "onnx")) {
-    (true, true) => concat!(env!("CARGO_PKG_VERSION"), " (features: cuda, onnx)"),
-    (true, false) => concat!(env!("CARGO_PKG_VERSION"), " (features: cuda)"),
-    (false, true) => concat!(env!("CARGO_PKG_VERSION"), " (features: onnx)"),
-    (false, false) => concat!(env!("CARGO_PKG_VERSION"), " (features: none)"),
+    (true, true) => {
+        concat!(env!("CARGO_PKG_VERSION"), " (features: cuda, onnx; commit ", env!("AIFR_EVAL_COMMIT"), ")")
+    }
+    (true, false) => concat!(env!("CARGO_PKG_VERSION"), " (features: cuda; commit ", env!("AIFR_EVAL_COMMIT"), ")"),
+    (false, true) => concat!(env!("CARGO_PKG_VERSION"), " (features: onnx; commit ", env!("AIFR_EVAL_COMMIT"), ")"),
+    (false, false) => concat!(env!("CARGO_PKG_VERSION"), " (features: none; commit ", env!("AIFR_EVAL_COMMIT"), ")"),
 };
 
 #[derive(Parser, Debug)]
@@ -137,15 +141,29 @@ Examples:
     /// Check an embedding store (header, size, content hash) and print what it holds.
     #[command(after_help = "Example:\n  aifr-eval verify-store lfw_r50.aifrstore")]
     VerifyStore { store: PathBuf },
+    /// Print a shell completion script to standard output.
+    #[command(after_help = "Examples:
+  aifr-eval completions bash > ~/.local/share/bash-completion/completions/aifr-eval
+  aifr-eval completions zsh > ~/.zfunc/_aifr-eval          # a folder on $fpath
+  aifr-eval completions fish > ~/.config/fish/completions/aifr-eval.fish")]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output.
+    #[command(after_help = "Examples:
+  aifr-eval man | man -l -
+  aifr-eval man > ~/.local/share/man/man1/aifr-eval.1")]
+    Man,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Mode {
-    /// The project's strict definitions (PROTOCOLS.md).
+    /// The project's strict definitions (docs/protocols.md §1.3.1).
     Strict,
-    /// Reproduce insightface's verification.py.
+    /// Reproduce insightface's verification.py (docs/protocols.md §1.3.2).
     Insightface,
-    /// Reproduce FaceX-Zoo's LFW evaluator.
+    /// Reproduce FaceX-Zoo's LFW evaluator (docs/protocols.md §1.3.3).
     Facexzoo,
 }
 
@@ -180,10 +198,10 @@ struct RunArgs {
     /// Embeddings of the horizontally mirrored images, same rows as --embeddings.
     #[arg(long)]
     flip_embeddings: Option<PathBuf>,
-    /// Threshold procedure for k-fold accuracy [default: from the protocol file, strict].
+    /// Threshold procedure for k-fold accuracy [default: from the protocol file, strict] (see docs/protocols.md §1.3).
     #[arg(long, value_enum)]
     mode: Option<Mode>,
-    /// Flip fusion [default: from the protocol file for the mode].
+    /// Flip fusion [default: from the protocol file for the mode] (see docs/protocols.md §1.2).
     #[arg(long, value_enum)]
     flip: Option<FlipChoice>,
     /// A protocol file to use instead of the built-in protocols/pair_verification.toml.
@@ -337,7 +355,7 @@ struct MegafaceArgs {
     /// Distractor set size(s): 10, 100, 1k, 10k, 100k, 1m; repeat or comma-separate for several.
     #[arg(long, required = true, value_delimiter = ',')]
     distractors: Vec<String>,
-    /// Noise cleaning with insightface's noise lists (recorded in the results).
+    /// Noise cleaning with insightface's noise lists (recorded in the results; see docs/protocols.md §4.4).
     #[arg(long, value_enum, default_value = "none")]
     clean: aifr_eval::protocol::megaface::Cleaning,
     /// Probe embeddings (.aifrstore, or .npy/.safetensors with --keys); keys are the probe list paths.
@@ -371,7 +389,7 @@ struct MegafaceArgs {
     probe_noise: Option<PathBuf>,
     #[arg(long)]
     distractor_noise: Option<PathBuf>,
-    /// Flip fusion [default: from protocols/megaface.toml].
+    /// Flip fusion [default: from protocols/megaface.toml] (see docs/protocols.md §1.2).
     #[arg(long, value_enum)]
     flip: Option<FlipChoice>,
     /// A protocol file to use instead of the built-in protocols/megaface.toml.
@@ -464,7 +482,7 @@ struct DemoArgs {
     /// Seed of the synthetic benchmark.
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// Threshold procedure for k-fold accuracy.
+    /// Threshold procedure for k-fold accuracy (see docs/protocols.md §1.3).
     #[arg(long, value_enum)]
     mode: Option<Mode>,
 }
@@ -931,6 +949,18 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 print_run(&r);
             }
         }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "aifr-eval", &mut std::io::stdout());
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map_err(|source| Error::Write { path: "man page".into(), source })?;
+            std::io::stdout()
+                .write_all(&page)
+                .map_err(|source| Error::Write { path: "standard output".into(), source })?;
+        }
         Command::VerifyStore { store } => {
             let s = EmbeddingStore::open(&store)?;
             s.verify()?;
@@ -956,6 +986,14 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // A panic is a bug: report it as one and exit with the documented code 1 (Rust's default is
+    // 101), from whichever thread it happens on.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        eprintln!("error: internal error in aifr-eval {VERSION} (a bug: please report it with the command line)");
+        std::process::exit(exit::INTERNAL);
+    }));
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -972,4 +1010,132 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::error::ErrorKind;
+    use clap::Parser;
+    use std::path::{Path, PathBuf};
+
+    /// Splits one shell command line into words (quotes, no expansion), dropping what follows
+    /// a redirection, a pipe, `&&`, `;` or a comment: those parts are not ours to parse.
+    fn shell_words(line: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut cur = String::new();
+        let (mut quote, mut in_word) = (None, false);
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), c) => cur.push(c),
+                (None, '\'' | '"') => {
+                    quote = Some(c);
+                    in_word = true;
+                }
+                (None, c) if c.is_whitespace() => {
+                    if in_word {
+                        words.push(std::mem::take(&mut cur));
+                        in_word = false;
+                    }
+                }
+                (None, c) => {
+                    cur.push(c);
+                    in_word = true;
+                }
+            }
+        }
+        if in_word {
+            words.push(cur);
+        }
+        let end = words
+            .iter()
+            .position(|w| ["|", "&&", ";", "||"].contains(&w.as_str()) || w.starts_with('>') || w.starts_with('#'))
+            .unwrap_or(words.len());
+        words.truncate(end);
+        words
+    }
+
+    /// Every `aifr-eval …` command in the fenced shell blocks of a Markdown file, with its line.
+    fn documented_commands(path: &Path) -> Vec<(usize, Vec<String>)> {
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut out = Vec::new();
+        let (mut in_shell, mut pending): (bool, Option<(usize, String)>) = (false, None);
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if let Some(lang) = line.strip_prefix("```") {
+                in_shell = !in_shell && ["sh", "bash", "shell", "console"].contains(&lang.trim());
+                continue;
+            }
+            if !in_shell {
+                continue;
+            }
+            let line = line.strip_prefix("$ ").unwrap_or(line);
+            let (start, mut cmd) = match pending.take() {
+                Some((start, acc)) => (start, acc + " " + line),
+                None => {
+                    let body = line.strip_prefix("cargo run --release -- ").map(|r| format!("aifr-eval {r}"));
+                    match body.or_else(|| line.starts_with("aifr-eval ").then(|| line.to_string())) {
+                        Some(b) => (i + 1, b),
+                        None => continue,
+                    }
+                }
+            };
+            if let Some(head) = cmd.strip_suffix('\\') {
+                cmd = head.to_string();
+                pending = Some((start, cmd));
+                continue;
+            }
+            out.push((start, shell_words(&cmd)));
+        }
+        out
+    }
+
+    fn markdown_files() -> Vec<PathBuf> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = vec![root.join("README.md"), root.join("ARCHITECTURE.md")];
+        let mut stack = vec![root.join("docs")];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "md") {
+                    files.push(p);
+                }
+            }
+        }
+        files.retain(|p| p.exists());
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn shell_words_follow_quotes_and_stop_at_operators() {
+        assert_eq!(shell_words(r#"aifr-eval run 'a b' --x "c d" | head"#), ["aifr-eval", "run", "a b", "--x", "c d"]);
+        assert_eq!(shell_words("aifr-eval man > x.1"), ["aifr-eval", "man"]);
+        assert_eq!(shell_words("aifr-eval demo   # comment"), ["aifr-eval", "demo"]);
+    }
+
+    /// Each command the README and docs show parses against the CLI as it is now: a renamed flag
+    /// or subcommand fails here until the documentation follows.
+    #[test]
+    fn every_documented_command_parses() {
+        let mut failures = Vec::new();
+        let mut in_readme = 0;
+        for file in markdown_files() {
+            for (line, words) in documented_commands(&file) {
+                if file.ends_with("README.md") {
+                    in_readme += 1;
+                }
+                if let Err(e) = Cli::try_parse_from(&words) {
+                    if !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                        failures.push(format!("{}:{line}: {}\n  {}", file.display(), words.join(" "), e.kind()));
+                    }
+                }
+            }
+        }
+        assert!(in_readme >= 5, "the README shows only {in_readme} aifr-eval commands in ```sh blocks");
+        assert!(failures.is_empty(), "documented commands that do not parse:\n{}", failures.join("\n"));
+    }
 }

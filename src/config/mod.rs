@@ -154,7 +154,7 @@ impl DatasetEntry {
     }
 }
 
-/// Flip-fusion rule (PROTOCOLS.md §1).
+/// Flip-fusion rule (docs/protocols.md §1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum FlipChoice {

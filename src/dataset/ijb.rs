@@ -1,4 +1,4 @@
-//! IJB-B / IJB-C in insightface's release layout (PROTOCOLS.md §2):
+//! IJB-B / IJB-C in insightface's release layout (docs/protocols.md §2.1):
 //!
 //! ```text
 //! meta/ijbc_face_tid_mid.txt          image_name template_id media_id        (one line per crop)

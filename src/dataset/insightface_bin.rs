@@ -1334,7 +1334,7 @@ mod tests {
     use super::*;
 
     const FIXTURE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bin");
-    const SMALL_LFW: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference/small_lfw.bin");
+    const SMALL_LFW: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/small_lfw.bin");
 
     /// Every fixture written by tests/reference/make_bin_fixtures.py, and whether its images
     /// are decoded (owned) rather than borrowed from the input.
@@ -1468,10 +1468,7 @@ mod tests {
 
     #[test]
     fn real_small_lfw_pack() {
-        let Ok(data) = std::fs::read(SMALL_LFW) else {
-            eprintln!("SKIPPED real_small_lfw_pack: {SMALL_LFW} not found");
-            return;
-        };
+        let data = std::fs::read(SMALL_LFW).expect("tests/data/small_lfw.bin is part of the repository");
         let pack = parse_bin(&data).expect("small_lfw.bin parses");
         assert_eq!(pack.images.len(), 20);
         assert_eq!(pack.issame, vec![true; 10]);

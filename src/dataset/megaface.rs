@@ -1,4 +1,4 @@
-//! MegaFace Challenge 1 devkit layout (PROTOCOLS.md §4): probe lists (`{"path": [...], "id": [...]}`),
+//! MegaFace Challenge 1 devkit layout (docs/protocols.md §4.1): probe lists (`{"path": [...], "id": [...]}`),
 //! distractor lists `megaface_features_list.json_{N}_1` (`{"path": [...]}`, exactly N entries),
 //! insightface's noise lists, and the devkit's per-image feature files.
 

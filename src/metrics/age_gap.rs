@@ -1,5 +1,5 @@
 //! Age-gap analysis: any pair-based result whose images carry ages, broken down by the age gap
-//! of the pair, at one operating threshold chosen on all pairs (PROTOCOLS.md §5).
+//! of the pair, at one operating threshold chosen on all pairs (docs/protocols.md §5.2).
 
 use super::bootstrap::{interval, over_resamples, BootstrapSpec, Interval};
 use serde::{Deserialize, Serialize};

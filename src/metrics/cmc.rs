@@ -1,4 +1,4 @@
-//! Cumulative match characteristic from exact ranks (MegaFace, PROTOCOLS.md §4).
+//! Cumulative match characteristic from exact ranks (MegaFace, docs/protocols.md §4.2).
 //!
 //! A rank is the number of gallery items scoring strictly higher than the mate (0 = first place;
 //! ties go to the mate). CMC(k) = fraction of searches whose rank is < k.

@@ -1,5 +1,5 @@
 //! k-fold verification accuracy: pick a threshold on the other k−1 folds, measure on the held-out
-//! fold, in the strict mode and the two compat modes of PROTOCOLS.md §1.
+//! fold, in the strict mode and the two compat modes of docs/protocols.md §1.3.
 
 use super::stats::{spread, Spread};
 use super::{class_name, validated, MetricError};

@@ -1,7 +1,7 @@
 //! Pure metric functions over scores and labels: no I/O, no configuration, heavily tested against
 //! the independent NumPy/scikit-learn reference in `tests/reference/`.
 //!
-//! Conventions (PROTOCOLS.md): a score is a similarity (higher = more alike); "accept at t" means
+//! Conventions (docs/protocols.md §0): a score is a similarity (higher = more alike); "accept at t" means
 //! `score >= t` unless a compat mode says otherwise. Counts are integers, ratios are f64.
 
 pub mod age_gap;

@@ -1,4 +1,4 @@
-//! Open-set identification (IJB-B/C 1:N, PROTOCOLS.md §2): TPIR at FPIR under the strict
+//! Open-set identification (IJB-B/C 1:N, docs/protocols.md §2.4–§2.6): TPIR at FPIR under the strict
 //! (bob.measure) rule and insightface's `ijb_evals.py` rule, CMC, and the legacy merged-gallery
 //! numbers of `ijb_1n.py`.
 //!

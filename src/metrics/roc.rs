@@ -40,7 +40,7 @@ pub struct Eer {
     pub frr: f64,
 }
 
-/// How a threshold is chosen for a FAR target (PROTOCOLS.md §3).
+/// How a threshold is chosen for a FAR target (docs/protocols.md §3.2–§3.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TarRule {

@@ -1,6 +1,6 @@
 //! FG-NET with a pre-trained model: leave-one-image-out rank-1 (overall, by probe age group, by
 //! the age gap to the nearest mate) and verification over every pair of images with its age-gap
-//! breakdown (PROTOCOLS.md §5). The bootstrap resamples subjects.
+//! breakdown (docs/protocols.md §5.3–§5.5). The bootstrap resamples subjects.
 
 use super::verification::{age_gap_at_operating_far, unit_embeddings, Fusion};
 use crate::config::FgnetProtocol;

@@ -1,4 +1,4 @@
-//! IJB-B / IJB-C (PROTOCOLS.md §2): per-image embeddings → template features (media mean, then
+//! IJB-B / IJB-C (docs/protocols.md §2): per-image embeddings → template features (media mean, then
 //! template sum, then L2) → 1:1 pair scores → exact ROC, TAR@FAR under both rules, AUC; and 1:N
 //! open-set identification per gallery (TPIR@FPIR strict and compat=ijb_evals, CMC) plus the
 //! labelled legacy merged-gallery numbers.

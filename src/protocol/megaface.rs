@@ -1,4 +1,4 @@
-//! MegaFace Challenge 1 (PROTOCOLS.md §4): probe identities searched among 10 … 1,000,000
+//! MegaFace Challenge 1 (docs/protocols.md §4): probe identities searched among 10 … 1,000,000
 //! distractors.
 //!
 //! Identification: for every ordered pair (a, b) of images of one probe identity, a is the query
@@ -30,7 +30,7 @@ use serde::Serialize;
 use std::collections::HashSet;
 use std::time::Instant;
 
-/// Noise cleaning with insightface's lists (PROTOCOLS.md §4). Always recorded in the results:
+/// Noise cleaning with insightface's lists (docs/protocols.md §4.4). Always recorded in the results:
 /// numbers with different cleaning are not comparable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]

@@ -1,5 +1,5 @@
 //! Pair verification (LFW family): flip fusion → pair scores → k-fold accuracy, ROC, AUC, EER and
-//! TAR@FAR under both rules (PROTOCOLS.md §1, §3).
+//! TAR@FAR under both rules (docs/protocols.md §1, §3).
 
 use crate::config::{AgeGapConfig, FlipChoice};
 use crate::dataset::{PairBenchmark, PairCounts};

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 /// Gallery rows per block: one GEMM of P × dim × BLOCK.
 pub const BLOCK: usize = 2048;
 
-/// How a gallery row takes part (MegaFace noise cleaning, PROTOCOLS.md §4).
+/// How a gallery row takes part (MegaFace noise cleaning, docs/protocols.md §4.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowKind {
     /// Scored like any row.

@@ -5,7 +5,7 @@ arcface_torch's backbones/iresnet.py and backbones/mobilefacenet.py).  Used for:
 
 * ``keys``: write tests/fixtures/model/arcface_torch_keys.json (state-dict key -> shape for
   iresnet18/34/50/100 and mobilefacenet), checked first against the real arcface_torch state dict
-  ../shared/reference/models/mbf_seed0.pth when present (strict load + its recorded outputs);
+  tests/data/models/mbf_seed0.pth when present (strict load + its recorded outputs);
 * ``bench``: PyTorch images/s on the same machine and device (CPU or CUDA), for benches/networks.rs.
 
     python3 tests/reference/arcface_torch_nets.py keys
@@ -164,10 +164,7 @@ def build(arch: str) -> nn.Module:
 
 def check_real_mbf(root: Path) -> None:
     """Our definition loads the real arcface_torch state dict strictly and reproduces its outputs."""
-    pth = root.parent / "shared" / "reference" / "models" / "mbf_seed0.pth"
-    if not pth.exists():
-        print(f"SKIP: {pth} absent", file=sys.stderr)
-        return
+    pth = root / "tests" / "data" / "models" / "mbf_seed0.pth"
     ref = json.loads(pth.with_name("mbf_seed0_outputs.json").read_text())
     net = MobileFaceNet().eval()
     net.load_state_dict(torch.load(pth, map_location="cpu"), strict=True)

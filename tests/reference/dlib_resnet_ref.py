@@ -1,7 +1,7 @@
 """Independent NumPy forward pass of dlib's face-recognition ResNet, for cross-checking the Rust
 reader/network (src/model/dlib_serialize.rs, dlib_resnet.rs) when changing them.
 
-    python3 tests/reference/dlib_resnet_ref.py [MODEL.dat] [../shared/reference/models/dlib_pattern.json]
+    python3 tests/reference/dlib_resnet_ref.py [MODEL.dat] [tests/data/models/dlib_pattern.json]
 
 Parses the .dat with its own decoder (dlib compact ints, mantissa/exponent floats, v2 tensors),
 runs the anet_type graph in float64 (im2col convolutions, dlib padding rules, zero-padded
@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 MODEL = sys.argv[1] if len(sys.argv) > 1 else ".models/dlib_face_recognition_resnet_model_v1.dat"
-PATTERN = sys.argv[2] if len(sys.argv) > 2 else "../shared/reference/models/dlib_pattern.json"
+PATTERN = sys.argv[2] if len(sys.argv) > 2 else "tests/data/models/dlib_pattern.json"
 d = open(MODEL, "rb").read()
 pos = 0
 

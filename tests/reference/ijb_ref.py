@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Independent NumPy/scikit-learn reference for IJB-B/C (PROTOCOLS.md §2, §3).
+"""Independent NumPy/scikit-learn reference for IJB-B/C (docs/protocols.md §2, §3).
 
     python3 tests/reference/ijb_ref.py make  [--out tests/fixtures/ijb]
     python3 tests/reference/ijb_ref.py bench DIR
@@ -381,7 +381,7 @@ def bench(d):
 
 
 def tar_table(label, scores):
-    """AUC and TAR at every FAR under both rules, vectorised (PROTOCOLS.md §3)."""
+    """AUC and TAR at every FAR under both rules, vectorised (docs/protocols.md §3.2, §3.3)."""
     fpr, tpr, thr = roc_curve(label, scores)
     asc = np.sort(scores[label == 0])
     gen = scores[label == 1]

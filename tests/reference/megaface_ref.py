@@ -1,4 +1,4 @@
-"""Independent NumPy reference for aifr-eval's MegaFace protocol (PROTOCOLS.md section 4).
+"""Independent NumPy reference for aifr-eval's MegaFace protocol (docs/protocols.md §4).
 
 Written from the definitions, FaceX-Zoo style: one dense probe x distractor score matrix held in
 memory, ranks by direct comparison.  Nothing here streams or prunes, which is the point: it is

@@ -57,7 +57,7 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_aifr-eval"))
+    Command::new(crate::support::EXE)
 }
 
 fn read_error(dir: &Path, text: &str) -> String {

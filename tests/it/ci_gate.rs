@@ -11,15 +11,13 @@ use std::process::Command;
 fn demo_matches_the_committed_baseline_exactly() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("demo");
-    let bin = env!("CARGO_BIN_EXE_aifr-eval");
-    let demo = Command::new(bin).args(["demo", "--out"]).arg(&out).output().unwrap();
-    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    let out = crate::support::demo();
+    let bin = crate::support::EXE;
     let md = dir.path().join("gate.md");
     let junit = dir.path().join("gate.xml");
     let gate = Command::new(bin)
         .arg("gate")
-        .arg(&out)
+        .arg(out)
         .arg("--baseline")
         .arg(root.join("tests/baselines/demo"))
         .arg("--exact")

@@ -1,14 +1,12 @@
 //! arcface_torch networks against independent implementations:
-//! * MobileFaceNet: a real PyTorch state dict (`../shared/reference/models/mbf_seed0.pth`) and the
-//!   outputs PyTorch computed with it (skips when ../shared is absent);
+//! * MobileFaceNet: a real PyTorch state dict (`tests/data/models/mbf_seed0.pth`) and the
+//!   outputs PyTorch computed with it;
 //! * IResNet-18: an unfolded float64 NumPy forward pass (`tests/reference/iresnet_numpy.py`) with
 //!   hash-generated weights that both sides reproduce bit-exactly;
 //! * state-dict key names and shapes of IResNet-18/34/50/100 and MobileFaceNet against PyTorch
 //!   modules laid out like arcface_torch (`tests/reference/arcface_torch_nets.py`).
 
-#[path = "common/nets.rs"]
-mod nets;
-use nets::{max_abs_diff, tensor_json};
+use crate::support::nets::{max_abs_diff, tensor_json};
 
 use aifr_eval::model::iresnet::{IResNet, IResNetConfig};
 use aifr_eval::model::mobilefacenet::{MobileFaceNet, MobileFaceNetConfig};
@@ -22,14 +20,9 @@ fn manifest() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn shared_models() -> Option<PathBuf> {
-    let p = manifest().join("../shared/reference/models");
-    if p.join("mbf_seed0.pth").exists() {
-        Some(p)
-    } else {
-        eprintln!("SKIP: ../shared/reference/models/mbf_seed0.pth absent");
-        None
-    }
+/// The real PyTorch state dict and its outputs (`tests/data/models/`).
+fn real_models() -> PathBuf {
+    crate::support::data("models")
 }
 
 fn json(path: &Path) -> serde_json::Value {
@@ -38,7 +31,7 @@ fn json(path: &Path) -> serde_json::Value {
 
 /// The ArcFace-normalised formula batch of the reference scripts.
 fn formula_input(n: usize) -> Tensor {
-    nets::formula_input(n, &aifr_eval::model::InputSpec::arcface())
+    crate::support::nets::formula_input(n, &aifr_eval::model::InputSpec::arcface())
 }
 
 fn expected(doc: &serde_json::Value) -> (Vec<usize>, Vec<f32>) {
@@ -47,7 +40,7 @@ fn expected(doc: &serde_json::Value) -> (Vec<usize>, Vec<f32>) {
 
 #[test]
 fn mobilefacenet_matches_pytorch_outputs() {
-    let Some(dir) = shared_models() else { return };
+    let dir = real_models();
     let net = load(&dir.join("mbf_seed0.pth"), None, &Device::Cpu, DType::F32).unwrap();
     assert_eq!(net.arch(), "mobilefacenet");
     assert_eq!(net.embedding_dim(), 512);
@@ -70,7 +63,7 @@ fn mobilefacenet_matches_pytorch_outputs() {
 
 #[test]
 fn mobilefacenet_from_safetensors_matches_pth() {
-    let Some(dir) = shared_models() else { return };
+    let dir = real_models();
     let pth = dir.join("mbf_seed0.pth");
     let tensors: std::collections::HashMap<String, Tensor> =
         candle_core::pickle::read_all(&pth).unwrap().into_iter().collect();
@@ -87,7 +80,7 @@ fn mobilefacenet_from_safetensors_matches_pth() {
 
 #[test]
 fn mobilefacenet_layout_matches_real_state_dict() {
-    let Some(dir) = shared_models() else { return };
+    let dir = real_models();
     let sd = StateDict::load(&dir.join("mbf_seed0.pth")).unwrap();
     let layout = MobileFaceNetConfig::MBF.state_dict_layout();
     let keys: Vec<&str> = layout.keys().map(String::as_str).collect();

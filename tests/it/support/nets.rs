@@ -1,4 +1,4 @@
-//! Inputs and comparisons shared by the network tests (included with `#[path]`).
+//! Inputs and comparisons shared by the network tests (the `support::nets` module).
 
 use aifr_eval::model::InputSpec;
 use candle_core::{Device, Tensor};

@@ -4,11 +4,8 @@
 //! Sub/Mul normalisation inside the graph), the same weights through the native MobileFaceNet,
 //! `aifr-eval embed`/`run` on image files, input sizes read off the graph, and graphs that must be
 //! refused.
-#![cfg(feature = "onnx")]
 
-#[path = "common/nets.rs"]
-mod nets;
-use nets::{formula_input, max_abs_diff, tensor_json};
+use crate::support::nets::{formula_input, max_abs_diff, tensor_json};
 
 use aifr_eval::model::mobilefacenet::MobileFaceNetConfig;
 use aifr_eval::model::onnx::{OnnxNet, Preprocessing};
@@ -209,7 +206,7 @@ fn cli_embeds_with_onnx_models() {
     let tmp = tempfile::tempdir().unwrap();
     tiny_lfw(tmp.path());
     let cli = |args: &[&str]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_aifr-eval"))
+        let o = Command::new(crate::support::EXE)
             .args(["--data-dir", "data", "--cache-dir", "cache"])
             .args(args)
             .current_dir(tmp.path())

@@ -220,7 +220,7 @@ fn inspect(png_bytes: &[u8]) -> (f64, usize) {
 #[test]
 fn page_renders_in_headless_chromium() {
     let Some(chromium) = find_chromium() else {
-        eprintln!("SKIP page_renders_in_headless_chromium: chromium is not installed");
+        crate::support::skip_unless_ci("page_renders_in_headless_chromium: chromium is not installed");
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -1,11 +1,11 @@
 //! The binary as users run it: every documented command, and every kind of bad input giving a
 //! clear message and the documented exit code, with no partial output.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_aifr-eval"));
+    let mut c = Command::new(crate::support::EXE);
     c.env_remove("AIFR_DATA_DIR").env_remove("AIFR_DATASETS").env_remove("AIFR_CACHE_DIR");
     c
 }
@@ -16,16 +16,6 @@ fn run(args: &[&str], dir: &Path) -> Output {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn shared(rel: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference").join(rel);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("SKIP: {} not found (the ../shared reference data is absent)", p.display());
-        None
-    }
 }
 
 fn write_npy(path: &Path, rows: usize, cols: usize, data: &[f32]) {
@@ -168,7 +158,7 @@ fn flip_dimension_mismatch_is_refused() {
 #[test]
 fn empty_class_is_refused() {
     // The real small_lfw.bin holds 10 genuine pairs and no impostors: no threshold can be chosen.
-    let Some(p) = shared("small_lfw.bin") else { return };
+    let p = crate::support::data("small_lfw.bin");
     let t = Tiny::new();
     let root = t.path().join("data/faces_emore");
     std::fs::create_dir_all(&root).unwrap();
@@ -215,11 +205,8 @@ fn ages_file_problems_are_clear_errors() {
 
 #[test]
 fn demo_runs_fgnet_and_fgnet_inputs_are_checked() {
-    let dir = tempfile::tempdir().unwrap();
-    let o = run(&["demo", "--out", "d"], dir.path());
-    assert!(o.status.success(), "{}", stderr(&o));
-    let r: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("d/fgnet/results.json")).unwrap()).unwrap();
+    let d = crate::support::demo();
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("fgnet/results.json")).unwrap()).unwrap();
     assert_eq!(r["kind"], "fgnet_identification");
     assert_eq!(r["counts"]["subjects"], 82);
     let rank1 = r["metrics"]["identification"]["rank1"].as_f64().unwrap();
@@ -227,18 +214,21 @@ fn demo_runs_fgnet_and_fgnet_inputs_are_checked() {
     // Degradation with the age gap shows in the all-pairs verification too.
     let bins = r["metrics"]["verification"]["age_gap"]["bins"].as_array().unwrap();
     assert!(bins[0]["tar"].as_f64().unwrap() > bins[4]["tar"].as_f64().unwrap());
-    assert!(dir.path().join("d/fgnet/report.html").exists());
+    assert!(d.join("fgnet/report.html").exists());
 
     // The same pairs in the .bin layout (AgeDB-30 slot, rows in pack order, ages by index) give
     // the same numbers as the LFW layout; only the bootstrap unit differs (a pack names no identities).
-    let read =
-        |p: &str| -> serde_json::Value { serde_json::from_slice(&std::fs::read(dir.path().join(p)).unwrap()).unwrap() };
-    let (lfw, bin) = (read("d/results.json"), read("d/agedb30/results.json"));
+    let read = |p: &str| -> serde_json::Value { serde_json::from_slice(&std::fs::read(d.join(p)).unwrap()).unwrap() };
+    let (lfw, bin) = (read("results.json"), read("agedb30/results.json"));
     for m in ["accuracy", "roc", "tar_at_far", "xnorm"] {
         assert_eq!(lfw["metrics"][m], bin["metrics"][m], "{m}");
     }
     assert_eq!(lfw["metrics"]["age_gap"]["bins"][0]["n_genuine"], bin["metrics"]["age_gap"]["bins"][0]["n_genuine"]);
     assert_eq!(bin["metrics"]["bootstrap"]["unit"], "pair");
+
+    // The checks below edit the data: they work on a copy of the shared demo's inputs.
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::copy_dir(&d.join("data"), &dir.path().join("d/data"));
 
     let base = [
         "run",
@@ -340,20 +330,22 @@ fn datasets_lists_present_and_missing_files() {
 
 #[test]
 fn demo_is_deterministic_across_thread_counts() {
+    // The shared demo ran at support::SHARED_DEMO_THREADS threads; this one at a single thread.
     let dir = tempfile::tempdir().unwrap();
+    let o =
+        bin().args(["demo", "--out", "demo1"]).env("RAYON_NUM_THREADS", "1").current_dir(dir.path()).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shared = crate::support::demo();
     let mut outputs = Vec::new();
-    for threads in ["1", "2"] {
-        let out = format!("demo{threads}");
-        let o = bin()
-            .args(["demo", "--out", &out])
-            .env("RAYON_NUM_THREADS", threads)
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", stderr(&o));
-        outputs.push(std::fs::read(dir.path().join(&out).join("results.json")).unwrap());
+    for d in [dir.path().join("demo1"), shared.to_path_buf()] {
+        outputs.push(std::fs::read(d.join("results.json")).unwrap());
     }
-    assert_eq!(outputs[0], outputs[1], "results.json differs between 1 and 2 threads");
+    assert_eq!(
+        outputs[0],
+        outputs[1],
+        "results.json differs between 1 and {} threads",
+        crate::support::SHARED_DEMO_THREADS
+    );
     let r: serde_json::Value = serde_json::from_slice(&outputs[0]).unwrap();
     let acc = r["metrics"]["accuracy"]["mean"].as_f64().unwrap();
     assert!((0.9..0.995).contains(&acc), "demo accuracy {acc} should be realistic, not trivial");
@@ -378,7 +370,7 @@ fn import_and_verify_store() {
 
 #[test]
 fn real_lfw_pairs_file_has_6000_pairs_in_10_folds() {
-    let Some(p) = shared("lfw_pairs.txt") else { return };
+    let p = crate::support::data("lfw_pairs.txt");
     let b = aifr_eval::dataset::lfw::read_pairs(&p).unwrap();
     assert_eq!(b.pairs.len(), 6000);
     assert_eq!(b.folds, 10);
@@ -400,7 +392,7 @@ fn real_lfw_pairs_file_has_6000_pairs_in_10_folds() {
 
 #[test]
 fn real_small_lfw_bin_reads_as_pairs() {
-    let Some(p) = shared("small_lfw.bin") else { return };
+    let p = crate::support::data("small_lfw.bin");
     let b = aifr_eval::dataset::bin_pairs::read_pairs(&p, 10).unwrap();
     assert_eq!((b.keys.len(), b.pairs.len()), (20, 10));
     assert!(b.pairs.iter().all(|x| x.genuine));
@@ -409,7 +401,7 @@ fn real_small_lfw_bin_reads_as_pairs() {
 
 #[test]
 fn truncated_and_corrupt_bin_are_refused() {
-    let Some(p) = shared("small_lfw.bin") else { return };
+    let p = crate::support::data("small_lfw.bin");
     let t = Tiny::new();
     let root = t.path().join("data/faces_emore");
     std::fs::create_dir_all(&root).unwrap();

@@ -16,7 +16,7 @@ fn expected() -> Value {
 }
 
 fn aifr(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aifr-eval"))
+    Command::new(crate::support::EXE)
         .args(args)
         .current_dir(dir)
         .env_remove("AIFR_DATA_DIR")

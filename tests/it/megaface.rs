@@ -316,14 +316,10 @@ fn flip_fusion_needs_mirrors_on_both_sides() {
     assert!(err.contains("mirrored"), "{err}");
 }
 
-/// The real devkit lists in ../shared parse with the counts the challenge defines.
+/// The real devkit lists (tests/data/megaface) parse with the counts the challenge defines.
 #[test]
 fn real_devkit_lists_parse() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/megaface");
-    if !dir.exists() {
-        eprintln!("SKIP: {} is absent (real MegaFace devkit lists)", dir.display());
-        return;
-    }
+    let dir = crate::support::data("megaface");
     use aifr_eval::dataset::megaface::{read_distractor_list, read_noise_list, read_probe_list};
     for n in [10u32, 100, 1000, 10_000, 100_000] {
         let keys = read_distractor_list(&dir.join(format!("megaface_features_list.json_{n}_1")), n).unwrap();
@@ -336,7 +332,7 @@ fn real_devkit_lists_parse() {
         fs.identity.iter().for_each(|&i| count[i as usize] += 1);
         count.iter().map(|c| c * (c - 1)).sum()
     };
-    assert_eq!(searches, 153_634, "PROTOCOLS.md: Σ|c|(|c|−1) for FaceScrub");
+    assert_eq!(searches, 153_634, "docs/protocols.md §4.2: Σ|c|(|c|−1) for FaceScrub");
     let mn = read_noise_list(&dir.join("megaface_noises.txt")).unwrap();
     let fsn = read_noise_list(&dir.join("facescrub_noises.txt")).unwrap();
     // insightface's MegaFace list has 719 lines naming 707 distinct images (12 repeated).
@@ -383,7 +379,7 @@ fn cli_runs_and_gates() {
     let keys = aifr_eval::store::import::read_keys(&fg.keys).unwrap();
     aifr_eval::synth::write_fgnet_probe_list(&root, &keys).unwrap();
     let d = aifr_eval::synth::generate_distractors(&root, 1000, 32, 9, None).unwrap();
-    let exe = env!("CARGO_BIN_EXE_aifr-eval");
+    let exe = crate::support::EXE;
     let run = |out: &Path, extra: &[&str]| {
         std::process::Command::new(exe)
             .arg("--data-dir")
@@ -488,7 +484,7 @@ fn cli_model_embeds_probe_and_distractor_images() {
     let list = serde_json::json!({ "path": distractors });
     std::fs::write(tl.join("megaface_features_list.json_10_1"), serde_json::to_vec(&list).unwrap()).unwrap();
     std::fs::write(dir.path().join("weights.bin"), b"seed").unwrap();
-    let exe = env!("CARGO_BIN_EXE_aifr-eval");
+    let exe = crate::support::EXE;
     let cache = dir.path().join("cache");
     let run = |args: &[&std::ffi::OsStr]| {
         std::process::Command::new(exe)

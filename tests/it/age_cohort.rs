@@ -9,10 +9,7 @@ use std::process::Command;
 
 #[test]
 fn measured_age_gap_curve_tracks_the_generator() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("demo");
-    let o = Command::new(env!("CARGO_BIN_EXE_aifr-eval")).args(["demo", "--out"]).arg(&out).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = crate::support::demo();
 
     let ages: HashMap<String, u32> = std::fs::read_to_string(out.join("data/embeddings/ages.txt"))
         .unwrap()
@@ -80,7 +77,7 @@ fn agedb_protocols_on_the_drifting_cohort_track_the_generator() {
     for (gap, file) in AGEDB_PROTOCOLS {
         let bench = format!("agedb_{gap}");
         let out = dir.path().join(&bench);
-        let o = Command::new(env!("CARGO_BIN_EXE_aifr-eval"))
+        let o = Command::new(crate::support::EXE)
             .args(["run", &bench, "--data-dir"])
             .arg(&data)
             .arg("--cache-dir")
@@ -139,7 +136,7 @@ fn cacd_vs_reports_missing_ages_and_uses_supplied_ones() {
     let data = dir.path().join("data");
     let files = aifr_eval::cohort::generate_cacd_vs(&DemoSpec::default(), &data).unwrap();
     let run = |ages: Option<&std::path::Path>, out: &str| -> Value {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_aifr-eval"));
+        let mut c = Command::new(crate::support::EXE);
         c.args(["run", "cacd_vs", "--data-dir"]).arg(&data).arg("--cache-dir").arg(dir.path().join("cache"));
         c.arg("--embeddings").arg(&files.embeddings).arg("--keys").arg(&files.keys);
         c.arg("--out").arg(dir.path().join(out)).env_remove("AIFR_DATA_DIR").env_remove("AIFR_DATASETS");

@@ -42,18 +42,7 @@ fn close(a: f64, b: f64, tol: f64, what: &str) {
     assert!((a - b).abs() <= tol, "{what}: {a} vs {b}");
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
+use crate::support::copy_dir;
 
 /// Compares TAR@FAR entries (one rule) with the reference list (null = unavailable).
 fn check_tar(ours: &[aifr_eval::metrics::TarAtFar], want: &Value, fars: &[f64], rule: TarRule, ctx: &str) {
@@ -349,7 +338,7 @@ fn files_at(root: &Path) -> IjbFiles {
 
 fn cli(dir: &Path, out: &str, threads: &str) -> std::process::Output {
     let root = dir.join("case");
-    Command::new(env!("CARGO_BIN_EXE_aifr-eval"))
+    Command::new(crate::support::EXE)
         .env_remove("AIFR_DATA_DIR")
         .env_remove("AIFR_DATASETS")
         .env("RAYON_NUM_THREADS", threads)
@@ -446,7 +435,7 @@ fn cli_runs_ijbb_from_a_store_on_a_generated_release() {
     let synth = generate(&spec, &data.join("IJB_release/IJBB")).unwrap();
     let store = synth.write_store(&dir.path().join("ijbb.aifrstore")).unwrap();
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_aifr-eval"))
+        Command::new(crate::support::EXE)
             .env_remove("AIFR_DATA_DIR")
             .env_remove("AIFR_DATASETS")
             .current_dir(dir.path())
@@ -497,7 +486,7 @@ fn cli_run_with_model_aligns_and_embeds_the_crops() {
     }
     std::fs::write(dir.path().join("w.bin"), b"seed").unwrap();
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_aifr-eval"))
+        Command::new(crate::support::EXE)
             .env_remove("AIFR_DATA_DIR")
             .env_remove("AIFR_DATASETS")
             .current_dir(dir.path())

@@ -80,7 +80,7 @@ impl Tiny {
         }
     }
     fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_aifr-eval"))
+        Command::new(crate::support::EXE)
             .args(["--data-dir", "data", "--cache-dir", "cache"])
             .args(args)
             .current_dir(self.root())
