@@ -17,10 +17,10 @@
 mod common;
 
 use aifr_eval::dataset::ijb::{read_release, IjbFiles};
-use aifr_eval::dataset::ijb_synth::{generate, SynthSpec};
 use aifr_eval::metrics::TarRule;
 use aifr_eval::protocol::ijb::{identify, image_rows, pool, score_pairs, verification_metrics, Pooling};
 use aifr_eval::store::EmbeddingStore;
+use aifr_eval::synth::ijb::{generate, SynthSpec};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

@@ -75,20 +75,23 @@ fn main() {
     let base = std::env::var_os("AIFR_BENCH_DIR")
         .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/megaface"), PathBuf::from);
     let data = base.join(format!("data-{max}"));
-    let root = aifr_eval::synth::megaface_root(&data);
+    let root = aifr_eval::synth::megaface::megaface_root(&data);
     let spec = DemoSpec { dim: 512, seed: 11, ..Default::default() };
     let t = Instant::now();
     let fg = generate_fgnet(&spec, &data).expect("probes");
     let keys = aifr_eval::store::import::read_keys(&fg.keys).expect("keys");
-    let probe_list = aifr_eval::synth::write_fgnet_probe_list(&root, &keys).expect("probe list");
+    let probe_list = aifr_eval::synth::megaface::write_fgnet_probe_list(&root, &keys).expect("probe list");
     let store_path = root.join("embeddings/distractors.aifrstore");
-    let d = if store_path.exists()
-        && EmbeddingStore::open(&store_path).map(|s| s.len() == max as usize).unwrap_or(false)
-    {
-        aifr_eval::synth::Distractors { store: store_path, lists: root.join("devkit/templatelists"), features: None }
-    } else {
-        aifr_eval::synth::generate_distractors(&root, max, 512, 5, None).expect("distractors")
-    };
+    let d =
+        if store_path.exists() && EmbeddingStore::open(&store_path).map(|s| s.len() == max as usize).unwrap_or(false) {
+            aifr_eval::synth::megaface::Distractors {
+                store: store_path,
+                lists: root.join("devkit/templatelists"),
+                features: None,
+            }
+        } else {
+            aifr_eval::synth::megaface::generate_distractors(&root, max, 512, 5, None).expect("distractors")
+        };
     println!(
         "data ready in {:.1} s: {} probes, {} distractors × 512 in {}",
         t.elapsed().as_secs_f64(),
@@ -257,7 +260,8 @@ fn main() {
         for i in 0..nfiles {
             dstore.read_row(i, View::Original, &mut rows[i * 512..(i + 1) * 512]);
         }
-        aifr_eval::synth::write_feature_files(&fdir, &fkeys, &rows, 512, "_bench.bin").expect("feature files");
+        aifr_eval::synth::megaface::write_feature_files(&fdir, &fkeys, &rows, 512, "_bench.bin")
+            .expect("feature files");
     }
     let cache = base.join("feature-cache");
     let _ = std::fs::remove_dir_all(&cache);

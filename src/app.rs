@@ -3,22 +3,23 @@
 use crate::config::{FgnetProtocol, FlipChoice, Format, PairProtocol, Registry};
 use crate::dataset::{agedb, bin_pairs, cacd_vs, calfw, fgnet, lfw, PairBenchmark};
 use crate::error::{Error, Result};
+use crate::io::{to_json, write_atomic};
 use crate::metrics::FoldMode;
 use crate::protocol::fgnet as fgnet_protocol;
 use crate::protocol::verification::{self, VerificationParams};
 use crate::report::html::write_report;
-use crate::report::results::{
+use crate::report::terminal::{fgnet_table, verification_table};
+use crate::run::dir::{write_pair_scores, RunData};
+use crate::run::results::{
     BenchmarkInfo, EmbeddingsInfo, FgnetProtocolInfo, FgnetResults, FileFingerprint, ProtocolInfo, Software, Timings,
     VerificationResults, SCHEMA, SCHEMA_VERSION,
 };
-use crate::report::run::{write_pair_scores, RunData};
-use crate::report::terminal::{fgnet_table, verification_table};
-use crate::report::{to_json, write_atomic};
 use crate::store::import::{import_cached, EmbeddingSource};
 use crate::store::EmbeddingStore;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+pub mod embed;
 pub mod ijb;
 pub mod manifest;
 
@@ -477,7 +478,7 @@ pub enum MegafaceEmbeddingsSource {
     /// Run a network over the probe images (`images` entry) and the distractor images
     /// (`distractor_images` entry), each image as it is on disk (aligned crops, e.g. insightface's
     /// MegaFace test pack), resized to the network's input; both stores are cached.
-    Model(Box<crate::embed::command::ModelRequest>),
+    Model(Box<crate::app::embed::ModelRequest>),
 }
 
 /// `aifr-eval megaface`.
@@ -526,7 +527,7 @@ pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
     use crate::config::MegafaceProtocol;
     use crate::dataset::megaface::{distractor_list_name, read_distractor_list, read_noise_list, read_probe_list};
     use crate::protocol::megaface::{evaluate, Cleaning, DistractorSet, MegafaceInput};
-    use crate::report::results::{MegafaceEmbeddings, MegafaceMetrics, MegafaceProtocolInfo, MegafaceResults};
+    use crate::run::results::{MegafaceEmbeddings, MegafaceMetrics, MegafaceProtocolInfo, MegafaceResults};
 
     let mut clock = Clock::new();
     let protocol = match &req.protocol_file {
@@ -605,7 +606,8 @@ pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
             (p, Some(d))
         }
         MegafaceEmbeddingsSource::Model(model) => {
-            use crate::embed::{command::embed_list, list::ImageList};
+            use crate::app::embed::embed_list;
+            use crate::embed::list::ImageList;
             if model.options.skip_bad_images {
                 return Err(Error::Config(
                     "--skip-bad-images is not supported by megaface: every probe and distractor counts; \

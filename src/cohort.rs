@@ -7,7 +7,7 @@ use crate::dataset::agedb::{protocol_value, ProtocolImage, VARIABLE};
 use crate::dataset::{cacd_vs, mat5};
 use crate::demo::{embed_identity, DemoSpec};
 use crate::error::{Error, Result};
-use crate::report::write_atomic;
+use crate::io::write_atomic;
 use crate::store::import::write_npy_f32;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};

@@ -9,7 +9,7 @@
 
 use crate::dataset::lfw::image_key;
 use crate::error::{Error, Result};
-use crate::report::write_atomic;
+use crate::io::write_atomic;
 use crate::store::import::write_npy_f32;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};

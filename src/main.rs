@@ -1,18 +1,18 @@
 //! The `aifr-eval` command line: parse, call the library, print, exit with a documented code.
 
+use aifr_eval::app::embed::{embed_benchmark, run_with_model, ModelRequest};
 use aifr_eval::app::manifest::{self as manifest_app, ManifestRunRequest};
 use aifr_eval::app::{self, Env, RunRequest};
 use aifr_eval::config::{FlipChoice, Registry};
 use aifr_eval::demo;
-use aifr_eval::embed::command::{embed_benchmark, run_with_model, ModelRequest};
 use aifr_eval::embed::extract::ExtractOptions;
 use aifr_eval::error::{exit, Error};
 use aifr_eval::gate::{self, GateConfig};
+use aifr_eval::io::write_atomic;
 use aifr_eval::metrics::FoldMode;
 use aifr_eval::protocol::manifest::build::{BuildSpec, GalleryChoice};
 use aifr_eval::report::html::write_report;
-use aifr_eval::report::run::RunData;
-use aifr_eval::report::write_atomic;
+use aifr_eval::run::dir::RunData;
 use aifr_eval::store::import::{import, EmbeddingSource};
 use aifr_eval::store::EmbeddingStore;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
@@ -722,10 +722,10 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let r = app::run_fgnet(&env, &req)?;
             print_run(&r);
             // MegaFace's devkit layout: the FG-NET cohort searched among synthetic distractors.
-            let mf = aifr_eval::synth::megaface_root(&files.data_dir);
+            let mf = aifr_eval::synth::megaface::megaface_root(&files.data_dir);
             let fg_keys = aifr_eval::store::import::read_keys(&fg.keys)?;
-            aifr_eval::synth::write_fgnet_probe_list(&mf, &fg_keys)?;
-            let d = aifr_eval::synth::generate_distractors(&mf, 10_000, spec.dim, spec.seed, None)?;
+            aifr_eval::synth::megaface::write_fgnet_probe_list(&mf, &fg_keys)?;
+            let d = aifr_eval::synth::megaface::generate_distractors(&mf, 10_000, spec.dim, spec.seed, None)?;
             let req = app::MegafaceRequest {
                 benchmark: "megaface_fgnet".into(),
                 sizes: vec![10, 100, 1_000, 10_000],
@@ -765,8 +765,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 print_run(&app::run_pairs(&env, &req)?);
             }
             // IJB-C's release layout: template pooling, 1:1 and 1:N on a small synthetic release.
-            let ijbc = aifr_eval::dataset::ijb_synth::SynthSpec::demo(spec.seed);
-            let release = aifr_eval::dataset::ijb_synth::generate(&ijbc, &files.data_dir.join("IJB_release/IJBC"))?;
+            let ijbc = aifr_eval::synth::ijb::SynthSpec::demo(spec.seed);
+            let release = aifr_eval::synth::ijb::generate(&ijbc, &files.data_dir.join("IJB_release/IJBC"))?;
             let store = release.write_store(&files.data_dir.join("embeddings/ijbc.aifrstore"))?;
             let req = RunRequest {
                 benchmark: "ijbc".into(),

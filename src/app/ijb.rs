@@ -4,12 +4,12 @@ use super::{check_eval_files, file_fingerprint, finish_run, open_embeddings, Clo
 use crate::config::{FlipChoice, IjbProtocol};
 use crate::dataset::ijb::IjbFiles;
 use crate::error::{Error, Result};
+use crate::io::{to_json, write_atomic};
 use crate::protocol::verification;
-use crate::report::results::{
+use crate::report::terminal::ijb_table;
+use crate::run::results::{
     BenchmarkInfo, EmbeddingsInfo, IjbPoolingInfo, IjbProtocolInfo, IjbResults, Software, SCHEMA, SCHEMA_VERSION,
 };
-use crate::report::terminal::ijb_table;
-use crate::report::{to_json, write_atomic};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

@@ -4,19 +4,19 @@ use super::{file_fingerprint, finish_run, open_embeddings, Clock, Env, RunReport
 use crate::config::{Format, PairProtocol};
 use crate::dataset::manifest::{summarise, Manifest, ManifestSummary};
 use crate::error::{Error, Result};
+use crate::io::{to_json, write_atomic};
 use crate::protocol::manifest::build::{build_pairs, BuildSpec, Cohort, GalleryChoice, PairList, Split};
 use crate::protocol::manifest::lists::{
     pairs_file_name, read_description, read_pairs, read_split, write_protocol, ManifestFingerprint, ProtocolDescription,
 };
 use crate::protocol::manifest::{identification, stratify};
 use crate::protocol::verification::{self, VerificationParams};
-use crate::report::results::{
+use crate::report::terminal::{manifest_lines, verification_table};
+use crate::run::dir::write_pair_scores;
+use crate::run::results::{
     BenchmarkInfo, EmbeddingsInfo, ManifestProtocolInfo, ManifestResults, ManifestRunInfo, ProtocolInfo, Software,
     VerificationResults, SCHEMA, SCHEMA_VERSION,
 };
-use crate::report::run::write_pair_scores;
-use crate::report::terminal::{manifest_lines, verification_table};
-use crate::report::{to_json, write_atomic};
 use std::path::{Path, PathBuf};
 
 /// The default seed of protocols built for a run without `--protocol-dir`.
@@ -96,7 +96,7 @@ pub struct ManifestRunRequest {
     pub run: RunRequest,
 }
 
-fn fingerprint_by_name(role: &str, path: &Path) -> Result<crate::report::results::FileFingerprint> {
+fn fingerprint_by_name(role: &str, path: &Path) -> Result<crate::run::results::FileFingerprint> {
     let base = path.parent().unwrap_or(Path::new(""));
     file_fingerprint(role, path, base)
 }

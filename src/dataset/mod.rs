@@ -7,7 +7,6 @@ pub mod cacd_vs;
 pub mod calfw;
 pub mod fgnet;
 pub mod ijb;
-pub mod ijb_synth;
 pub mod insightface_bin;
 pub mod lfw;
 pub mod manifest;

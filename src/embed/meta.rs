@@ -65,7 +65,7 @@ pub fn meta_path(store: &Path) -> PathBuf {
 
 impl EmbedMeta {
     pub fn write(&self, store: &Path) -> Result<()> {
-        crate::report::write_atomic(&meta_path(store), &crate::report::to_json(self))
+        crate::io::write_atomic(&meta_path(store), &crate::io::to_json(self))
     }
 
     /// The record of `store`, if the network made it; an unrelated or malformed record next to

@@ -4,7 +4,7 @@
 use super::{GateOutcome, GateRow, PathDiff, Verdict};
 use crate::error::{Error, Result};
 use crate::report::megaface::CmcCurves;
-use crate::report::run::{PairScores, RunData};
+use crate::run::dir::{PairScores, RunData};
 use serde_json::Value;
 
 const ABSENT: &str = "(absent)";
@@ -158,7 +158,7 @@ fn one_sided_row(file: &str, base_has: bool, cur_has: bool, diffs: &mut Vec<Path
     bare_row(file, verdict, note)
 }
 
-fn to_value(run: &RunData, c: &crate::report::run::Curves) -> Result<Value> {
+fn to_value(run: &RunData, c: &crate::run::dir::Curves) -> Result<Value> {
     serde_json::to_value(c).map_err(|e| Error::data(&run.dir.join("curves.json"), format!("cannot re-encode: {e}")))
 }
 

@@ -15,11 +15,11 @@ mod exact;
 mod render;
 
 use crate::error::{Error, Result};
+use crate::io::write_atomic;
 use crate::metrics::bootstrap::resample_stats;
 use crate::metrics::SortedPairs;
 use crate::report::compare::{check_comparable, paired_differences, MetricDiff};
-use crate::report::run::RunData;
-use crate::report::write_atomic;
+use crate::run::dir::RunData;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;

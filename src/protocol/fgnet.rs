@@ -10,7 +10,7 @@ use crate::metrics::age_gap::AgeGapBreakdown;
 use crate::metrics::bootstrap::{interval, over_resamples, weighted_rate, BootstrapSpec, Interval};
 use crate::metrics::identification::{leave_one_out, probe_outcome, rank1_by, GroupRank1};
 use crate::metrics::{Eer, Roc, TarAtFar};
-use crate::report::run::{Curves, MarkedThreshold};
+use crate::protocol::curves::{Curves, MarkedThreshold};
 use crate::store::EmbeddingStore;
 use rayon::prelude::*;
 use serde::Serialize;

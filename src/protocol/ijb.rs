@@ -14,8 +14,8 @@ use crate::metrics::open_set::{
     cmc, legacy_points, mate_rank, CmcPoint, FpirRule, LegacyPoint, MatedProbe, OpenSet, TpirAtFpir,
 };
 use crate::metrics::{Roc, TarAtFar, TarRule};
+use crate::protocol::curves::{Curves, MarkedThreshold, OpenSetCurve};
 use crate::protocol::verification::RocSummary;
-use crate::report::run::{Curves, MarkedThreshold, OpenSetCurve};
 use crate::store::{EmbeddingStore, View};
 use rayon::prelude::*;
 use serde::Serialize;

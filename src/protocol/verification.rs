@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::metrics::age_gap::{age_gap_breakdown, AgeGapBreakdown};
 use crate::metrics::bootstrap::{interval, over_resamples, resample_stats, BootstrapSpec, Interval, ResampleStats};
 use crate::metrics::{fold_correct, kfold_sorted, Eer, FoldMode, KFoldAccuracy, Roc, SortedPairs, TarAtFar, TarRule};
-use crate::report::run::{Curves, MarkedThreshold, PairScores};
+use crate::protocol::curves::{Curves, MarkedThreshold, PairScores};
 use crate::store::{EmbeddingStore, View};
 use rayon::prelude::*;
 use serde::Serialize;

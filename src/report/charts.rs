@@ -5,8 +5,8 @@
 //! embedded DejaVu Sans (plotters' `ab_glyph` path): no fontconfig or system fonts needed.
 //! Legends are drawn in a band below the plot so they never cover a curve.
 
-use super::run::{Curves, RocCurve};
 use crate::error::{Error, Result};
+use crate::protocol::curves::{Curves, RocCurve};
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
@@ -657,7 +657,11 @@ pub fn rank1_vs_distractors_chart(series: &[CmcSeries], title: &str) -> Result<V
 
 /// IJB 1:N: TPIR (strict rule) against FPIR on a log axis, one line per gallery, with the
 /// operating points (achieved FPIR, TPIR) marked.
-pub fn open_set_chart(curves: &[super::run::OpenSetCurve], points: &[Vec<(f64, f64)>], title: &str) -> Result<Vec<u8>> {
+pub fn open_set_chart(
+    curves: &[crate::protocol::curves::OpenSetCurve],
+    points: &[Vec<(f64, f64)>],
+    title: &str,
+) -> Result<Vec<u8>> {
     ensure_font()?;
     if let Some(c) = curves.iter().find(|c| c.fpir.len() != c.tpir.len()) {
         return Err(Error::Invalid(format!(

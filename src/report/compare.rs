@@ -1,10 +1,10 @@
 //! Paired comparison of two runs on the same pairs: each metric's difference (b − a) with a
 //! cluster-bootstrap interval, both runs resampled with the same identities in every resample.
 
-use super::run::{PairScores, RunData};
 use crate::error::{Error, Result};
 use crate::metrics::bootstrap::{interval, over_resamples, resample_stats, BootstrapSpec};
 use crate::metrics::SortedPairs;
+use crate::run::dir::{PairScores, RunData};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -8,9 +8,10 @@
 
 use super::charts::{self, AgeGapPoint, AgeGapSeries, RocSeries};
 use super::compare::{paired_differences, MetricDiff};
-use super::run::RunData;
-use super::{summary, write_atomic};
+use super::summary;
 use crate::error::{Error, Result};
+use crate::io::write_atomic;
+use crate::run::dir::RunData;
 use serde_json::Value;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};

@@ -5,12 +5,13 @@ use super::charts::{cmc_chart, rank1_vs_distractors_chart, CmcSeries};
 use super::html::{
     chart, display_names, escape_html, field, figure, files_table, kv_table, num, opt, page_end, page_start, pct, Chart,
 };
-use super::results::MegafaceResults;
-use super::run::RunData;
-use super::{summary, write_atomic};
+use super::summary;
 use crate::error::{Error, Result};
+use crate::io::write_atomic;
 use crate::metrics::cmc::CmcPoint;
 use crate::metrics::TarRule;
+use crate::run::dir::RunData;
+use crate::run::results::MegafaceResults;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt::Write;

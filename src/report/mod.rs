@@ -1,42 +1,9 @@
-//! Everything written for people and machines: results.json (versioned schema), the terminal
-//! table, and atomic file output.
+//! What people read: the terminal tables, HTML pages with PNG charts, Markdown/LaTeX summaries
+//! and model comparisons, all rendered from run directories (`crate::run`).
 
 pub mod charts;
 pub mod compare;
 pub mod html;
 pub mod megaface;
-pub mod results;
-pub mod run;
 pub mod summary;
 pub mod terminal;
-
-use crate::error::{Error, Result};
-use std::io::Write;
-use std::path::Path;
-
-/// Writes `bytes` to `path` via a temporary file in the same directory and a rename, so readers
-/// never see a half-written file and a failed run leaves the previous file intact.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::write(path, e)
-    })
-}
-
-/// Pretty JSON with a trailing newline.
-pub fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    // Serialising plain data structs to a Vec cannot fail.
-    let mut v = serde_json::to_vec_pretty(value).unwrap_or_default();
-    v.push(b'\n');
-    v
-}

@@ -19,7 +19,7 @@
 //! benchmarks of one unlabelled model land on separate rows). When several runs of a row fill the
 //! same column, the first in input order wins.
 
-use super::run::RunData;
+use crate::run::dir::RunData;
 use serde_json::Value;
 use std::fmt::Write;
 

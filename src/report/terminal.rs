@@ -1,8 +1,8 @@
 //! A compact human-readable summary of a verification result.
 
-use super::results::{FgnetResults, IjbResults, VerificationResults};
 use crate::metrics::age_gap::AgeGapBreakdown;
 use crate::metrics::{TarAtFar, TarRule};
+use crate::run::results::{FgnetResults, IjbResults, VerificationResults};
 use std::fmt::Write;
 
 fn pct(x: f64) -> String {
@@ -229,7 +229,7 @@ fn opt_pct(x: Option<f64>) -> String {
 }
 
 /// The identification and stratified lines of a manifest run (after its verification table).
-pub fn manifest_lines(r: &super::results::ManifestResults) -> String {
+pub fn manifest_lines(r: &crate::run::results::ManifestResults) -> String {
     let mut s = String::new();
     let id = &r.identification;
     let g = &id.gallery_rank1;

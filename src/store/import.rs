@@ -434,7 +434,7 @@ fn write_npy(path: &Path, descr: &str, rows: usize, cols: usize, data: Vec<u8>) 
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(&header);
     out.extend_from_slice(&data);
-    crate::report::write_atomic(path, &out)
+    crate::io::write_atomic(path, &out)
 }
 
 pub fn write_npy_f32(path: &Path, rows: usize, cols: usize, data: &[f32]) -> Result<()> {

@@ -117,7 +117,7 @@ impl ResumableWriter {
     }
 
     fn commit(&mut self) -> Result<()> {
-        crate::report::write_atomic(&self.progress_path, &crate::report::to_json(&self.progress))
+        crate::io::write_atomic(&self.progress_path, &crate::io::to_json(&self.progress))
     }
 
     /// Writes the next rows (`first_row` must equal [`Self::rows_done`]): `views[v]` holds the

@@ -2,9 +2,9 @@
 //! reuse, bad images, the flip view, and the CLI end to end on a tiny LFW-layout dataset with
 //! real JPEG/PNG files.
 
+use aifr_eval::app::embed::{embed_benchmark, run_with_model, ModelRequest};
 use aifr_eval::app::Env;
 use aifr_eval::config::Registry;
-use aifr_eval::embed::command::{embed_benchmark, run_with_model, ModelRequest};
 use aifr_eval::embed::extract::ExtractOptions;
 use aifr_eval::image::align::{similarity_lstsq, ARCFACE_TEMPLATE};
 use aifr_eval::image::{to_network_size, Rgb};

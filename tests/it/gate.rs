@@ -6,7 +6,7 @@ use aifr_eval::config::Registry;
 use aifr_eval::gate::{gate, update_baseline, GateConfig, GateOutcome, GateRow, Verdict};
 use aifr_eval::metrics::bootstrap::resample_stats;
 use aifr_eval::metrics::{FoldMode, SortedPairs};
-use aifr_eval::report::run::{read_pair_scores, write_pair_scores, PairScores, RunData};
+use aifr_eval::run::dir::{read_pair_scores, write_pair_scores, PairScores, RunData};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -74,7 +74,7 @@ fn demo() -> &'static Demo {
 
 fn write_run(dir: &Path, f: &Files) -> RunData {
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("results.json"), aifr_eval::report::to_json(&f.results)).unwrap();
+    std::fs::write(dir.join("results.json"), aifr_eval::io::to_json(&f.results)).unwrap();
     if let Some(c) = &f.curves {
         std::fs::write(dir.join("curves.json"), c).unwrap();
     }

@@ -294,7 +294,7 @@ fn one_to_n_lists_are_checked() {
 
 #[test]
 fn synthetic_release_round_trips_through_the_adapter() {
-    use aifr_eval::dataset::ijb_synth::{generate, SynthSpec};
+    use aifr_eval::synth::ijb::{generate, SynthSpec};
     let dir = tempfile::tempdir().unwrap();
     let spec = SynthSpec::small(3);
     let root = dir.path().join("IJBC");
@@ -428,7 +428,7 @@ fn cli_without_one_to_n_lists_and_with_bad_input() {
 
 #[test]
 fn cli_runs_ijbb_from_a_store_on_a_generated_release() {
-    use aifr_eval::dataset::ijb_synth::{generate, SynthSpec};
+    use aifr_eval::synth::ijb::{generate, SynthSpec};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let spec = SynthSpec { prefix: "ijbb".into(), ..SynthSpec::small(5) };
@@ -470,7 +470,7 @@ fn cli_runs_ijbb_from_a_store_on_a_generated_release() {
 /// exactly as `embed` + `run --embeddings` would.
 #[test]
 fn cli_run_with_model_aligns_and_embeds_the_crops() {
-    use aifr_eval::dataset::ijb_synth::{generate, SynthSpec};
+    use aifr_eval::synth::ijb::{generate, SynthSpec};
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("data/IJB_release/IJBC");
     let spec = SynthSpec { images: 240, probe_templates: 40, ..SynthSpec::small(7) };

@@ -255,10 +255,12 @@ fn devkit_feature_files_give_the_same_numbers() {
     // Write every probe and distractor as a devkit feature file (D×1 float32).
     let (_, dim, rows) = matrix(&case.fx["probes"]["features"]);
     let probes = strings(&case.fx["probes"]["paths"]);
-    aifr_eval::synth::write_feature_files(&case.root.join("features/fgnet"), &probes, &rows, dim, "_t.bin").unwrap();
+    aifr_eval::synth::megaface::write_feature_files(&case.root.join("features/fgnet"), &probes, &rows, dim, "_t.bin")
+        .unwrap();
     let (_, dim, rows) = matrix(&case.fx["pool"]["features"]);
     let pool = strings(&case.fx["pool"]["paths"]);
-    aifr_eval::synth::write_feature_files(&case.root.join("features/megaface"), &pool, &rows, dim, "_t.bin").unwrap();
+    aifr_eval::synth::megaface::write_feature_files(&case.root.join("features/megaface"), &pool, &rows, dim, "_t.bin")
+        .unwrap();
     case.req.embeddings =
         MegafaceEmbeddingsSource::DevkitFeatures { suffix: "_t.bin".into(), probe_dir: None, distractor_dir: None };
     let got = results(&case);
@@ -375,10 +377,10 @@ fn cli_runs_and_gates() {
     let data = dir.path().join("data");
     let spec = aifr_eval::demo::DemoSpec { dim: 32, ..Default::default() };
     let fg = aifr_eval::demo::generate_fgnet(&spec, &data).unwrap();
-    let root = aifr_eval::synth::megaface_root(&data);
+    let root = aifr_eval::synth::megaface::megaface_root(&data);
     let keys = aifr_eval::store::import::read_keys(&fg.keys).unwrap();
-    aifr_eval::synth::write_fgnet_probe_list(&root, &keys).unwrap();
-    let d = aifr_eval::synth::generate_distractors(&root, 1000, 32, 9, None).unwrap();
+    aifr_eval::synth::megaface::write_fgnet_probe_list(&root, &keys).unwrap();
+    let d = aifr_eval::synth::megaface::generate_distractors(&root, 1000, 32, 9, None).unwrap();
     let exe = crate::support::EXE;
     let run = |out: &Path, extra: &[&str]| {
         std::process::Command::new(exe)

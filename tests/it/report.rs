@@ -1,8 +1,9 @@
 //! HTML/PNG/summary reports: content, escaping, determinism, and (when Chromium is installed) that
 //! the page actually renders.
 
+use aifr_eval::protocol::curves::{Curves, MarkedThreshold, RocCurve, ScoreHistogram};
 use aifr_eval::report::html::{escape_html, write_report};
-use aifr_eval::report::run::{Curves, MarkedThreshold, RocCurve, RunData, ScoreHistogram};
+use aifr_eval::run::dir::RunData;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};

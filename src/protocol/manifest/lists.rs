@@ -17,7 +17,7 @@ use crate::dataset::lfw::image_key;
 use crate::dataset::manifest::{check_relative, Manifest};
 use crate::dataset::{KeyTable, Pair, PairBenchmark};
 use crate::error::{Error, Result};
-use crate::report::write_atomic;
+use crate::io::write_atomic;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -167,7 +167,7 @@ pub fn write_protocol(
         method: "identities sorted by name, shuffled with the seed and dealt round-robin to folds; per fold, matched pairs draw an identity uniformly then one of its pairs (with the minimum age gap) uniformly; mismatched pairs draw two identities then one image of each, or (age-gap lists) two images of different identities each within age_tolerance years of the matched pair's ages, at least the gap apart; images ordered by (age, path)".into(),
         files,
     };
-    write_atomic(&dir.join("protocol.json"), &crate::report::to_json(&desc))?;
+    write_atomic(&dir.join("protocol.json"), &crate::io::to_json(&desc))?;
     Ok(desc)
 }
 

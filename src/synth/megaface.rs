@@ -5,7 +5,7 @@
 
 use crate::dataset::megaface::{distractor_list_name, encode_feature_file, SIZES};
 use crate::error::{Error, Result};
-use crate::report::write_atomic;
+use crate::io::write_atomic;
 use crate::store::{DType, StoreWriter, View};
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};

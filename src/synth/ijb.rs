@@ -134,7 +134,7 @@ fn split_sizes(r: &mut ChaCha8Rng, total: usize, weights: &[f64]) -> Vec<usize> 
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
-    crate::report::write_atomic(path, text.as_bytes())
+    crate::io::write_atomic(path, text.as_bytes())
 }
 
 /// Writes the release under `root` and returns its embeddings.

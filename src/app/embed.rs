@@ -2,12 +2,12 @@
 //! benchmark's image list, load the network, fill (or reuse, or resume) the store, and for `run`
 //! evaluate it through exactly the path `run --embeddings <store>` takes.
 
-use super::extract::{extract, source_fingerprint, ExtractOptions, Extraction};
-use super::list::ImageList;
-use super::meta::{EmbedMeta, InputInfo, ModelInfo, KIND};
-use super::{device_kind, dtype_name, parse_device, parse_dtype};
 use crate::app::{self, Env, RunReport, RunRequest};
 use crate::config::{Format, PairProtocol};
+use crate::embed::extract::{extract, source_fingerprint, ExtractOptions, Extraction};
+use crate::embed::list::ImageList;
+use crate::embed::meta::{EmbedMeta, InputInfo, ModelInfo, KIND};
+use crate::embed::{device_kind, dtype_name, parse_device, parse_dtype};
 use crate::error::{Error, Result};
 use crate::model::ChannelOrder;
 use std::path::{Path, PathBuf};
