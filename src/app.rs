@@ -9,7 +9,8 @@ use crate::protocol::fgnet as fgnet_protocol;
 use crate::protocol::verification::{self, VerificationParams};
 use crate::report::html::write_report;
 use crate::report::terminal::{fgnet_table, verification_table};
-use crate::run::dir::{write_pair_scores, RunData};
+use crate::run::dir::{RunData, RunDir};
+use crate::run::results::Results;
 use crate::run::results::{
     BenchmarkInfo, EmbeddingsInfo, FgnetProtocolInfo, FgnetResults, FileFingerprint, ProtocolInfo, Software, Timings,
     VerificationResults, SCHEMA, SCHEMA_VERSION,
@@ -252,11 +253,10 @@ pub fn load_pair_benchmark(env: &Env, name: &str, folds: usize) -> Result<(PairB
     Ok((bench, prints))
 }
 
-/// Writes results.json (last of the data files: its presence means the run directory is
-/// complete), then the HTML report and the timings.
-fn finish_run(out_dir: &Path, results_json: &[u8], table: String, mut clock: Clock) -> Result<RunReport> {
-    let results_path = out_dir.join("results.json");
-    write_atomic(&results_path, results_json)?;
+/// Writes the run directory (`RunDir::finish`: companions, then results.json), then the HTML
+/// report and the timings.
+fn finish_run(out_dir: &Path, run: RunDir, table: String, mut clock: Clock) -> Result<RunReport> {
+    let results_path = run.finish(out_dir)?;
     clock.lap("write results");
     let report = out_dir.join("report.html");
     write_report(&[RunData::load(out_dir)?], out_dir, "report.html")?;
@@ -375,34 +375,28 @@ pub fn run_fgnet(env: &Env, req: &RunRequest) -> Result<RunReport> {
     };
     clock.lap("score and metrics");
     let results = FgnetResults {
-        schema: SCHEMA,
+        schema: SCHEMA.into(),
         schema_version: SCHEMA_VERSION,
-        kind: "fgnet_identification",
+        kind: crate::run::results::kind::FGNET.into(),
         software: Software::current(),
         benchmark: BenchmarkInfo { name: req.benchmark.clone(), title: entry.title.clone(), format: entry.format, files },
         protocol: FgnetProtocolInfo {
             name: protocol.name.clone(),
-            mode: "strict",
+            mode: "strict".into(),
             flip_fusion: fusion,
             far_targets: protocol.far_targets.clone(),
             age_groups: protocol.age_groups.clone(),
-            score: "cosine similarity of L2-normalised (fused) embeddings",
-            accept_rule: "rank-1 hit iff the best mate scores strictly above every other subject's image; verification: same iff score >= threshold",
+            score: "cosine similarity of L2-normalised (fused) embeddings".into(),
+            accept_rule: "rank-1 hit iff the best mate scores strictly above every other subject's image; verification: same iff score >= threshold".into(),
         },
         embeddings,
         counts: outcome.counts,
         metrics: outcome.metrics,
     };
-    let curves_path = req.out_dir.join("curves.json");
-    match &outcome.curves {
-        Some(c) => write_atomic(&curves_path, &to_json(c))?,
-        // A stale curves.json from an earlier run in this directory would be read with these results.
-        None if curves_path.exists() => {
-            std::fs::remove_file(&curves_path).map_err(|e| Error::write(&curves_path, e))?
-        }
-        None => {}
-    }
-    finish_run(&req.out_dir, &to_json(&results), fgnet_table(&results), clock)
+    let table = fgnet_table(&results);
+    let results = Results::Fgnet(results);
+    let run = RunDir { results: &results, curves: outcome.curves.as_ref(), pair_scores: None, cmc_curves: None };
+    finish_run(&req.out_dir, run, table, clock)
 }
 
 pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
@@ -440,9 +434,9 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
         );
     }
     let results = VerificationResults {
-        schema: SCHEMA,
+        schema: SCHEMA.into(),
         schema_version: SCHEMA_VERSION,
-        kind: "pair_verification",
+        kind: crate::run::results::kind::PAIR_VERIFICATION.into(),
         software: Software::current(),
         benchmark: BenchmarkInfo {
             name: req.benchmark.clone(),
@@ -455,9 +449,15 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
         counts: outcome.counts,
         metrics: outcome.metrics,
     };
-    write_atomic(&req.out_dir.join("curves.json"), &to_json(&outcome.curves))?;
-    write_pair_scores(&req.out_dir.join("pair_scores.npy"), &outcome.pairs)?;
-    finish_run(&req.out_dir, &to_json(&results), verification_table(&results), clock)
+    let table = verification_table(&results);
+    let results = Results::Pairs(results);
+    let run = RunDir {
+        results: &results,
+        curves: Some(&outcome.curves),
+        pair_scores: Some(&outcome.pairs),
+        cmc_curves: None,
+    };
+    finish_run(&req.out_dir, run, table, clock)
 }
 
 /// Where MegaFace embeddings come from.
@@ -658,9 +658,9 @@ pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
     };
     let rank1_at_1m = outcome.sizes.iter().find(|s| s.distractors == 1_000_000).and_then(|s| s.rank1);
     let results = MegafaceResults {
-        schema: SCHEMA,
+        schema: SCHEMA.into(),
         schema_version: SCHEMA_VERSION,
-        kind: "megaface_identification",
+        kind: crate::run::results::kind::MEGAFACE.into(),
         software: Software::current(),
         benchmark: BenchmarkInfo { name: req.benchmark.clone(), title: entry.title.clone(), format: entry.format, files },
         protocol: MegafaceProtocolInfo {
@@ -670,9 +670,9 @@ pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
             flip_fusion: outcome.fusion,
             far_targets: protocol.far_targets.clone(),
             devkit_probes: protocol.devkit_probes,
-            score: "cosine similarity of L2-normalised (fused) embeddings, float32",
+            score: "cosine similarity of L2-normalised (fused) embeddings, float32".into(),
             score_kernel: outcome.score_kernel.clone(),
-            rank_rule: "rank = number of distractors scoring strictly above the mate (a tie goes to the mate); every ordered pair of same-identity probe images is one search",
+            rank_rule: "rank = number of distractors scoring strictly above the mate (a tie goes to the mate); every ordered pair of same-identity probe images is one search".into(),
             age_groups: protocol.age_groups.clone(),
             age_gap_bins: protocol.age_gap.bins.clone(),
         },
@@ -691,20 +691,15 @@ pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
             sizes: outcome.sizes.clone(),
             rank1_at_1m,
             bootstrap: crate::protocol::fgnet::SubjectBootstrap {
-                unit: "probe identity",
+                unit: "probe identity".into(),
                 clusters: probes.identities.len(),
                 spec: outcome.bootstrap,
             },
         },
     };
-    std::fs::create_dir_all(&req.out_dir).map_err(|e| Error::write(&req.out_dir, e))?;
-    let curves = crate::report::megaface::CmcCurves::new(&outcome.curves);
-    write_atomic(&req.out_dir.join("cmc_curves.json"), &to_json(&curves))?;
-    for stale in ["curves.json", "pair_scores.npy"] {
-        let p = req.out_dir.join(stale);
-        if p.exists() {
-            std::fs::remove_file(&p).map_err(|e| Error::write(&p, e))?;
-        }
-    }
-    finish_run(&req.out_dir, &to_json(&results), crate::report::megaface::terminal_table(&results), clock)
+    let cmc = to_json(&crate::report::megaface::CmcCurves::new(&outcome.curves));
+    let table = crate::report::megaface::terminal_table(&results);
+    let results = Results::Megaface(results);
+    let run = RunDir { results: &results, curves: None, pair_scores: None, cmc_curves: Some(cmc) };
+    finish_run(&req.out_dir, run, table, clock)
 }

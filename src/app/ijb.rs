@@ -4,7 +4,6 @@ use super::{check_eval_files, file_fingerprint, finish_run, open_embeddings, Clo
 use crate::config::{FlipChoice, IjbProtocol};
 use crate::dataset::ijb::IjbFiles;
 use crate::error::{Error, Result};
-use crate::io::{to_json, write_atomic};
 use crate::protocol::verification;
 use crate::report::terminal::ijb_table;
 use crate::run::results::{
@@ -107,36 +106,39 @@ pub fn run_ijb(env: &Env, req: &RunRequest) -> Result<RunReport> {
     }
     clock.last = Instant::now();
     let results = IjbResults {
-        schema: SCHEMA,
+        schema: SCHEMA.into(),
         schema_version: SCHEMA_VERSION,
-        kind: "ijb",
+        kind: crate::run::results::kind::IJB.into(),
         software: Software::current(),
         benchmark: BenchmarkInfo { name: req.benchmark.clone(), title: entry.title.clone(), format: entry.format, files: prints },
         protocol: IjbProtocolInfo {
             name: protocol.name.clone(),
-            mode: "strict",
+            mode: "strict".into(),
             flip_fusion: if flip { verification::Fusion::Sum } else { verification::Fusion::None },
             pooling: IjbPoolingInfo {
                 switches: pooling,
-                rule: "f_i = (e_i + e_i_flip if flip) / ||.|| if normalize_images, times the detector score if detector_weight (raw embeddings); media = mean of its images; template = sum of its medias, L2-normalised",
+                rule: "f_i = (e_i + e_i_flip if flip) / ||.|| if normalize_images, times the detector score if detector_weight (raw embeddings); media = mean of its images; template = sum of its medias, L2-normalised".into(),
             },
             far_targets: protocol.far_targets.clone(),
             fpir_targets: protocol.fpir_targets.clone(),
             cmc_ranks: protocol.cmc_ranks.clone(),
             legacy_fars: protocol.legacy_fars.clone(),
-            score: "cosine similarity of the L2-normalised template features (f32 dot product)",
-            accept_rule: "1:1: same iff score >= threshold (both TAR rules report their threshold)",
-            open_set_rule: "strict: FPIR threshold by bob's rule on each non-mated probe's highest gallery score, accept mate score >= threshold; compat=ijb_evals: threshold = sorted non-mated maxima at max(floor(N*FPIR)-1, 0), accept >; both require the mate to score strictly above every non-mate (rank 1); CMC ranks count ties against the mate",
+            score: "cosine similarity of the L2-normalised template features (f32 dot product)".into(),
+            accept_rule: "1:1: same iff score >= threshold (both TAR rules report their threshold)".into(),
+            open_set_rule: "strict: FPIR threshold by bob's rule on each non-mated probe's highest gallery score, accept mate score >= threshold; compat=ijb_evals: threshold = sorted non-mated maxima at max(floor(N*FPIR)-1, 0), accept >; both require the mate to score strictly above every non-mate (rank 1); CMC ranks count ties against the mate".into(),
         },
         embeddings: EmbeddingsInfo::of(&store).with_provenance(made_by.as_ref(), None),
         counts: outcome.counts,
         metrics: outcome.metrics,
     };
-    write_atomic(&req.out_dir.join("curves.json"), &to_json(&outcome.curves))?;
-    // 15.7 M pairs would make a 600 MB pair_scores.npy: IJB runs keep none, so drop a stale one.
-    let stale = req.out_dir.join("pair_scores.npy");
-    if stale.exists() {
-        std::fs::remove_file(&stale).map_err(|e| Error::write(&stale, e))?;
-    }
-    finish_run(&req.out_dir, &to_json(&results), ijb_table(&results), clock)
+    // 15.7 M pairs would make a 600 MB pair_scores.npy: IJB runs keep none.
+    let table = ijb_table(&results);
+    let results = crate::run::results::Results::Ijb(results);
+    let run = crate::run::dir::RunDir {
+        results: &results,
+        curves: Some(&outcome.curves),
+        pair_scores: None,
+        cmc_curves: None,
+    };
+    finish_run(&req.out_dir, run, table, clock)
 }

@@ -4,7 +4,6 @@ use super::{file_fingerprint, finish_run, open_embeddings, Clock, Env, RunReport
 use crate::config::{Format, PairProtocol};
 use crate::dataset::manifest::{summarise, Manifest, ManifestSummary};
 use crate::error::{Error, Result};
-use crate::io::{to_json, write_atomic};
 use crate::protocol::manifest::build::{build_pairs, BuildSpec, Cohort, GalleryChoice, PairList, Split};
 use crate::protocol::manifest::lists::{
     pairs_file_name, read_description, read_pairs, read_split, write_protocol, ManifestFingerprint, ProtocolDescription,
@@ -12,7 +11,6 @@ use crate::protocol::manifest::lists::{
 use crate::protocol::manifest::{identification, stratify};
 use crate::protocol::verification::{self, VerificationParams};
 use crate::report::terminal::{manifest_lines, verification_table};
-use crate::run::dir::write_pair_scores;
 use crate::run::results::{
     BenchmarkInfo, EmbeddingsInfo, ManifestProtocolInfo, ManifestResults, ManifestRunInfo, ProtocolInfo, Software,
     VerificationResults, SCHEMA, SCHEMA_VERSION,
@@ -202,9 +200,9 @@ pub fn run_manifest(env: &Env, req: &ManifestRunRequest) -> Result<RunReport> {
     let file = ManifestFingerprint::of(&m)?;
     let results = ManifestResults {
         verification: VerificationResults {
-            schema: SCHEMA,
+            schema: SCHEMA.into(),
             schema_version: SCHEMA_VERSION,
-            kind: "pair_verification",
+            kind: crate::run::results::kind::PAIR_VERIFICATION.into(),
             software: Software::current(),
             benchmark: BenchmarkInfo {
                 name: format!("manifest:{}", file.file),
@@ -226,7 +224,7 @@ pub fn run_manifest(env: &Env, req: &ManifestRunRequest) -> Result<RunReport> {
         manifest: ManifestRunInfo {
             file,
             protocol: ManifestProtocolInfo {
-                source,
+                source: source.into(),
                 seed: desc.seed,
                 age_tolerance: desc.age_tolerance,
                 pairs_file: pairs_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
@@ -238,9 +236,14 @@ pub fn run_manifest(env: &Env, req: &ManifestRunRequest) -> Result<RunReport> {
         identification: ident.result,
         strata,
     };
-    write_atomic(&r.out_dir.join("curves.json"), &to_json(&outcome.curves))?;
-    write_pair_scores(&r.out_dir.join("pair_scores.npy"), &outcome.pairs)?;
     let mut table = verification_table(&results.verification);
     table.push_str(&manifest_lines(&results));
-    finish_run(&r.out_dir, &to_json(&results), table, clock)
+    let results = crate::run::results::Results::Manifest(Box::new(results));
+    let run = crate::run::dir::RunDir {
+        results: &results,
+        curves: Some(&outcome.curves),
+        pair_scores: Some(&outcome.pairs),
+        cmc_curves: None,
+    };
+    finish_run(&r.out_dir, run, table, clock)
 }

@@ -13,7 +13,7 @@ pub mod manifest;
 pub mod mat5;
 pub mod megaface;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// One verification pair: indices into [`PairBenchmark::keys`].
@@ -45,7 +45,7 @@ pub struct PairBenchmark {
 }
 
 /// Per-benchmark counts for results and the terminal.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PairCounts {
     pub pairs: usize,
     pub genuine: usize,

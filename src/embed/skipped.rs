@@ -7,15 +7,15 @@
 use super::meta::{EmbedMeta, SkippedImage};
 use crate::dataset::fgnet::FgnetBenchmark;
 use crate::dataset::PairBenchmark;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
 pub const POLICY: &str =
     "excluded: pairs (FG-NET: images) involving a skipped image are left out of every metric and counted here";
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SkippedInfo {
-    pub policy: &'static str,
+    pub policy: String,
     /// The benchmark's images that have no embedding, with the reason.
     pub images: Vec<SkippedImage>,
     /// Pairs left out (pair benchmarks; FG-NET counts images only).
@@ -55,7 +55,7 @@ pub fn exclude_from_pairs(bench: &mut PairBenchmark, meta: Option<&EmbedMeta>) -
     bench.keys = kept.iter().map(|&i| bench.keys[i].clone()).collect();
     // Rows no longer follow the pack order; the store is addressed by key.
     bench.keys_are_row_order = false;
-    Some(SkippedInfo { policy: POLICY, images, excluded_pairs: Some(before - bench.pairs.len()) })
+    Some(SkippedInfo { policy: POLICY.into(), images, excluded_pairs: Some(before - bench.pairs.len()) })
 }
 
 /// Removes the skipped images from an FG-NET benchmark.
@@ -64,7 +64,7 @@ pub fn exclude_from_fgnet(bench: &mut FgnetBenchmark, meta: Option<&EmbedMeta>) 
     let images = relevant(meta, &keys)?;
     let gone: HashSet<String> = images.iter().map(|s| s.key.clone()).collect();
     bench.images.retain(|i| !gone.contains(&i.key));
-    Some(SkippedInfo { policy: POLICY, images, excluded_pairs: None })
+    Some(SkippedInfo { policy: POLICY.into(), images, excluded_pairs: None })
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! never a pass. Outputs are deterministic: no timestamps anywhere.
 
 mod exact;
+mod metrics;
 mod render;
 
 use crate::error::{Error, Result};
@@ -20,6 +21,7 @@ use crate::metrics::bootstrap::resample_stats;
 use crate::metrics::SortedPairs;
 use crate::report::compare::{check_comparable, paired_differences, MetricDiff};
 use crate::run::dir::RunData;
+use crate::run::results::Results;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -79,12 +81,6 @@ pub struct GateConfig {
     pub source: String,
 }
 
-/// FAR of a `tar@far=<x>` key, if it is one.
-fn far_of_key(key: &str) -> Option<f64> {
-    // MegaFace keys carry the distractor set after '@': "tar@far=1e-6@1m".
-    key.strip_prefix("tar@far=").and_then(|x| x.split('@').next()).and_then(|x| x.trim().parse::<f64>().ok())
-}
-
 impl GateConfig {
     /// The embedded gate.toml.
     pub fn builtin() -> Result<Self> {
@@ -121,13 +117,10 @@ impl GateConfig {
         };
         check("defaults", &raw.defaults)?;
         for (key, table) in &raw.metrics {
-            let base = key.split_once('@').map_or(key.as_str(), |(b, _)| b);
-            let known = matches!(key.as_str(), "accuracy" | "auc" | "eer" | "tar@far" | "rank1")
-                || (base == "rank1" && key.len() > "rank1@".len())
-                || far_of_key(key).is_some_and(|f| f > 0.0 && f <= 1.0);
-            if !known {
+            if metrics::Key::parse(key).is_none() {
                 return Err(Error::Config(format!(
-                    "{source}: unknown metric [metrics.\"{key}\"]; expected accuracy, auc, eer, \"tar@far\", \"tar@far=<FAR in (0, 1]>\", rank1 or \"rank1@<distractors>\""
+                    "{source}: unknown metric [metrics.\"{key}\"]; expected [RULE:]FAMILY[=TARGET][@SCOPE] with FAMILY one of {}, TARGET a number in (0, 1] (tar@far, tpir@fpir), e.g. \"tar@far=1e-4\", \"rank1@1m\" (docs/gate.md)",
+                    metrics::FAMILIES.join(", ")
                 )));
             }
             check(&format!("metrics.\"{key}\""), table)?;
@@ -135,20 +128,34 @@ impl GateConfig {
         Ok(GateConfig { exact: raw.exact, defaults: raw.defaults, metrics: raw.metrics, source: source.into() })
     }
 
-    /// The rule for `metric` (`accuracy`, `auc`, `eer` or `tar@far=<FAR>`), first match winning:
-    /// its own table, then `tar@far` for TAR targets, then `[defaults]`, then the fallbacks.
+    /// The rule for a metric key (`accuracy`, `tar@far=1e-4`, `ijb_evals:tpir@fpir=1e-2@G1`, …),
+    /// first match winning: the key's own table; without its rule prefix; the same family and
+    /// target without scope (targets compared as numbers, so "tar@far=0.0001" configures 1e-4);
+    /// the family's table; `[defaults]`; the fallbacks.
     pub fn rule(&self, metric: &str) -> MetricRule {
         let mut chain: Vec<&RuleTable> = Vec::new();
-        if let Some(far) = far_of_key(metric) {
-            // Numeric match, so "tar@far=0.0001" configures the target printed as 1e-4.
-            chain.extend(self.metrics.iter().filter(|(k, _)| far_of_key(k) == Some(far)).map(|(_, t)| t));
-            chain.extend(self.metrics.get("tar@far"));
-        } else {
-            chain.extend(self.metrics.get(metric));
-            // "rank1@1m" falls back to the "rank1" table.
-            if let Some((base, _)) = metric.split_once('@') {
-                chain.extend(self.metrics.get(base));
+        chain.extend(self.metrics.get(metric));
+        if let Some(k) = metrics::Key::parse(metric) {
+            if k.rule.is_some() {
+                let bare = metric.split_once(':').map_or(metric, |(_, rest)| rest);
+                chain.extend(self.metrics.get(bare));
             }
+            if let Some(target) = k.target {
+                chain.extend(
+                    self.metrics
+                        .iter()
+                        .filter(|(key, _)| {
+                            metrics::Key::parse(key).is_some_and(|c| {
+                                c.rule.is_none()
+                                    && c.family == k.family
+                                    && c.target == Some(target)
+                                    && c.scope.is_none()
+                            })
+                        })
+                        .map(|(_, t)| t),
+                );
+            }
+            chain.extend(self.metrics.get(k.family));
         }
         chain.push(&self.defaults);
         MetricRule {
@@ -296,8 +303,7 @@ fn check_same_benchmark_files(baseline: &RunData, current: &RunData) -> Result<(
     Ok(())
 }
 
-/// A metric's value in one run, or why there is none (a reason to skip it).
-type Reading = std::result::Result<f64, String>;
+use metrics::Reading;
 
 fn number_at(run: &RunData, ptr: &str, required: bool) -> Result<Reading> {
     match run.results.pointer(ptr) {
@@ -331,64 +337,20 @@ fn strict_tars(run: &RunData) -> Result<Vec<(String, f64, Reading)>> {
     Ok(out)
 }
 
-/// Which metrics to gate, with each run's reading, in report order.
-fn readings(baseline: &RunData, current: &RunData) -> Result<Vec<(String, bool, Reading, Reading)>> {
-    if crate::report::megaface::is_megaface(&baseline.results) {
-        return Ok(megaface_readings(baseline, current));
-    }
-    let mut rows = Vec::new();
-    for (name, ptr, required, higher) in [
-        ("accuracy", "/metrics/accuracy/mean", true, true),
-        ("auc", "/metrics/roc/auc", true, true),
-        // EER is null when all scores are equal (schema): skip rather than refuse.
-        ("eer", "/metrics/roc/eer/eer", false, false),
-    ] {
-        rows.push((name.to_string(), higher, number_at(baseline, ptr, required)?, number_at(current, ptr, required)?));
-    }
-    let cur_tars = strict_tars(current)?;
-    for (name, far, b) in strict_tars(baseline)? {
-        let c = cur_tars
-            .iter()
-            .find(|(_, f, _)| *f == far)
-            .map_or_else(|| Err(format!("no strict TAR at FAR {far:e} in {}", current.name())), |(_, _, r)| r.clone());
-        rows.push((name, true, b, c));
-    }
-    Ok(rows)
-}
-
-/// MegaFace: rank-1 and strict TAR@FAR per distractor set of the baseline.
-fn megaface_readings(baseline: &RunData, current: &RunData) -> Vec<(String, bool, Reading, Reading)> {
-    let sizes =
-        |r: &RunData| r.results.pointer("/metrics/sizes").and_then(Value::as_array).cloned().unwrap_or_default();
-    let current_sizes = sizes(current);
-    let mut rows = Vec::new();
-    for b in sizes(baseline) {
-        let label = b["label"].as_str().unwrap_or("?").to_string();
-        let c = current_sizes.iter().find(|c| c["distractors"] == b["distractors"]);
-        let missing = || Err(format!("{} has no {label}-distractor results", current.name()));
-        let rank1 = |v: &Value| v["rank1"].as_f64().ok_or_else(|| "no rank-1 (no searches)".to_string());
-        rows.push((format!("rank1@{label}"), true, rank1(&b), c.map_or_else(missing, rank1)));
-        let tar = |v: &Value, far: f64| -> Reading {
-            let e = v["tar_at_far"]
-                .as_array()
-                .and_then(|ts| ts.iter().find(|t| t["rule"] == "strict" && t["far_target"].as_f64() == Some(far)));
-            match e {
-                Some(t) if t["available"] == true => t["tar"].as_f64().ok_or_else(|| "no TAR".to_string()),
-                Some(t) => Err(t["note"].as_str().unwrap_or("not available").to_string()),
-                None => Err(format!("no strict TAR at FAR {far:e}")),
-            }
-        };
-        for t in b["tar_at_far"].as_array().into_iter().flatten().filter(|t| t["rule"] == "strict") {
-            let Some(far) = t["far_target"].as_f64() else { continue };
-            rows.push((
-                format!("tar@far={far:e}@{label}"),
-                true,
-                tar(&b, far),
-                c.map_or_else(missing, |c| tar(c, far)),
-            ));
-        }
-    }
-    rows
+/// Which metrics to gate, with each run's reading, in the baseline's order: every number the
+/// baseline's kind gates (gate/metrics.rs), looked up in the current run by its key.
+fn readings(baseline: &Results, current: &Results, current_name: &str) -> Vec<(String, bool, Reading, Reading)> {
+    let cur = metrics::gated(current);
+    metrics::gated(baseline)
+        .into_iter()
+        .map(|b| {
+            let c = cur
+                .iter()
+                .find(|c| c.key == b.key)
+                .map_or_else(|| Err(format!("{current_name} has no {}", b.key)), |c| c.value.clone());
+            (b.key, b.higher_is_better, b.value, c)
+        })
+        .collect()
 }
 
 /// Pair-score statistics of both runs, or why there are none.
@@ -539,16 +501,27 @@ pub fn gate(current: &RunData, baseline: &RunData, cfg: &GateConfig) -> Result<G
         exact::compare(current, baseline, &mut outcome)?;
         return Ok(outcome);
     }
-    let rows = readings(baseline, current)?;
+    let (base_model, cur_model) = (baseline.model()?, current.model()?);
+    let rows = readings(&base_model, &cur_model, &current.name());
     let wants_significance = rows.iter().any(|(name, ..)| {
         let r = cfg.rule(name);
         r.enabled && r.require_significant
     });
-    let paired = match (&baseline.pairs, &current.pairs) {
+    let paired = match (&base_model, &baseline.pairs, &current.pairs) {
+        // Identification runs keep no per-unit outcomes yet (docs/gate.md says what that means).
+        (Results::Fgnet(_) | Results::Ijb(_) | Results::Megaface(_), _, _) => {
+            let why = format!("{} runs keep no per-unit outcomes", base_model.kind_label());
+            outcome.notes.push(format!("{why}: tolerances only, no paired significance test"));
+            Paired::Unavailable(why)
+        }
         // Only pay for the bootstrap when a rule uses it.
-        (Some(_), Some(_)) if wants_significance => Paired::Diffs(paired_differences(baseline, current)?),
-        (Some(_), Some(_)) => Paired::Unavailable("no rule requires significance".into()),
-        (b, c) => {
+        (Results::Pairs(_) | Results::Manifest(_), Some(_), Some(_)) if wants_significance => {
+            Paired::Diffs(paired_differences(baseline, current)?)
+        }
+        (Results::Pairs(_) | Results::Manifest(_), Some(_), Some(_)) => {
+            Paired::Unavailable("no rule requires significance".into())
+        }
+        (Results::Pairs(_) | Results::Manifest(_), b, c) => {
             let missing: Vec<String> = [(b.is_none(), baseline), (c.is_none(), current)]
                 .iter()
                 .filter(|(m, _)| *m)

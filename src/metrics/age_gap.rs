@@ -32,7 +32,7 @@ pub fn default_bins() -> Vec<GapBin> {
         .collect()
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GapBinResult {
     #[serde(flatten)]
     pub bin: GapBin,
@@ -49,7 +49,7 @@ pub struct GapBinResult {
     pub tar_interval: Option<Interval>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgeGapBreakdown {
     /// Accept iff score >= threshold; chosen on all pairs by the strict rule at `operating_far`.
     pub threshold: f64,

@@ -9,9 +9,9 @@ use super::{Roc, SortedPairs, TarRule};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BootstrapSpec {
     pub resamples: usize,
     pub seed: u64,
@@ -24,7 +24,7 @@ impl Default for BootstrapSpec {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
     /// The statistic on the full data.
     pub estimate: f64,

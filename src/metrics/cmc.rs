@@ -3,9 +3,9 @@
 //! A rank is the number of gallery items scoring strictly higher than the mate (0 = first place;
 //! ties go to the mate). CMC(k) = fraction of searches whose rank is < k.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CmcPoint {
     /// 1-based rank k.
     pub rank: u64,

@@ -2,7 +2,7 @@
 //! classic FG-NET number for pre-trained models) and its breakdowns by age.
 
 use super::age_gap::GapBin;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Per-probe outcome of leave-one-image-out identification.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,7 +56,7 @@ pub fn outcome_against(
     (gap.map(|_| mate > impostor), gap)
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupRank1 {
     #[serde(flatten)]
     pub group: GapBin,

@@ -3,7 +3,7 @@
 
 use super::stats::{spread, Spread};
 use super::{class_name, validated, MetricError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which published procedure to follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -29,7 +29,7 @@ impl FoldMode {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KFoldAccuracy {
     pub mode: FoldMode,
     pub fold_accuracies: Vec<f64>,
@@ -37,7 +37,7 @@ pub struct KFoldAccuracy {
     pub thresholds: Vec<f64>,
     #[serde(flatten)]
     pub spread: Spread,
-    pub reported_spread: &'static str,
+    pub reported_spread: String,
 }
 
 /// Pairs sorted ascending by value (score or distance), with label and fold. All modes (and the
@@ -210,7 +210,7 @@ pub fn kfold_sorted(mode: FoldMode, pairs: &SortedPairs) -> KFoldAccuracy {
         spread: spread(&fold_accuracies),
         fold_accuracies,
         thresholds,
-        reported_spread: mode.reported_spread(),
+        reported_spread: mode.reported_spread().into(),
     }
 }
 

@@ -6,7 +6,7 @@
 //! see the matrix itself: a mated probe is described by its mate's score, its best non-mate score
 //! and its rank; a non-mated probe by its highest gallery score.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A probe whose subject has a template in the gallery.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,7 +41,7 @@ pub enum FpirRule {
 }
 
 /// TPIR at one FPIR target. Unavailable targets carry only the target, rule and a note.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TpirAtFpir {
     pub fpir_target: f64,
     pub rule: FpirRule,
@@ -213,7 +213,7 @@ impl<'a> OpenSet<'a> {
 }
 
 /// One point of a cumulative match characteristic.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CmcPoint {
     pub rank: u32,
     pub hits: u64,
@@ -239,7 +239,7 @@ pub fn cmc(mate_ranks: &[u32], ranks: &[u32], denominator: usize) -> Vec<CmcPoin
 }
 
 /// One legacy `ijb_1n.py` operating point (merged G1 ∪ G2 closed-set gallery).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LegacyPoint {
     /// The "FAR" as ijb_1n.py names it: the threshold is the k-th highest non-mate score with
     /// k = ceil(#probes · far), so it divides by the number of probes, not of non-mate scores.

@@ -6,7 +6,7 @@
 
 use super::{validated, MetricError, SortedPairs};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Below this many allowed false accepts a TAR@FAR value is flagged as barely measurable.
 pub const FRAGILE_FALSE_ACCEPTS: u64 = 10;
@@ -25,14 +25,14 @@ pub struct Roc {
 }
 
 /// One ROC vertex: accept iff `score >= threshold` (the first vertex has threshold +inf).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RocPoint {
     pub fpr: f64,
     pub tpr: f64,
     pub threshold: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Eer {
     pub eer: f64,
     pub threshold: f64,
@@ -55,7 +55,7 @@ pub enum TarRule {
 
 /// TAR at one FAR target. When the target is below 1/N_impostor it is not measurable and only
 /// `far_target`, `rule`, `available=false` and `note` are set.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TarAtFar {
     pub far_target: f64,
     pub rule: TarRule,

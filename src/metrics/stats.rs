@@ -1,10 +1,10 @@
 //! Summary statistics used by the fold protocols.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Mean and spread of per-fold values. `std` is the population std (ddof=0); `se` is the standard
 /// error as LFW defines it: sample std (ddof=1) / sqrt(k).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
     pub mean: f64,
     pub std: f64,

@@ -13,10 +13,10 @@ use crate::metrics::{Eer, Roc, TarAtFar};
 use crate::protocol::curves::{Curves, MarkedThreshold};
 use crate::store::EmbeddingStore;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct FgnetCounts {
     pub images: usize,
     pub subjects: usize,
@@ -27,7 +27,7 @@ pub struct FgnetCounts {
     pub impostor_pairs: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Identification {
     pub rank1: Option<f64>,
     /// Bootstrap interval over subjects.
@@ -38,7 +38,7 @@ pub struct Identification {
     pub by_gap: Vec<GroupRank1>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AllPairsVerification {
     pub auc: f64,
     pub eer: Option<Eer>,
@@ -46,15 +46,15 @@ pub struct AllPairsVerification {
     pub age_gap: AgeGapBreakdown,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SubjectBootstrap {
-    pub unit: &'static str,
+    pub unit: String,
     pub clusters: usize,
     #[serde(flatten)]
     pub spec: BootstrapSpec,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FgnetMetrics {
     pub identification: Identification,
     /// Absent with one model per held-out subject: a pair of two subjects has no single model.
@@ -62,7 +62,7 @@ pub struct FgnetMetrics {
     pub verification: Option<AllPairsVerification>,
     pub bootstrap: SubjectBootstrap,
     /// "one model" or "one model per held-out subject".
-    pub models: &'static str,
+    pub models: String,
 }
 
 #[derive(Debug, Clone)]
@@ -162,8 +162,8 @@ pub fn evaluate_per_subject(
         metrics: FgnetMetrics {
             identification: identification(&hit, &nearest_gap, &subject, &age, n_subjects, protocol, &spec),
             verification: None,
-            bootstrap: SubjectBootstrap { unit: "subject", clusters: n_subjects, spec },
-            models: "one model per held-out subject",
+            bootstrap: SubjectBootstrap { unit: "subject".into(), clusters: n_subjects, spec },
+            models: "one model per held-out subject".into(),
         },
         curves: None,
     })
@@ -213,8 +213,8 @@ pub fn evaluate(
         metrics: FgnetMetrics {
             identification,
             verification: Some(AllPairsVerification { auc: roc.auc(), eer, tar_at_far, age_gap }),
-            bootstrap: SubjectBootstrap { unit: "subject", clusters: n_subjects, spec },
-            models: "one model",
+            bootstrap: SubjectBootstrap { unit: "subject".into(), clusters: n_subjects, spec },
+            models: "one model".into(),
         },
         curves: Some(curves),
     })

@@ -18,7 +18,7 @@ use crate::protocol::curves::{Curves, MarkedThreshold, OpenSetCurve};
 use crate::protocol::verification::RocSummary;
 use crate::store::{EmbeddingStore, View};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -348,7 +348,7 @@ fn score_block(m: &TemplateMatrix, probes: &[u32], gallery: &[u32], avx2: bool) 
 // 1:N
 
 /// One gallery's open-set results (strict and compat=ijb_evals).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GalleryResults {
     pub name: String,
     pub templates: usize,
@@ -360,7 +360,7 @@ pub struct GalleryResults {
 }
 
 /// The mean of the galleries' TPIR at one target, as ijb_evals reports it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MeanTpir {
     pub fpir_target: f64,
     pub rule: FpirRule,
@@ -368,9 +368,9 @@ pub struct MeanTpir {
 }
 
 /// compat=ijb_1n_legacy: kept only as a labelled legacy number.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LegacyResults {
-    pub label: &'static str,
+    pub label: String,
     pub available: bool,
     pub note: Option<String>,
     pub gallery_templates: usize,
@@ -379,7 +379,7 @@ pub struct LegacyResults {
     pub points: Vec<LegacyPoint>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Identification {
     pub galleries: Vec<GalleryResults>,
     pub mean_tpir_at_fpir: Vec<MeanTpir>,
@@ -533,7 +533,7 @@ pub fn identify(
     let gallery_templates: usize = one_n.galleries.iter().map(|g| g.templates.len()).sum();
     let legacy = match legacy_all.iter().position(Option::is_none) {
         Some(i) => LegacyResults {
-            label: LEGACY_LABEL,
+            label: LEGACY_LABEL.into(),
             available: false,
             note: Some(format!(
                 "probe template {} (subject {}) has no unique mate in the merged gallery; ijb_1n.py refuses such a probe set",
@@ -551,7 +551,7 @@ pub fn identify(
             top.sort_unstable_by(|a, b| b.total_cmp(a));
             let top: Vec<f64> = top.into_iter().map(f64::from).collect();
             LegacyResults {
-                label: LEGACY_LABEL,
+                label: LEGACY_LABEL.into(),
                 available: true,
                 note: None,
                 gallery_templates,
@@ -568,7 +568,7 @@ pub fn identify(
 // The protocol
 
 /// Protocol parameters (protocols/ijb.toml).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IjbParams {
     pub pooling: Pooling,
     pub far_targets: Vec<f64>,
@@ -577,7 +577,7 @@ pub struct IjbParams {
     pub legacy_fars: Vec<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IjbCounts {
     pub images: usize,
     pub templates: usize,
@@ -605,7 +605,7 @@ impl IjbCounts {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IjbMetrics {
     pub roc: RocSummary,
     /// Both rules at every FAR target (strict first), as for pair benchmarks.

@@ -26,13 +26,13 @@ use crate::score::{normalize, ScoreDevice};
 use crate::store::{EmbeddingStore, View};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::time::Instant;
 
 /// Noise cleaning with insightface's lists (docs/protocols.md §4.4). Always recorded in the results:
 /// numbers with different cleaning are not comparable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Cleaning {
     /// The official devkit: no cleaning.
@@ -75,7 +75,7 @@ pub struct MegafaceInput<'a> {
     pub scoring: &'a ScoreDevice,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProbeCounts {
     pub images: usize,
     pub identities: usize,
@@ -89,7 +89,7 @@ pub struct ProbeCounts {
     pub cleaned: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgeBreakdown {
     /// Rank-1 of the searches by |age(query) − age(mate)|.
     pub by_gap: Vec<GroupRank1>,
@@ -97,7 +97,7 @@ pub struct AgeBreakdown {
     pub by_query_age: Vec<GroupRank1>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SizeResult {
     pub distractors: u32,
     pub label: String,

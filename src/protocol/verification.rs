@@ -10,10 +10,10 @@ use crate::metrics::{fold_correct, kfold_sorted, Eer, FoldMode, KFoldAccuracy, R
 use crate::protocol::curves::{Curves, MarkedThreshold, PairScores};
 use crate::store::{EmbeddingStore, View};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The flip fusion actually applied (never `auto`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fusion {
     Sum,
@@ -31,7 +31,7 @@ impl Fusion {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VerificationParams {
     pub mode: FoldMode,
     pub fusion: Fusion,
@@ -62,7 +62,7 @@ pub fn resolve_fusion(choice: FlipChoice, mode: FoldMode, store: &EmbeddingStore
     Ok(fusion)
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RocSummary {
     pub auc: f64,
     pub eer: Option<Eer>,
@@ -70,7 +70,7 @@ pub struct RocSummary {
     pub vertices: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VerificationMetrics {
     pub accuracy: KFoldAccuracy,
     pub roc: RocSummary,
@@ -88,7 +88,7 @@ pub struct VerificationMetrics {
 }
 
 /// Strict-rule TAR@FAR interval at one target.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TarInterval {
     pub far_target: f64,
     pub rule: TarRule,
@@ -97,11 +97,11 @@ pub struct TarInterval {
 }
 
 /// 95% cluster-bootstrap intervals (docs/results-schema.md).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BootstrapSummary {
     /// "identity" (identities resampled, each pair belonging to its first image's identity) or
     /// "pair" when the benchmark names no identities.
-    pub unit: &'static str,
+    pub unit: String,
     pub clusters: usize,
     #[serde(flatten)]
     pub spec: BootstrapSpec,
@@ -341,7 +341,7 @@ fn bootstrap_summary(
             .to_string()
     });
     BootstrapSummary {
-        unit,
+        unit: unit.into(),
         clusters: n_clusters,
         spec: *spec,
         accuracy: interval(full.accuracy, column(&|s| s.accuracy), spec.confidence),

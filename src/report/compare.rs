@@ -43,6 +43,12 @@ pub fn check_comparable(a: &RunData, b: &RunData) -> Result<()> {
         ("probe set", "/protocol/probe_set"),
         ("cleaning", "/protocol/cleaning"),
         ("devkit probes", "/protocol/devkit_probes"),
+        // IJB: other pooling or other FPIR targets; FG-NET: other age groups; manifests: another
+        // pairs file or gallery rule.
+        ("pooling", "/protocol/pooling"),
+        ("FPIR targets", "/protocol/fpir_targets"),
+        ("age groups", "/protocol/age_groups"),
+        ("manifest protocol", "/manifest/protocol"),
     ];
     for (what, ptr) in fields {
         let (x, y) = (a.results.pointer(ptr), b.results.pointer(ptr));

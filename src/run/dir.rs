@@ -9,8 +9,9 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::io::read_json;
+use crate::io::{read_json, to_json, write_atomic};
 pub use crate::protocol::curves::{Curves, PairScores};
+use crate::run::results::Results;
 use std::path::{Path, PathBuf};
 
 /// One run directory, loaded.
@@ -31,21 +32,18 @@ impl RunData {
         let results_path = if dir.is_file() { dir.to_path_buf() } else { dir.join("results.json") };
         let dir = results_path.parent().map(Path::to_path_buf).unwrap_or_default();
         let results: serde_json::Value = read_json(&results_path)?;
-        if results["schema"] != crate::run::results::SCHEMA {
-            return Err(Error::data(
-                &results_path,
-                "not an aifr-eval results.json (schema field missing or different)",
-            ));
-        }
-        let version = results["schema_version"].as_u64().unwrap_or(0);
-        if version != crate::run::results::SCHEMA_VERSION as u64 {
-            return Err(Error::data(&results_path, format!("results schema version {version} is not supported")));
-        }
+        // The whole structure of the kind is checked here, so every reader gets a valid run.
+        Results::from_value(results.clone()).map_err(|m| Error::data(&results_path, m))?;
         let curves_path = dir.join("curves.json");
         let curves = if curves_path.exists() { Some(read_json::<Curves>(&curves_path)?) } else { None };
         let pairs_path = dir.join("pair_scores.npy");
         let pairs = if pairs_path.exists() { Some(read_pair_scores(&pairs_path)?) } else { None };
         Ok(RunData { dir, results, curves, pairs })
+    }
+
+    /// results.json typed (checked when the run was loaded; reports still read `results`).
+    pub fn model(&self) -> Result<Results> {
+        Results::from_value(self.results.clone()).map_err(|m| Error::data(&self.dir.join("results.json"), m))
     }
 
     /// Display name of the run: the directory name.
@@ -94,6 +92,59 @@ pub fn read_pair_scores(path: &Path) -> Result<PairScores> {
         p.correct.push(r[4] == 1.0);
     }
     Ok(p)
+}
+
+/// The data files of a run directory besides results.json (reports and timings.json are
+/// rendered from them afterwards).
+pub const COMPANIONS: [&str; 3] = ["curves.json", "pair_scores.npy", "cmc_curves.json"];
+
+/// Everything one evaluation writes into its run directory. Each kind fills what it has:
+/// pair benchmarks and manifests curves + pair scores, FG-NET curves (one model only), IJB
+/// curves, MegaFace its CMC curves.
+pub struct RunDir<'a> {
+    pub results: &'a Results,
+    pub curves: Option<&'a Curves>,
+    pub pair_scores: Option<&'a PairScores>,
+    /// cmc_curves.json, serialised (MegaFace).
+    pub cmc_curves: Option<Vec<u8>>,
+}
+
+impl RunDir<'_> {
+    /// Writes the run into `out_dir`: an old results.json is removed first, every companion this
+    /// run has is written and every one it lacks removed (a file of an earlier run of another
+    /// kind would otherwise be read with these results), and results.json comes last, so its
+    /// presence means the directory holds one complete run. Returns the results.json path.
+    pub fn finish(&self, out_dir: &Path) -> Result<PathBuf> {
+        std::fs::create_dir_all(out_dir).map_err(|e| Error::write(out_dir, e))?;
+        let results_path = out_dir.join("results.json");
+        remove_if_present(&results_path)?;
+        for name in COMPANIONS {
+            let path = out_dir.join(name);
+            match name {
+                "curves.json" => match self.curves {
+                    Some(c) => write_atomic(&path, &to_json(c))?,
+                    None => remove_if_present(&path)?,
+                },
+                "pair_scores.npy" => match self.pair_scores {
+                    Some(p) => write_pair_scores(&path, p)?,
+                    None => remove_if_present(&path)?,
+                },
+                _ => match &self.cmc_curves {
+                    Some(bytes) => write_atomic(&path, bytes)?,
+                    None => remove_if_present(&path)?,
+                },
+            }
+        }
+        write_atomic(&results_path, &to_json(self.results))?;
+        Ok(results_path)
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::write(path, e)),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod dlib_model;
 mod embed;
 mod fgnet_reference;
 mod gate;
+mod gate_kinds;
 mod ijb;
 mod manifest;
 mod megaface;
@@ -21,3 +22,4 @@ mod model_reference;
 #[cfg(feature = "onnx")]
 mod onnx_model;
 mod report;
+mod run_model;

@@ -378,6 +378,10 @@ fn manifest_run_identification_and_strata_match_an_independent_count() {
     let r = json(&out.join("results.json"));
     assert_eq!(r["kind"], "pair_verification");
     assert_eq!(r["benchmark"]["format"], "manifest");
+    // The typed run model reads a manifest run as one and writes back the same bytes.
+    let typed = aifr_eval::run::results::Results::from_value(r.clone()).unwrap();
+    assert!(matches!(typed, aifr_eval::run::results::Results::Manifest(_)));
+    assert!(aifr_eval::io::to_json(&typed) == std::fs::read(out.join("results.json")).unwrap());
     let row: HashMap<&str, usize> = rows.iter().enumerate().map(|(i, r)| (r.path.as_str(), i)).collect();
     let cos = |a: usize, b: usize| unit[a].iter().zip(&unit[b]).map(|(x, y)| x * y).sum::<f64>();
 

@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
 /// (genuine pairs, impostor pairs) as indices into the manifest's rows.
@@ -20,7 +20,7 @@ type PairLists = (Vec<(u32, u32)>, Vec<(u32, u32)>);
 /// Pairs per fold when the user gives none (LFW's and AgeDB-30's 300).
 pub const DEFAULT_PAIRS_PER_FOLD: usize = 300;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BuildSpec {
     pub seed: u64,
     pub folds: usize,
@@ -54,7 +54,7 @@ impl PairList {
 }
 
 /// Where each gallery image comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum GalleryChoice {
     /// The youngest image of each identity (ties: smallest path); probes are older.

@@ -16,7 +16,7 @@ use crate::metrics::identification::{outcome_against, rank1_by, GroupRank1};
 use crate::metrics::Roc;
 use crate::store::EmbeddingStore;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Most distinct values a stratification column may have (a breakdown is a table, not a dump).
 pub const MAX_STRATA: usize = 100;
@@ -27,7 +27,7 @@ pub const MIXED: &str = "(mixed)";
 pub const EMPTY: &str = "(empty)";
 
 /// Rank-1 of one set of probes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rank1 {
     pub probes: usize,
     pub hits: usize,
@@ -39,14 +39,14 @@ pub struct Rank1 {
     pub by_gap: Option<Vec<GroupRank1>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SplitInfo {
     /// "youngest", "oldest" or "first".
     pub gallery: String,
     pub gallery_images: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ManifestIdentification {
     pub split: SplitInfo,
     /// Closed set: each probe against the gallery (one image per identity).
@@ -58,7 +58,7 @@ pub struct ManifestIdentification {
 }
 
 /// Rank-1 within one stratum.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RankCell {
     pub probes: usize,
     pub hits: usize,
@@ -71,7 +71,7 @@ impl From<&GroupRank1> for RankCell {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stratum {
     pub value: String,
     pub images: usize,
@@ -92,7 +92,7 @@ pub struct Stratum {
 
 /// The breakdown by one column: a pair belongs to a stratum when both its images do (else to
 /// "(mixed)"), a probe to its own image's stratum.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stratification {
     pub column: String,
     pub threshold: f64,
