@@ -7,8 +7,8 @@ use crate::io::{to_json, write_atomic};
 use crate::metrics::FoldMode;
 use crate::protocol::fgnet as fgnet_protocol;
 use crate::protocol::verification::{self, VerificationParams};
-use crate::report::html::write_report;
 use crate::report::terminal::{fgnet_table, verification_table};
+use crate::report::write_report;
 use crate::run::dir::{RunData, RunDir};
 use crate::run::results::Results;
 use crate::run::results::{
@@ -20,6 +20,7 @@ use crate::store::EmbeddingStore;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+pub mod demo;
 pub mod embed;
 pub mod ijb;
 pub mod manifest;

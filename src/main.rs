@@ -11,7 +11,7 @@ use aifr_eval::gate::{self, GateConfig};
 use aifr_eval::io::write_atomic;
 use aifr_eval::metrics::FoldMode;
 use aifr_eval::protocol::manifest::build::{BuildSpec, GalleryChoice};
-use aifr_eval::report::html::write_report;
+use aifr_eval::report::write_report;
 use aifr_eval::run::dir::RunData;
 use aifr_eval::store::import::{import, EmbeddingSource};
 use aifr_eval::store::EmbeddingStore;
@@ -664,123 +664,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Demo(a) => {
             let spec = demo::DemoSpec { seed: a.seed, ..Default::default() };
-            // The generated files are new each time, so an older cached store can never match.
-            let cache = a.out.join("cache");
-            if cache.exists() {
-                std::fs::remove_dir_all(&cache).map_err(|e| Error::write(&cache, e))?;
-            }
-            let files = demo::generate(&spec, &a.out.join("data"))?;
-            let env = Env {
-                data_dir: files.data_dir.clone(),
-                registry: Registry::builtin()?,
-                cache_dir: a.out.join("cache"),
-            };
-            let req = RunRequest {
-                benchmark: "lfw".into(),
-                embeddings: files.embeddings,
-                per_subject_models: false,
-                keys: Some(files.keys),
-                flip_embeddings: Some(files.flip_embeddings),
-                mode: a.mode.map(Into::into),
-                flip: None,
-                protocol_file: None,
-                ages: Some(files.ages),
-                out_dir: a.out.clone(),
-            };
-            let r = app::run_pairs(&env, &req)?;
-            println!("synthetic benchmark (seed {}) in {}", a.seed, files.data_dir.display());
-            print_run(&r);
-            // The same pairs as an insightface .bin pack (the AgeDB-30 slot), ages by image index.
-            let bin = demo::BinFiles::under(&files.data_dir);
-            let req = RunRequest {
-                benchmark: "agedb30".into(),
-                embeddings: bin.embeddings,
-                per_subject_models: false,
-                keys: None,
-                flip_embeddings: Some(bin.flip_embeddings),
-                mode: None,
-                flip: None,
-                protocol_file: None,
-                ages: Some(bin.ages),
-                out_dir: a.out.join("agedb30"),
-            };
-            print_run(&app::run_pairs(&env, &req)?);
-            // The same cohort model in FG-NET's layout: identification across ages.
-            let fg = demo::generate_fgnet(&spec, &a.out.join("data"))?;
-            let req = RunRequest {
-                benchmark: "fgnet".into(),
-                embeddings: fg.embeddings.clone(),
-                per_subject_models: false,
-                keys: Some(fg.keys.clone()),
-                flip_embeddings: Some(fg.flip_embeddings),
-                mode: None,
-                flip: None,
-                protocol_file: None,
-                ages: None,
-                out_dir: a.out.join("fgnet"),
-            };
-            let r = app::run_fgnet(&env, &req)?;
-            print_run(&r);
-            // MegaFace's devkit layout: the FG-NET cohort searched among synthetic distractors.
-            let mf = aifr_eval::synth::megaface::megaface_root(&files.data_dir);
-            let fg_keys = aifr_eval::store::import::read_keys(&fg.keys)?;
-            aifr_eval::synth::megaface::write_fgnet_probe_list(&mf, &fg_keys)?;
-            let d = aifr_eval::synth::megaface::generate_distractors(&mf, 10_000, spec.dim, spec.seed, None)?;
-            let req = app::MegafaceRequest {
-                benchmark: "megaface_fgnet".into(),
-                sizes: vec![10, 100, 1_000, 10_000],
-                cleaning: aifr_eval::protocol::megaface::Cleaning::None,
-                embeddings: app::MegafaceEmbeddingsSource::Files {
-                    probes: fg.embeddings,
-                    keys: Some(fg.keys),
-                    flip: None,
-                    distractors: Some(d.store),
-                    distractor_keys: None,
-                    distractor_flip: None,
-                },
-                flip: Some(FlipChoice::None),
-                probe_noise: None,
-                distractor_noise: None,
-                protocol_file: None,
-                out_dir: a.out.join("megaface_fgnet"),
-                score_device: aifr_eval::score::ScoreDevice::Cpu,
-            };
-            print_run(&app::run_megaface(&env, &req)?);
-            // AgeDB's raw layout with its official .mat protocols (AgeDB-30), and CACD-VS.
-            let agedb = aifr_eval::cohort::generate_agedb(&spec, &files.data_dir)?;
-            let cacd = aifr_eval::cohort::generate_cacd_vs(&spec, &files.data_dir)?;
-            for (bench, c) in [("agedb_30", agedb), ("cacd_vs", cacd)] {
-                let req = RunRequest {
-                    benchmark: bench.into(),
-                    embeddings: c.embeddings,
-                    per_subject_models: false,
-                    keys: Some(c.keys),
-                    flip_embeddings: Some(c.flip_embeddings),
-                    mode: None,
-                    flip: None,
-                    protocol_file: None,
-                    ages: None,
-                    out_dir: a.out.join(bench),
-                };
-                print_run(&app::run_pairs(&env, &req)?);
-            }
-            // IJB-C's release layout: template pooling, 1:1 and 1:N on a small synthetic release.
-            let ijbc = aifr_eval::synth::ijb::SynthSpec::demo(spec.seed);
-            let release = aifr_eval::synth::ijb::generate(&ijbc, &files.data_dir.join("IJB_release/IJBC"))?;
-            let store = release.write_store(&files.data_dir.join("embeddings/ijbc.aifrstore"))?;
-            let req = RunRequest {
-                benchmark: "ijbc".into(),
-                embeddings: store,
-                per_subject_models: false,
-                keys: None,
-                flip_embeddings: None,
-                mode: None,
-                flip: None,
-                protocol_file: None,
-                ages: None,
-                out_dir: a.out.join("ijbc"),
-            };
-            print_run(&app::run_ijb(&env, &req)?);
+            println!("synthetic benchmark (seed {}) in {}", a.seed, a.out.join("data").display());
+            app::demo::run_all(&spec, &a.out, a.mode.map(Into::into), &mut |r| print_run(r))?;
         }
         Command::Manifest(ManifestCommand::Check { file, root, skip_files }) => {
             let (m, summary) = manifest_app::check(&file, root.as_deref(), !skip_files)?;

@@ -34,31 +34,13 @@ pub fn escape_html(s: &str) -> String {
     o
 }
 
-/// Writes the report for one or more runs into `out_dir` and returns the paths written.
+/// Writes the report of pair-verification, manifest, FG-NET and IJB runs (`super::write_report`
+/// checks the arguments and sends MegaFace runs to their own page).
 ///
 /// One run: `out_dir/<index_name>`, `roc.png`, `det.png`, `scores.png`. Several runs: ROC and DET
 /// overlay all runs, tables are side by side with differences against the first run, and each run
 /// gets `scores-<i>.png`. Both also write `summary.md` and `summary.tex` (the paper table).
-/// `index_name` is a plain file name such as `report.html` or `index.html`.
-pub fn write_report(runs: &[RunData], out_dir: &Path, index_name: &str) -> Result<Vec<PathBuf>> {
-    if runs.is_empty() {
-        return Err(Error::Invalid("a report needs at least one run directory".into()));
-    }
-    let plain = Path::new(index_name).file_name().is_some_and(|n| n == index_name);
-    if !plain || index_name.starts_with('.') {
-        return Err(Error::Invalid(format!(
-            "report file name {index_name:?} must be a plain file name like report.html"
-        )));
-    }
-    let megaface = runs.iter().filter(|r| super::megaface::is_megaface(&r.results)).count();
-    if megaface == runs.len() {
-        return super::megaface::write_report(runs, out_dir, index_name);
-    }
-    if megaface > 0 {
-        return Err(Error::Invalid(
-            "a report cannot mix MegaFace runs with pair-verification runs; report them separately".into(),
-        ));
-    }
+pub(super) fn write_report(runs: &[RunData], out_dir: &Path, index_name: &str) -> Result<Vec<PathBuf>> {
     // FG-NET runs carry their verification part under metrics.verification: present it where
     // the pair-verification tables and charts look.
     let views: Vec<RunData> =
@@ -1337,7 +1319,7 @@ mod tests {
     fn rejects_index_names_with_directories() {
         let run = RunData { dir: PathBuf::from("r"), results: Value::Null, curves: None, pairs: None };
         let dir = std::env::temp_dir();
-        assert!(write_report(std::slice::from_ref(&run), &dir, "../x.html").is_err());
-        assert!(write_report(&[], &dir, "index.html").is_err());
+        assert!(crate::report::write_report(std::slice::from_ref(&run), &dir, "../x.html").is_err());
+        assert!(crate::report::write_report(&[], &dir, "index.html").is_err());
     }
 }

@@ -114,10 +114,6 @@ pub fn terminal_table(r: &MegafaceResults) -> String {
     s
 }
 
-pub fn is_megaface(r: &Value) -> bool {
-    r["kind"] == "megaface_identification"
-}
-
 fn sizes(r: &Value) -> &[Value] {
     r.pointer("/metrics/sizes").and_then(Value::as_array).map_or(&[], Vec::as_slice)
 }

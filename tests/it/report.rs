@@ -2,7 +2,8 @@
 //! the page actually renders.
 
 use aifr_eval::protocol::curves::{Curves, MarkedThreshold, RocCurve, ScoreHistogram};
-use aifr_eval::report::html::{escape_html, write_report};
+use aifr_eval::report::html::escape_html;
+use aifr_eval::report::write_report;
 use aifr_eval::run::dir::RunData;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
