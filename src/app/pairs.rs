@@ -1,0 +1,73 @@
+//! `aifr-eval run <pair benchmark>`: LFW family, `.bin` packs, AgeDB protocols, CACD-VS.
+
+use super::{finish_run, load_pair_benchmark, open_embeddings, resolve_ages, Clock, Env, RunReport, RunRequest};
+use crate::config::{Format, PairProtocol};
+use crate::error::{Error, Result};
+use crate::protocol::verification::{self, VerificationParams};
+use crate::report::terminal::verification_table;
+use crate::run::dir::RunDir;
+use crate::run::results::Results;
+use crate::run::results::{
+    BenchmarkInfo, EmbeddingsInfo, ProtocolInfo, Software, VerificationResults, SCHEMA, SCHEMA_VERSION,
+};
+
+pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
+    if req.per_subject_models {
+        return Err(Error::Config("one model per held-out subject (--loo-embeddings) applies to FG-NET only".into()));
+    }
+    let mut clock = Clock::new();
+    let protocol = match &req.protocol_file {
+        Some(p) => PairProtocol::from_file(p)?,
+        None => PairProtocol::builtin()?,
+    };
+    let (mut bench, files) = load_pair_benchmark(env, &req.benchmark, protocol.folds)?;
+    bench.ages = resolve_ages(&bench, req.ages.as_deref())?;
+    clock.lap("read benchmark");
+    let row_order = bench.keys_are_row_order.then_some(bench.keys.as_slice());
+    let store = open_embeddings(env, &req.embeddings, req.keys.as_deref(), req.flip_embeddings.as_deref(), row_order)?;
+    // A store the network made may lack images skipped as unreadable: their pairs are excluded.
+    let made_by = crate::embed::meta::EmbedMeta::of_store(&store)?;
+    let skipped = crate::embed::skipped::exclude_from_pairs(&mut bench, made_by.as_ref());
+    clock.lap("open embeddings");
+    let mode = req.mode.unwrap_or(protocol.default_mode);
+    let fusion = verification::resolve_fusion(req.flip.unwrap_or(protocol.flip_for(mode)), mode, &store)?;
+    let params = VerificationParams {
+        mode,
+        fusion,
+        far_targets: protocol.far_targets.clone(),
+        age_gap: protocol.age_gap.clone(),
+    };
+    let mut outcome = verification::evaluate(&bench, &store, &params)?;
+    clock.lap("score and metrics");
+    let entry = env.registry.get(&req.benchmark)?;
+    if outcome.metrics.age_gap.is_none() && entry.format == Format::CacdVs {
+        outcome.metrics.age_gap_unavailable = Some(
+            "CACD-VS names its images by pair number only (0000_0.jpg) and ships no ages: no age-gap breakdown (supply ages with --ages)".into(),
+        );
+    }
+    let results = VerificationResults {
+        schema: SCHEMA.into(),
+        schema_version: SCHEMA_VERSION,
+        kind: crate::run::results::kind::PAIR_VERIFICATION.into(),
+        software: Software::current(),
+        benchmark: BenchmarkInfo {
+            name: req.benchmark.clone(),
+            title: entry.title.clone(),
+            format: entry.format,
+            files,
+        },
+        protocol: ProtocolInfo::pairs(protocol.name.clone(), mode, fusion, bench.folds, protocol.far_targets.clone()),
+        embeddings: EmbeddingsInfo::of(&store).with_provenance(made_by.as_ref(), skipped),
+        counts: outcome.counts,
+        metrics: outcome.metrics,
+    };
+    let table = verification_table(&results);
+    let results = Results::Pairs(results);
+    let run = RunDir {
+        results: &results,
+        curves: Some(&outcome.curves),
+        pair_scores: Some(&outcome.pairs),
+        cmc_curves: None,
+    };
+    finish_run(&req.out_dir, run, table, clock)
+}
