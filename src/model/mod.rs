@@ -8,6 +8,7 @@
 use candle_core::{DType, Device, Tensor};
 
 pub mod arcface_torch;
+pub mod device;
 pub mod dlib_resnet;
 pub mod dlib_serialize;
 pub mod iresnet;

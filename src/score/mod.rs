@@ -74,7 +74,7 @@ impl ScoreDevice {
         if spec == "cpu" {
             return Ok(ScoreDevice::Cpu);
         }
-        crate::embed::parse_device_flag("--score-device", spec).map(ScoreDevice::Candle)
+        crate::model::device::parse_device_flag("--score-device", spec).map(ScoreDevice::Candle)
     }
 
     /// A scorer over `probes` (P × dim, row-major); candle scores gallery blocks of
