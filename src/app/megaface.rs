@@ -3,7 +3,6 @@
 use super::{file_fingerprint, finish_run, open_embeddings, Clock, Env, RunReport};
 use crate::config::{FlipChoice, Format};
 use crate::error::{Error, Result};
-use crate::io::to_json;
 use crate::run::dir::RunDir;
 use crate::run::results::Results;
 use crate::run::results::{BenchmarkInfo, EmbeddingsInfo, Software, SCHEMA, SCHEMA_VERSION};
@@ -247,9 +246,9 @@ pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
             },
         },
     };
-    let cmc = to_json(&crate::report::megaface::CmcCurves::new(&outcome.curves));
+    let cmc = crate::protocol::curves::CmcCurves::new(&outcome.curves);
     let table = crate::report::megaface::terminal_table(&results);
     let results = Results::Megaface(results);
-    let run = RunDir { results: &results, curves: None, pair_scores: None, cmc_curves: Some(cmc) };
+    let run = RunDir { results: &results, curves: None, pair_scores: None, cmc_curves: Some(&cmc) };
     finish_run(&req.out_dir, run, table, clock)
 }

@@ -3,7 +3,7 @@
 
 use super::{GateOutcome, GateRow, PathDiff, Verdict};
 use crate::error::{Error, Result};
-use crate::report::megaface::CmcCurves;
+use crate::protocol::curves::CmcCurves;
 use crate::run::dir::{PairScores, RunData};
 use serde_json::Value;
 
@@ -197,7 +197,7 @@ pub(super) fn compare(current: &RunData, baseline: &RunData, out: &mut GateOutco
     }
 
     // MegaFace runs keep their CMC curves in their own file.
-    let file = crate::report::megaface::CURVES_FILE;
+    let file = crate::protocol::curves::CMC_CURVES_FILE;
     match (CmcCurves::load(&baseline.dir)?, CmcCurves::load(&current.dir)?) {
         (Some(b), Some(c)) => {
             let enc = |run: &RunData, v: &CmcCurves| {

@@ -151,6 +151,51 @@ impl Curves {
     }
 }
 
+/// MegaFace's chart data beside results.json.
+pub const CMC_CURVES_FILE: &str = "cmc_curves.json";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CmcCurve {
+    pub distractors: u32,
+    /// (1-based rank, identification rate) where the curve steps, thinned to ~50 per decade of
+    /// rank (values exact at the kept ranks), always with the first and the last step.
+    pub points: Vec<(u64, f64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CmcCurves {
+    pub schema: String,
+    pub schema_version: u32,
+    pub curves: Vec<CmcCurve>,
+}
+
+impl CmcCurves {
+    pub fn new(curves: &[(u32, Vec<crate::metrics::cmc::CmcPoint>)]) -> Self {
+        CmcCurves {
+            schema: "aifr-eval/cmc-curves".into(),
+            schema_version: 1,
+            curves: curves
+                .iter()
+                .map(|(n, pts)| CmcCurve {
+                    distractors: *n,
+                    points: pts.iter().map(|p| (p.rank, p.identification_rate)).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn load(dir: &std::path::Path) -> crate::error::Result<Option<Self>> {
+        let path = dir.join(CMC_CURVES_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let bytes = std::fs::read(&path).map_err(|e| crate::error::Error::read(&path, e))?;
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| crate::error::Error::data(&path, format!("not a valid CMC curves file: {e}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,60 +6,15 @@ use super::html::{
     chart, display_names, escape_html, field, figure, files_table, kv_table, num, opt, page_end, page_start, pct, Chart,
 };
 use super::summary;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::io::write_atomic;
-use crate::metrics::cmc::CmcPoint;
 use crate::metrics::TarRule;
+use crate::protocol::curves::CmcCurves;
 use crate::run::dir::RunData;
 use crate::run::results::MegafaceResults;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
-
-pub const CURVES_FILE: &str = "cmc_curves.json";
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CmcCurve {
-    pub distractors: u32,
-    /// (1-based rank, identification rate) where the curve steps, thinned to ~50 per decade of
-    /// rank (values exact at the kept ranks), always with the first and the last step.
-    pub points: Vec<(u64, f64)>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CmcCurves {
-    pub schema: String,
-    pub schema_version: u32,
-    pub curves: Vec<CmcCurve>,
-}
-
-impl CmcCurves {
-    pub fn new(curves: &[(u32, Vec<CmcPoint>)]) -> Self {
-        CmcCurves {
-            schema: "aifr-eval/cmc-curves".into(),
-            schema_version: 1,
-            curves: curves
-                .iter()
-                .map(|(n, pts)| CmcCurve {
-                    distractors: *n,
-                    points: pts.iter().map(|p| (p.rank, p.identification_rate)).collect(),
-                })
-                .collect(),
-        }
-    }
-
-    pub fn load(dir: &Path) -> Result<Option<Self>> {
-        let path = dir.join(CURVES_FILE);
-        if !path.exists() {
-            return Ok(None);
-        }
-        let bytes = std::fs::read(&path).map_err(|e| Error::read(&path, e))?;
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::data(&path, format!("not a valid CMC curves file: {e}")))
-    }
-}
 
 fn opt_pct(x: Option<f64>) -> String {
     x.map_or_else(|| "n/a".into(), |v| format!("{:.3}%", 100.0 * v))

@@ -10,7 +10,7 @@
 
 use crate::error::{Error, Result};
 use crate::io::{read_json, to_json, write_atomic};
-pub use crate::protocol::curves::{Curves, PairScores};
+pub use crate::protocol::curves::{CmcCurves, Curves, PairScores};
 use crate::run::results::Results;
 use std::path::{Path, PathBuf};
 
@@ -96,7 +96,7 @@ pub fn read_pair_scores(path: &Path) -> Result<PairScores> {
 
 /// The data files of a run directory besides results.json (reports and timings.json are
 /// rendered from them afterwards).
-pub const COMPANIONS: [&str; 3] = ["curves.json", "pair_scores.npy", "cmc_curves.json"];
+pub const COMPANIONS: [&str; 3] = ["curves.json", "pair_scores.npy", crate::protocol::curves::CMC_CURVES_FILE];
 
 /// Everything one evaluation writes into its run directory. Each kind fills what it has:
 /// pair benchmarks and manifests curves + pair scores, FG-NET curves (one model only), IJB
@@ -105,8 +105,8 @@ pub struct RunDir<'a> {
     pub results: &'a Results,
     pub curves: Option<&'a Curves>,
     pub pair_scores: Option<&'a PairScores>,
-    /// cmc_curves.json, serialised (MegaFace).
-    pub cmc_curves: Option<Vec<u8>>,
+    /// cmc_curves.json (MegaFace).
+    pub cmc_curves: Option<&'a CmcCurves>,
 }
 
 impl RunDir<'_> {
@@ -129,8 +129,8 @@ impl RunDir<'_> {
                     Some(p) => write_pair_scores(&path, p)?,
                     None => remove_if_present(&path)?,
                 },
-                _ => match &self.cmc_curves {
-                    Some(bytes) => write_atomic(&path, bytes)?,
+                _ => match self.cmc_curves {
+                    Some(c) => write_atomic(&path, &to_json(c))?,
                     None => remove_if_present(&path)?,
                 },
             }
