@@ -299,3 +299,28 @@ fn listing_fingerprint(role: &str, dir: &Path, names: &[String], data_dir: &Path
         blake3: h.finalize().to_hex().to_string(),
     })
 }
+
+/// The protocol file of a pair run (`--protocol-file`, else the built-in one).
+fn pair_protocol(file: Option<&Path>) -> Result<crate::config::PairProtocol> {
+    match file {
+        Some(p) => crate::config::PairProtocol::from_file(p),
+        None => crate::config::PairProtocol::builtin(),
+    }
+}
+
+/// Verification parameters of a pair run: the requested mode and flip fusion, else the protocol's.
+fn verification_params(
+    protocol: &crate::config::PairProtocol,
+    mode: Option<FoldMode>,
+    flip: Option<crate::config::FlipChoice>,
+    store: &EmbeddingStore,
+) -> Result<crate::protocol::verification::VerificationParams> {
+    let mode = mode.unwrap_or(protocol.default_mode);
+    let fusion = crate::protocol::verification::resolve_fusion(flip.unwrap_or(protocol.flip_for(mode)), mode, store)?;
+    Ok(crate::protocol::verification::VerificationParams {
+        mode,
+        fusion,
+        far_targets: protocol.far_targets.clone(),
+        age_gap: protocol.age_gap.clone(),
+    })
+}

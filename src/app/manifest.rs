@@ -1,7 +1,10 @@
 //! `aifr-eval manifest check|build|export-demo` and `aifr-eval run --manifest`.
 
-use super::{file_fingerprint, finish_run, open_embeddings, Clock, Env, RunReport, RunRequest};
-use crate::config::{Format, PairProtocol};
+use super::{
+    file_fingerprint, finish_run, open_embeddings, pair_protocol, verification_params, Clock, Env, RunReport,
+    RunRequest,
+};
+use crate::config::Format;
 use crate::dataset::manifest::{summarise, Manifest, ManifestSummary};
 use crate::error::{Error, Result};
 use crate::protocol::manifest::build::{build_pairs, BuildSpec, Cohort, GalleryChoice, PairList, Split};
@@ -9,7 +12,7 @@ use crate::protocol::manifest::lists::{
     pairs_file_name, read_description, read_pairs, read_split, write_protocol, ManifestFingerprint, ProtocolDescription,
 };
 use crate::protocol::manifest::{identification, stratify};
-use crate::protocol::verification::{self, VerificationParams};
+use crate::protocol::verification;
 use crate::report::terminal::{manifest_lines, verification_table};
 use crate::run::results::{
     BenchmarkInfo, EmbeddingsInfo, ManifestProtocolInfo, ManifestResults, ManifestRunInfo, ProtocolInfo, Software,
@@ -108,10 +111,7 @@ pub fn run_manifest(env: &Env, req: &ManifestRunRequest) -> Result<RunReport> {
         ));
     }
     let mut clock = Clock::new();
-    let protocol = match &r.protocol_file {
-        Some(p) => PairProtocol::from_file(p)?,
-        None => PairProtocol::builtin()?,
-    };
+    let protocol = pair_protocol(r.protocol_file.as_deref())?;
     let m = Manifest::read(&req.manifest)?;
     // The protocol: read from a directory built before, or built now (and kept with the run).
     let (dir, desc, source) = match &req.protocol_dir {
@@ -161,14 +161,8 @@ pub fn run_manifest(env: &Env, req: &ManifestRunRequest) -> Result<RunReport> {
 
     let store = open_embeddings(env, &r.embeddings, r.keys.as_deref(), r.flip_embeddings.as_deref(), None)?;
     clock.lap("open embeddings");
-    let mode = r.mode.unwrap_or(protocol.default_mode);
-    let fusion = verification::resolve_fusion(r.flip.unwrap_or(protocol.flip_for(mode)), mode, &store)?;
-    let params = VerificationParams {
-        mode,
-        fusion,
-        far_targets: protocol.far_targets.clone(),
-        age_gap: protocol.age_gap.clone(),
-    };
+    let params = verification_params(&protocol, r.mode, r.flip, &store)?;
+    let (mode, fusion) = (params.mode, params.fusion);
     let outcome = verification::evaluate(&bench, &store, &params)?;
     clock.lap("verification");
     let ident = identification(

@@ -1,9 +1,12 @@
 //! `aifr-eval run <pair benchmark>`: LFW family, `.bin` packs, AgeDB protocols, CACD-VS.
 
-use super::{finish_run, load_pair_benchmark, open_embeddings, resolve_ages, Clock, Env, RunReport, RunRequest};
-use crate::config::{Format, PairProtocol};
+use super::{
+    finish_run, load_pair_benchmark, open_embeddings, pair_protocol, resolve_ages, verification_params, Clock, Env,
+    RunReport, RunRequest,
+};
+use crate::config::Format;
 use crate::error::{Error, Result};
-use crate::protocol::verification::{self, VerificationParams};
+use crate::protocol::verification;
 use crate::report::terminal::verification_table;
 use crate::run::dir::RunDir;
 use crate::run::results::Results;
@@ -16,10 +19,7 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
         return Err(Error::Config("one model per held-out subject (--loo-embeddings) applies to FG-NET only".into()));
     }
     let mut clock = Clock::new();
-    let protocol = match &req.protocol_file {
-        Some(p) => PairProtocol::from_file(p)?,
-        None => PairProtocol::builtin()?,
-    };
+    let protocol = pair_protocol(req.protocol_file.as_deref())?;
     let (mut bench, files) = load_pair_benchmark(env, &req.benchmark, protocol.folds)?;
     bench.ages = resolve_ages(&bench, req.ages.as_deref())?;
     clock.lap("read benchmark");
@@ -29,14 +29,8 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
     let made_by = crate::embed::meta::EmbedMeta::of_store(&store)?;
     let skipped = crate::embed::skipped::exclude_from_pairs(&mut bench, made_by.as_ref());
     clock.lap("open embeddings");
-    let mode = req.mode.unwrap_or(protocol.default_mode);
-    let fusion = verification::resolve_fusion(req.flip.unwrap_or(protocol.flip_for(mode)), mode, &store)?;
-    let params = VerificationParams {
-        mode,
-        fusion,
-        far_targets: protocol.far_targets.clone(),
-        age_gap: protocol.age_gap.clone(),
-    };
+    let params = verification_params(&protocol, req.mode, req.flip, &store)?;
+    let (mode, fusion) = (params.mode, params.fusion);
     let mut outcome = verification::evaluate(&bench, &store, &params)?;
     clock.lap("score and metrics");
     let entry = env.registry.get(&req.benchmark)?;
