@@ -834,17 +834,19 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 print_run(&r);
             }
         }
+        // Both render into memory first: clap_complete panics on a failed write, and a full
+        // disk or closed pipe must be an output error (exit 5), not a crash.
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "aifr-eval", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "aifr-eval", &mut script);
+            write_stdout(&script)?;
         }
         Command::Man => {
             let mut page = Vec::new();
             clap_mangen::Man::new(Cli::command())
                 .render(&mut page)
                 .map_err(|source| Error::Write { path: "man page".into(), source })?;
-            std::io::stdout()
-                .write_all(&page)
-                .map_err(|source| Error::Write { path: "standard output".into(), source })?;
+            write_stdout(&page)?;
         }
         Command::VerifyStore { store } => {
             let s = EmbeddingStore::open(&store)?;
@@ -861,6 +863,13 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
     }
     Ok(exit::OK)
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|source| Error::Write { path: "standard output".into(), source })
 }
 
 fn main() {
