@@ -190,7 +190,8 @@ fn main() {
         },
         &base.join("cache"),
     )
-    .expect("probe store");
+    .expect("probe store")
+    .store;
     let mut pm = vec![0f32; probes.len() * 512];
     for (i, k) in probes.paths.iter().enumerate() {
         let row = pstore.row_of(k).expect("probe row");
@@ -266,7 +267,8 @@ fn main() {
     let cache = base.join("feature-cache");
     let _ = std::fs::remove_dir_all(&cache);
     let t = Instant::now();
-    let s = aifr_eval::store::import::import_devkit_features(&fkeys, &fdir, "_bench.bin", &cache).expect("import");
+    let s =
+        aifr_eval::store::import::import_devkit_features(&fkeys, &fdir, "_bench.bin", &cache).expect("import").store;
     let secs = t.elapsed().as_secs_f64();
     println!(
         "devkit feature files → store: {nfiles} files in {secs:.2} s ({:.0} files/s, {} threads) → {}",

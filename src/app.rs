@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::io::{to_json, write_atomic};
 use crate::metrics::FoldMode;
 use crate::report::write_report;
-use crate::run::dir::{RunData, RunDir};
+use crate::run::dir::{OutDir, RunData, RunDir};
 use crate::run::results::{FileFingerprint, Timings};
 use crate::store::import::{import_cached, EmbeddingSource};
 use crate::store::EmbeddingStore;
@@ -32,6 +32,19 @@ pub struct Env {
     pub data_dir: PathBuf,
     pub registry: Registry,
     pub cache_dir: PathBuf,
+    /// `--trust-store`: use embedding stores without checking their content hash.
+    pub trust_store: bool,
+}
+
+impl Env {
+    /// An embedding store made earlier (given by the user, or found in a cache) is checked
+    /// against its content hash before its numbers are trusted, unless `--trust-store`.
+    pub fn checked(&self, store: EmbeddingStore) -> Result<EmbeddingStore> {
+        if !self.trust_store {
+            store.verify()?;
+        }
+        Ok(store)
+    }
 }
 
 /// `aifr-eval run <benchmark>` for pair-verification benchmarks.
@@ -126,7 +139,7 @@ pub fn open_embeddings(
                 "--keys/--flip-embeddings apply to .npy/.safetensors input, not to an embedding store".into(),
             ));
         }
-        return EmbeddingStore::open(embeddings);
+        return env.checked(EmbeddingStore::open(embeddings)?);
     }
     let keys = match keys {
         Some(k) => k.to_path_buf(),
@@ -149,7 +162,9 @@ pub fn open_embeddings(
         }
     };
     let src = EmbeddingSource { embeddings: embeddings.to_path_buf(), keys, flip: flip.map(Path::to_path_buf) };
-    Ok(import_cached(&src, &env.cache_dir)?.with_source(embeddings))
+    let cached = import_cached(&src, &env.cache_dir)?;
+    let store = if cached.reused { env.checked(cached.store)? } else { cached.store };
+    Ok(store.with_source(embeddings))
 }
 
 /// Reads an ages file: one `key age` per line (whitespace separated; `#` starts a comment).
@@ -253,16 +268,21 @@ pub fn load_pair_benchmark(env: &Env, name: &str, folds: usize) -> Result<(PairB
     Ok((bench, prints))
 }
 
-/// Writes the run directory (`RunDir::finish`: companions, then results.json), then the HTML
-/// report and the timings.
-fn finish_run(out_dir: &Path, run: RunDir, table: String, mut clock: Clock) -> Result<RunReport> {
-    let results_path = run.finish(out_dir)?;
+/// Writes the run (`RunDir::finish`: companions, then results.json), its HTML report and the
+/// timings into the staging directory of `out`, then commits them into the run directory.
+fn finish_run(out: OutDir, run: RunDir, table: String, mut clock: Clock) -> Result<RunReport> {
+    let stage = out.staging();
+    run.finish(stage)?;
     clock.lap("write results");
-    let report = out_dir.join("report.html");
-    write_report(&[RunData::load(out_dir)?], out_dir, "report.html")?;
+    let mut data = RunData::load(stage)?;
+    // The report names the run by its directory, not by the staging place.
+    data.dir = out.dir().to_path_buf();
+    write_report(&[data], stage, "report.html")?;
     clock.lap("write report");
     let timings = clock.finish();
-    write_atomic(&out_dir.join("timings.json"), &to_json(&timings))?;
+    write_atomic(&stage.join("timings.json"), &to_json(&timings))?;
+    let report = out.dir().join("report.html");
+    let results_path = out.commit()?;
     Ok(RunReport { table, timings, results_path, report })
 }
 

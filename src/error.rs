@@ -40,6 +40,9 @@ pub enum Error {
     /// An output file could not be written.
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: std::io::Error },
+    /// Another aifr-eval process is writing the same output (a run directory).
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl Error {
@@ -48,7 +51,7 @@ impl Error {
             Error::Parse { .. } | Error::Data { .. } | Error::Invalid(_) => exit::INVALID_INPUT,
             Error::Read { .. } | Error::Missing(_) => exit::MISSING_INPUT,
             Error::Config(_) => exit::USAGE,
-            Error::Write { .. } => exit::OUTPUT,
+            Error::Write { .. } | Error::Busy(_) => exit::OUTPUT,
         }
     }
 

@@ -14,13 +14,21 @@ use std::path::Path;
 /// Generates the synthetic benchmarks under `out/data` and evaluates each into its own run
 /// directory under `out` (LFW at `out` itself), calling `on_run` after each run.
 pub fn run_all(spec: &DemoSpec, out: &Path, mode: Option<FoldMode>, on_run: &mut dyn FnMut(&RunReport)) -> Result<()> {
+    // Two demos into one directory would regenerate each other's data mid-run.
+    let what = format!("the demo directory {}", out.display());
+    let _lock = crate::io::lock::FileLock::acquire(&out.join(".aifr-demo.lock"), &what, crate::io::lock::Wait::Refuse)?;
     // The generated files are new each time, so an older cached store can never match.
     let cache = out.join("cache");
     if cache.exists() {
         std::fs::remove_dir_all(&cache).map_err(|e| Error::write(&cache, e))?;
     }
     let files = crate::demo::generate(spec, &out.join("data"))?;
-    let env = Env { data_dir: files.data_dir.clone(), registry: Registry::builtin()?, cache_dir: out.join("cache") };
+    let env = Env {
+        data_dir: files.data_dir.clone(),
+        registry: Registry::builtin()?,
+        cache_dir: out.join("cache"),
+        trust_store: false,
+    };
     let req = RunRequest {
         benchmark: "lfw".into(),
         embeddings: files.embeddings,

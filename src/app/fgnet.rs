@@ -8,6 +8,7 @@ use crate::metrics::FoldMode;
 use crate::protocol::fgnet as fgnet_protocol;
 use crate::protocol::verification::{self};
 use crate::report::terminal::fgnet_table;
+use crate::run::dir::OutDir;
 use crate::run::dir::RunDir;
 use crate::run::results::Results;
 use crate::run::results::{
@@ -21,7 +22,7 @@ use std::path::Path;
 fn open_subject_store(env: &Env, dir: &Path, keys: &Path, id: u32) -> Result<EmbeddingStore> {
     let store = dir.join(format!("{id:03}.aifrstore"));
     if store.exists() {
-        return EmbeddingStore::open(&store);
+        return env.checked(EmbeddingStore::open(&store)?);
     }
     let npy = dir.join(format!("{id:03}.npy"));
     if !npy.exists() {
@@ -37,6 +38,7 @@ fn open_subject_store(env: &Env, dir: &Path, keys: &Path, id: u32) -> Result<Emb
 /// FG-NET: leave-one-image-out rank-1 and all-pairs verification with age breakdowns.
 pub fn run_fgnet(env: &Env, req: &RunRequest) -> Result<RunReport> {
     let mut clock = Clock::new();
+    let out = OutDir::begin(&req.out_dir)?;
     let protocol = match &req.protocol_file {
         Some(p) => FgnetProtocol::from_file(p)?,
         None => FgnetProtocol::builtin()?,
@@ -112,5 +114,5 @@ pub fn run_fgnet(env: &Env, req: &RunRequest) -> Result<RunReport> {
     let table = fgnet_table(&results);
     let results = Results::Fgnet(results);
     let run = RunDir { results: &results, curves: outcome.curves.as_ref(), pair_scores: None, cmc_curves: None };
-    finish_run(&req.out_dir, run, table, clock)
+    finish_run(out, run, table, clock)
 }

@@ -6,6 +6,7 @@ use crate::dataset::ijb::IjbFiles;
 use crate::error::{Error, Result};
 use crate::protocol::verification;
 use crate::report::terminal::ijb_table;
+use crate::run::dir::OutDir;
 use crate::run::results::{
     BenchmarkInfo, EmbeddingsInfo, IjbPoolingInfo, IjbProtocolInfo, IjbResults, Software, SCHEMA, SCHEMA_VERSION,
 };
@@ -47,6 +48,7 @@ fn gallery_name(path: &Path, fallback: &'static str) -> String {
 pub fn run_ijb(env: &Env, req: &RunRequest) -> Result<RunReport> {
     use crate::protocol::ijb::{self, IjbParams, Pooling};
     let mut clock = Clock::new();
+    let out = OutDir::begin(&req.out_dir)?;
     if req.per_subject_models || req.mode.is_some() || req.ages.is_some() {
         return Err(Error::Config(
             "IJB reports every rule side by side and has no ages or per-subject models: drop --mode/--ages/--loo-embeddings".into(),
@@ -140,5 +142,5 @@ pub fn run_ijb(env: &Env, req: &RunRequest) -> Result<RunReport> {
         pair_scores: None,
         cmc_curves: None,
     };
-    finish_run(&req.out_dir, run, table, clock)
+    finish_run(out, run, table, clock)
 }

@@ -14,6 +14,7 @@ use crate::protocol::manifest::lists::{
 use crate::protocol::manifest::{identification, stratify};
 use crate::protocol::verification;
 use crate::report::terminal::{manifest_lines, verification_table};
+use crate::run::dir::OutDir;
 use crate::run::results::{
     BenchmarkInfo, EmbeddingsInfo, ManifestProtocolInfo, ManifestResults, ManifestRunInfo, ProtocolInfo, Software,
     VerificationResults, SCHEMA, SCHEMA_VERSION,
@@ -111,6 +112,7 @@ pub fn run_manifest(env: &Env, req: &ManifestRunRequest) -> Result<RunReport> {
         ));
     }
     let mut clock = Clock::new();
+    let out = OutDir::begin(&r.out_dir)?;
     let protocol = pair_protocol(r.protocol_file.as_deref())?;
     let m = Manifest::read(&req.manifest)?;
     // The protocol: read from a directory built before, or built now (and kept with the run).
@@ -239,5 +241,5 @@ pub fn run_manifest(env: &Env, req: &ManifestRunRequest) -> Result<RunReport> {
         pair_scores: Some(&outcome.pairs),
         cmc_curves: None,
     };
-    finish_run(&r.out_dir, run, table, clock)
+    finish_run(out, run, table, clock)
 }

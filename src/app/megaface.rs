@@ -3,6 +3,7 @@
 use super::{file_fingerprint, finish_run, open_embeddings, Clock, Env, RunReport};
 use crate::config::{FlipChoice, Format};
 use crate::error::{Error, Result};
+use crate::run::dir::OutDir;
 use crate::run::dir::RunDir;
 use crate::run::results::Results;
 use crate::run::results::{BenchmarkInfo, EmbeddingsInfo, Software, SCHEMA, SCHEMA_VERSION};
@@ -79,6 +80,7 @@ pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
     use crate::run::results::{MegafaceEmbeddings, MegafaceMetrics, MegafaceProtocolInfo, MegafaceResults};
 
     let mut clock = Clock::new();
+    let out = OutDir::begin(&req.out_dir)?;
     let protocol = match &req.protocol_file {
         Some(p) => MegafaceProtocol::from_file(p)?,
         None => MegafaceProtocol::builtin()?,
@@ -150,8 +152,10 @@ pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
         MegafaceEmbeddingsSource::DevkitFeatures { suffix, probe_dir, distractor_dir } => {
             let pdir = megaface_file(env, &req.benchmark, "probe_features", probe_dir.as_deref())?;
             let ddir = megaface_file(env, &req.benchmark, "distractor_features", distractor_dir.as_deref())?;
-            let p = crate::store::import::import_devkit_features(&probes.paths, &pdir, suffix, &env.cache_dir)?;
-            let d = crate::store::import::import_devkit_features(&union_keys(&sets), &ddir, suffix, &env.cache_dir)?;
+            use crate::store::import::{import_devkit_features, Cached};
+            let checked = |c: Cached| if c.reused { env.checked(c.store) } else { Ok(c.store) };
+            let p = checked(import_devkit_features(&probes.paths, &pdir, suffix, &env.cache_dir)?)?;
+            let d = checked(import_devkit_features(&union_keys(&sets), &ddir, suffix, &env.cache_dir)?)?;
             (p, Some(d))
         }
         MegafaceEmbeddingsSource::Model(model) => {
@@ -250,5 +254,5 @@ pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
     let table = crate::report::megaface::terminal_table(&results);
     let results = Results::Megaface(results);
     let run = RunDir { results: &results, curves: None, pair_scores: None, cmc_curves: Some(&cmc) };
-    finish_run(&req.out_dir, run, table, clock)
+    finish_run(out, run, table, clock)
 }

@@ -8,6 +8,7 @@ use crate::config::Format;
 use crate::error::{Error, Result};
 use crate::protocol::verification;
 use crate::report::terminal::verification_table;
+use crate::run::dir::OutDir;
 use crate::run::dir::RunDir;
 use crate::run::results::Results;
 use crate::run::results::{
@@ -19,6 +20,7 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
         return Err(Error::Config("one model per held-out subject (--loo-embeddings) applies to FG-NET only".into()));
     }
     let mut clock = Clock::new();
+    let out = OutDir::begin(&req.out_dir)?;
     let protocol = pair_protocol(req.protocol_file.as_deref())?;
     let (mut bench, files) = load_pair_benchmark(env, &req.benchmark, protocol.folds)?;
     bench.ages = resolve_ages(&bench, req.ages.as_deref())?;
@@ -63,5 +65,5 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
         pair_scores: Some(&outcome.pairs),
         cmc_curves: None,
     };
-    finish_run(&req.out_dir, run, table, clock)
+    finish_run(out, run, table, clock)
 }

@@ -159,6 +159,8 @@ pub fn extract(
         skipped,
         seconds: start.elapsed().as_secs_f64(),
     };
+    // One writer per store: a second process embedding the same inputs waits, then reuses.
+    let _lock = crate::store::write_lock(out)?;
     if let Some(m) = reusable(out, source_fp, opts.skip_bad_images) {
         return Ok(done(true, true, 0, 0, m.skipped_images));
     }

@@ -9,6 +9,7 @@
 //! ```
 
 use crate::error::{Error, Result};
+use crate::io::lock::{FileLock, Wait};
 use crate::io::{read_json, to_json, write_atomic};
 pub use crate::protocol::curves::{CmcCurves, Curves, PairScores};
 use crate::run::results::Results;
@@ -140,6 +141,123 @@ impl RunDir<'_> {
     }
 }
 
+/// The lock file inside a run directory while a run writes it.
+pub const LOCK_FILE: &str = ".aifr-eval.lock";
+const STAGING_PREFIX: &str = ".aifr-staging-";
+
+/// Whether `name` is a file a run writes at the top of its run directory (results, companions,
+/// timings and the single-run report): the files a new run replaces or removes.
+pub fn is_run_output(name: &str) -> bool {
+    const FIXED: [&str; 12] = [
+        "results.json",
+        "timings.json",
+        "report.html",
+        "summary.md",
+        "summary.tex",
+        "roc.png",
+        "det.png",
+        "scores.png",
+        "age_gap.png",
+        "tpir_fpir.png",
+        "rank1-distractors.png",
+        "curves.json",
+    ];
+    let numbered = |prefix: &str| {
+        name.strip_prefix(prefix)
+            .and_then(|r| r.strip_suffix(".png"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    FIXED.contains(&name) || COMPANIONS.contains(&name) || numbered("scores-") || numbered("cmc-")
+}
+
+/// A run directory while a run writes it. `begin` locks it (a second run into the same
+/// directory is refused, never interleaved) and opens a staging directory inside it where every
+/// output is written; `commit` then moves the outputs into place by renames (which need no disk
+/// space), results.json last, and removes the previous run's files this run does not have. A run
+/// that fails before `commit` (disk full, bad input, a kill) leaves the directory as it was.
+#[derive(Debug)]
+pub struct OutDir {
+    dir: PathBuf,
+    staging: PathBuf,
+    /// The directory did not exist before: a failed run removes it again.
+    created: bool,
+    committed: bool,
+    lock: Option<FileLock>,
+}
+
+impl OutDir {
+    pub fn begin(dir: &Path) -> Result<Self> {
+        let created = !dir.exists();
+        std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
+        let what = format!("the run directory {}", dir.display());
+        let lock = FileLock::acquire(&dir.join(LOCK_FILE), &what, Wait::Refuse)?;
+        // With the lock held no other run is alive here: staging left by a killed run goes.
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::read(dir, e))?.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(STAGING_PREFIX) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let staging = dir.join(format!("{STAGING_PREFIX}{}", std::process::id()));
+        std::fs::create_dir(&staging).map_err(|e| Error::write(&staging, e))?;
+        Ok(OutDir { dir: dir.to_path_buf(), staging, created, committed: false, lock: Some(lock) })
+    }
+
+    /// Where the run writes its outputs until `commit`.
+    pub fn staging(&self) -> &Path {
+        &self.staging
+    }
+
+    /// The run directory itself.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Moves the staged outputs into the run directory; returns the results.json path.
+    pub fn commit(mut self) -> Result<PathBuf> {
+        let results = self.dir.join("results.json");
+        // From here until the last rename the directory holds no complete run.
+        remove_if_present(&results)?;
+        let mut staged: Vec<String> = Vec::new();
+        for entry in std::fs::read_dir(&self.staging).map_err(|e| Error::read(&self.staging, e))? {
+            let entry = entry.map_err(|e| Error::read(&self.staging, e))?;
+            staged.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        staged.sort();
+        if !staged.iter().any(|n| n == "results.json") {
+            return Err(Error::Invalid(format!("internal: no results.json was staged in {}", self.staging.display())));
+        }
+        for entry in std::fs::read_dir(&self.dir).map_err(|e| Error::read(&self.dir, e))?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if is_run_output(&name) && !staged.contains(&name) && entry.file_type().is_ok_and(|t| t.is_file()) {
+                remove_if_present(&entry.path())?;
+            }
+        }
+        for name in staged.iter().filter(|n| *n != "results.json").chain(std::iter::once(&"results.json".to_string())) {
+            let to = self.dir.join(name);
+            std::fs::rename(self.staging.join(name), &to).map_err(|e| Error::write(&to, e))?;
+        }
+        self.committed = true;
+        std::fs::remove_dir(&self.staging).map_err(|e| Error::write(&self.staging, e))?;
+        Ok(results)
+    }
+}
+
+impl Drop for OutDir {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.staging);
+        if self.created {
+            // Nothing of a failed first run stays behind (the directory only if still empty).
+            if let Some(lock) = self.lock.take() {
+                let _ = std::fs::remove_file(lock.path());
+            }
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
+}
+
 fn remove_if_present(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::write(path, e)),
@@ -150,6 +268,55 @@ fn remove_if_present(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn out_files(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn out_dir_commits_atomically_and_replaces_only_run_files() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("run");
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["results.json", "pair_scores.npy", "det.png", "scores-2.png", "notes.txt"] {
+            std::fs::write(dir.join(f), b"old").unwrap();
+        }
+        // A run that fails before commit leaves everything as it was.
+        let out = OutDir::begin(&dir).unwrap();
+        std::fs::write(out.staging().join("results.json"), b"new").unwrap();
+        let e = OutDir::begin(&dir).unwrap_err();
+        assert!(e.to_string().contains("another aifr-eval process"), "{e}");
+        drop(out);
+        assert_eq!(
+            out_files(&dir),
+            [LOCK_FILE, "det.png", "notes.txt", "pair_scores.npy", "results.json", "scores-2.png"]
+        );
+        assert_eq!(std::fs::read(dir.join("results.json")).unwrap(), b"old");
+        // A committed run replaces the run files, removes the ones it lacks, keeps the user's.
+        let out = OutDir::begin(&dir).unwrap();
+        std::fs::write(out.staging().join("results.json"), b"new").unwrap();
+        std::fs::write(out.staging().join("roc.png"), b"new").unwrap();
+        assert_eq!(out.commit().unwrap(), dir.join("results.json"));
+        assert_eq!(out_files(&dir), [LOCK_FILE, "notes.txt", "results.json", "roc.png"]);
+        assert_eq!(std::fs::read(dir.join("results.json")).unwrap(), b"new");
+        // A failed first run into a new directory leaves no directory behind.
+        let fresh = root.path().join("fresh");
+        drop(OutDir::begin(&fresh).unwrap());
+        assert!(!fresh.exists());
+    }
+
+    #[test]
+    fn run_output_names() {
+        for n in ["results.json", "cmc_curves.json", "scores-12.png", "cmc-3.png", "summary.tex"] {
+            assert!(is_run_output(n), "{n}");
+        }
+        for n in ["notes.txt", "scores-.png", "cmc-x.png", "index.html", "protocol"] {
+            assert!(!is_run_output(n), "{n}");
+        }
+    }
 
     #[test]
     fn pair_scores_round_trip_and_reject_garbage() {

@@ -212,29 +212,35 @@ pub fn read_keys(path: &Path) -> Result<Vec<String>> {
     Ok(keys)
 }
 
-/// Identity of the sources for cache reuse: paths, sizes and modification times (cheap; the
-/// store's own content hash is what results record).
+/// Identity of the sources: a hash of their contents (not their names or modification times,
+/// which `cp -p`, `rsync -a` and `tar x` carry over to changed data). Hashing reads each file
+/// once, on every core; the import reads them anyway.
 fn source_fingerprint(paths: &[&Path]) -> Result<[u8; 32]> {
     let mut h = blake3::Hasher::new();
-    h.update(b"aifr-eval import v1\0");
+    h.update(b"aifr-eval import v2\0");
     for p in paths {
-        let abs = std::fs::canonicalize(p).map_err(|e| Error::read(p, e))?;
-        let meta = std::fs::metadata(&abs).map_err(|e| Error::read(p, e))?;
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        h.update(abs.to_string_lossy().as_bytes());
-        h.update(&meta.len().to_le_bytes());
-        h.update(&mtime.to_le_bytes());
+        let mut file = blake3::Hasher::new();
+        file.update_mmap_rayon(p).map_err(|e| Error::read(p, e))?;
+        h.update(file.finalize().as_bytes());
     }
     Ok(*h.finalize().as_bytes())
 }
 
+fn source_paths(src: &EmbeddingSource) -> Vec<&Path> {
+    let mut paths: Vec<&Path> = vec![&src.embeddings, &src.keys];
+    if let Some(p) = &src.flip {
+        paths.push(p);
+    }
+    paths
+}
+
 /// Imports `src` into a store at `dest` (replacing it).
 pub fn import(src: &EmbeddingSource, dest: &Path) -> Result<EmbeddingStore> {
+    let _lock = super::write_lock(dest)?;
+    import_unlocked(src, dest, source_fingerprint(&source_paths(src))?)
+}
+
+fn import_unlocked(src: &EmbeddingSource, dest: &Path, fingerprint: [u8; 32]) -> Result<EmbeddingStore> {
     let main = locate(&src.embeddings, false)?.ok_or_else(|| Error::data(&src.embeddings, "no embeddings"))?;
     let flip = match &src.flip {
         Some(p) => Some(locate(p, false)?.ok_or_else(|| Error::data(p, "no embeddings"))?),
@@ -266,13 +272,9 @@ pub fn import(src: &EmbeddingSource, dest: &Path) -> Result<EmbeddingStore> {
             )));
         }
     }
-    let mut paths: Vec<&Path> = vec![&src.embeddings, &src.keys];
-    if let Some(p) = &src.flip {
-        paths.push(p);
-    }
     let dtype = main.ty.store_dtype();
     let views = if flip.is_some() { 2 } else { 1 };
-    let mut w = StoreWriter::create(dest, dtype, main.cols, views, main.rows, source_fingerprint(&paths)?)?;
+    let mut w = StoreWriter::create(dest, dtype, main.cols, views, main.rows, fingerprint)?;
     copy_rows(&main, View::Original, &keys, dtype, &mut w)?;
     if let Some(f) = &flip {
         copy_rows(f, View::Flipped, &keys, dtype, &mut w)?;
@@ -281,22 +283,29 @@ pub fn import(src: &EmbeddingSource, dest: &Path) -> Result<EmbeddingStore> {
     EmbeddingStore::open(&path)
 }
 
-/// Imports into `cache_dir`, reusing an existing store made from the same sources.
-pub fn import_cached(src: &EmbeddingSource, cache_dir: &Path) -> Result<EmbeddingStore> {
-    let mut paths: Vec<&Path> = vec![&src.embeddings, &src.keys];
-    if let Some(p) = &src.flip {
-        paths.push(p);
-    }
-    let fp = source_fingerprint(&paths)?;
+/// A store in a cache and whether it was there already (`reused`: made by an earlier run, so
+/// worth verifying before use) or made just now.
+pub struct Cached {
+    pub store: EmbeddingStore,
+    pub reused: bool,
+}
+
+/// Imports into `cache_dir`, reusing a store made from sources with the same contents. Processes
+/// sharing the cache take turns on one store (a lock per store), so none fails or reads half a
+/// store, and the second one reuses the first one's work.
+pub fn import_cached(src: &EmbeddingSource, cache_dir: &Path) -> Result<Cached> {
+    let fp = source_fingerprint(&source_paths(src))?;
     let dest = cache_dir.join(format!("{}.aifrstore", &super::hex(&fp)[..24]));
-    if dest.exists() {
-        if let Ok(store) = EmbeddingStore::open(&dest) {
-            if store.header().source_fingerprint == fp {
-                return Ok(store);
-            }
-        }
+    let _lock = super::write_lock(&dest)?;
+    if let Some(store) = cached_store(&dest, fp) {
+        return Ok(Cached { store, reused: true });
     }
-    import(src, &dest)
+    Ok(Cached { store: import_unlocked(src, &dest, fp)?, reused: false })
+}
+
+/// The sealed store at `dest` when it was made from sources with fingerprint `fp`.
+fn cached_store(dest: &Path, fp: [u8; 32]) -> Option<EmbeddingStore> {
+    EmbeddingStore::open(dest).ok().filter(|s| s.header().source_fingerprint == fp)
 }
 
 const CHUNK_BYTES: usize = 8 << 20;
@@ -344,25 +353,25 @@ fn check_row(path: &Path, row: &[f32], index: usize, key: &str) -> Result<()> {
 }
 
 /// Per-image MegaFace devkit feature files (`<dir>/<key><suffix>`), converted into one store in
-/// `cache_dir` and reused while every file keeps its size and modification time. Files are read
-/// in parallel (the conversion is file-system bound); a missing file is an error that lists them.
-pub fn import_devkit_features(keys: &[String], dir: &Path, suffix: &str, cache_dir: &Path) -> Result<EmbeddingStore> {
+/// `cache_dir` and reused while every file is the same file (device, inode) with the same size,
+/// modification time and inode change time. Hashing a million small files would cost as much as
+/// the conversion itself; the change time cannot be set back by `cp -p`, `rsync -a` or `tar x`
+/// (restoring a modification time changes it), so changed contents are never mistaken for old
+/// ones. Files are read in parallel (the conversion is file-system bound); a missing file is an
+/// error that lists them.
+pub fn import_devkit_features(keys: &[String], dir: &Path, suffix: &str, cache_dir: &Path) -> Result<Cached> {
     use rayon::prelude::*;
+    use std::os::unix::fs::MetadataExt;
     if keys.is_empty() {
         return Err(Error::Invalid("no images to read feature files for".into()));
     }
     let path_of = |k: &String| dir.join(format!("{k}{suffix}"));
-    // Cache identity: directory, suffix, and every file's name, size and mtime (one stat each).
-    let stats: Vec<std::io::Result<(u64, u128)>> = keys
+    // Cache identity: directory, suffix, and every file's name and stat (one stat each).
+    let stats: Vec<std::io::Result<[i64; 7]>> = keys
         .par_iter()
         .map(|k| {
-            let meta = std::fs::metadata(path_of(k))?;
-            let mtime = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
-            Ok((meta.len(), mtime))
+            let m = std::fs::metadata(path_of(k))?;
+            Ok([m.dev() as i64, m.ino() as i64, m.size() as i64, m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()])
         })
         .collect();
     let missing: Vec<String> =
@@ -378,24 +387,25 @@ pub fn import_devkit_features(keys: &[String], dir: &Path, suffix: &str, cache_d
         )));
     }
     let mut h = blake3::Hasher::new();
-    h.update(b"aifr-eval devkit features v1\0");
+    h.update(b"aifr-eval devkit features v2\0");
     let abs = std::fs::canonicalize(dir).map_err(|e| Error::read(dir, e))?;
     h.update(abs.to_string_lossy().as_bytes());
     h.update(b"\0");
     h.update(suffix.as_bytes());
     for (k, s) in keys.iter().zip(&stats) {
-        if let Ok((len, mtime)) = s {
+        if let Ok(stat) = s {
             h.update(k.as_bytes());
-            h.update(&len.to_le_bytes());
-            h.update(&mtime.to_le_bytes());
+            h.update(b"\0");
+            for v in stat {
+                h.update(&v.to_le_bytes());
+            }
         }
     }
     let fp = *h.finalize().as_bytes();
     let dest = cache_dir.join(format!("devkit-{}.aifrstore", &super::hex(&fp)[..24]));
-    if let Ok(store) = EmbeddingStore::open(&dest) {
-        if store.header().source_fingerprint == fp {
-            return Ok(store);
-        }
+    let _lock = super::write_lock(&dest)?;
+    if let Some(store) = cached_store(&dest, fp) {
+        return Ok(Cached { store, reused: true });
     }
     let dim = crate::dataset::megaface::read_feature_file(&path_of(&keys[0]))?.len();
     let mut w = StoreWriter::create(&dest, DType::F32, dim, 1, keys.len(), fp)?;
@@ -417,7 +427,7 @@ pub fn import_devkit_features(keys: &[String], dir: &Path, suffix: &str, cache_d
         w.write_rows(View::Original, c * CHUNK, &DType::F32.encode(&flat))?;
     }
     let path = w.finish(keys)?;
-    EmbeddingStore::open(&path)
+    Ok(Cached { store: EmbeddingStore::open(&path)?, reused: false })
 }
 
 /// Writes a little-endian `.npy` (format 1.0) atomically; `descr` is the numpy type string.
@@ -486,8 +496,38 @@ pub(crate) mod tests {
         // Cached import reuses the same file.
         let c1 = import_cached(&src, dir.path()).unwrap();
         let c2 = import_cached(&src, dir.path()).unwrap();
-        assert_eq!(c1.path(), c2.path());
-        assert_eq!(c1.fingerprint(), s.fingerprint());
+        assert!(!c1.reused && c2.reused);
+        assert_eq!(c1.store.path(), c2.store.path());
+        assert_eq!(c1.store.fingerprint(), s.fingerprint());
+    }
+
+    #[test]
+    fn cache_follows_contents_not_modification_times() {
+        let (dir, src) = setup(&[1.0, 2.0, 3.0, 4.0], "a\nb\n");
+        let first = import_cached(&src, dir.path()).unwrap().store;
+        let mtime = std::fs::metadata(&src.embeddings).unwrap().modified().unwrap();
+        // Same size, other numbers, the old modification time put back (what `cp -p` does).
+        write_npy_f32(&src.embeddings, 2, 2, &[1.0, 2.0, 4.0, 3.0]);
+        std::fs::File::options().write(true).open(&src.embeddings).unwrap().set_modified(mtime).unwrap();
+        let second = import_cached(&src, dir.path()).unwrap();
+        assert!(!second.reused);
+        assert_ne!(second.store.fingerprint(), first.fingerprint());
+        let mut row = [0f32; 2];
+        second.store.read_row(1, View::Original, &mut row);
+        assert_eq!(row, [4.0, 3.0]);
+    }
+
+    #[test]
+    fn concurrent_cached_imports_share_one_store() {
+        let (dir, src) = setup(&[1.0, 2.0, 3.0, 4.0], "a\nb\n");
+        let cache = dir.path().join("cache");
+        let results: Vec<Cached> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4).map(|_| s.spawn(|| import_cached(&src, &cache).unwrap())).collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|c| !c.reused).count(), 1);
+        assert!(results.iter().all(|c| c.store.path() == results[0].store.path()));
+        results[0].store.verify().unwrap();
     }
 
     #[test]

@@ -38,9 +38,7 @@ pub struct ResumableWriter {
 }
 
 pub fn progress_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".progress");
-    path.with_file_name(name)
+    super::sibling(path, ".progress")
 }
 
 impl ResumableWriter {

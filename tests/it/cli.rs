@@ -366,6 +366,107 @@ fn import_and_verify_store() {
     let o = run(&["verify-store", "s.aifrstore"], t.path());
     assert_eq!(o.status.code(), Some(3));
     assert!(stderr(&o).contains("content hash mismatch"), "{}", stderr(&o));
+    // `run` checks the hash before trusting the numbers; --trust-store skips the check.
+    let o = run(&["run", "lfw", "--data-dir", "data", "--embeddings", "s.aifrstore", "--out", "o3"], t.path());
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("content hash mismatch"), "{}", stderr(&o));
+    assert!(!t.path().join("o3").exists());
+    let args = ["run", "lfw", "--data-dir", "data", "--embeddings", "s.aifrstore", "--out", "o3", "--trust-store"];
+    assert!(run(&args, t.path()).status.success());
+}
+
+/// Every file of a run directory with its bytes (the lock file aside, which only holds a pid).
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name() != aifr_eval::run::dir::LOCK_FILE)
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap_or_default()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_second_run_into_the_same_directory_is_refused_not_interleaved() {
+    use aifr_eval::io::lock::{FileLock, Wait};
+    let t = Tiny::new();
+    let lock_path = t.path().join("out").join(aifr_eval::run::dir::LOCK_FILE);
+    let held = FileLock::acquire(&lock_path, "a run directory", Wait::Refuse).unwrap();
+    let o = t.run(&[]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("is being written by another aifr-eval process"), "{e}");
+    assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
+    assert!(!t.path().join("out/results.json").exists());
+    drop(held);
+    assert!(t.run(&[]).status.success());
+}
+
+#[test]
+fn first_runs_sharing_one_cache_all_succeed_and_share_one_store() {
+    let t = Tiny::new();
+    // Started together, all on a cache none of them has filled yet.
+    let cache = t.path().join("shared-cache");
+    let spawned: Vec<_> = (0..4)
+        .map(|i| {
+            bin()
+                .args(["run", "lfw", "--data-dir", "data", "--embeddings", "emb.npy", "--keys", "keys.txt"])
+                .arg("--cache-dir")
+                .arg(&cache)
+                .args(["--out", &format!("par{i}")])
+                .current_dir(t.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in spawned {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let first = std::fs::read(t.path().join("par0/results.json")).unwrap();
+    for i in 1..4 {
+        assert_eq!(std::fs::read(t.path().join(format!("par{i}/results.json"))).unwrap(), first);
+    }
+    let stores: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".aifrstore"))
+        .collect();
+    assert_eq!(stores.len(), 1);
+}
+
+#[test]
+fn a_run_that_fails_to_write_leaves_the_previous_run_as_it_was() {
+    use std::os::unix::process::CommandExt;
+    let t = Tiny::new();
+    assert!(t.run(&[]).status.success());
+    let out = t.path().join("out");
+    let before = snapshot(&out);
+    assert!(before.iter().any(|(n, _)| n == "results.json") && before.iter().any(|(n, _)| n == "roc.png"));
+    // The same run in another mode with files capped at 4 KiB, as on a full disk: the store is
+    // reused from the cache, but the charts cannot be written.
+    let mut c = bin();
+    c.args(["run", "lfw", "--data-dir", "data", "--cache-dir", "cache", "--embeddings", "emb.npy"])
+        .args(["--keys", "keys.txt", "--out", "out", "--mode", "insightface", "--flip", "none"])
+        .current_dir(t.path());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let lim = libc::rlimit { rlim_cur: 4096, rlim_max: 4096 };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot write"), "{}", stderr(&o));
+    assert_eq!(snapshot(&out), before, "a failed run changed the previous run's directory");
 }
 
 #[test]
@@ -424,4 +525,26 @@ fn version_names_the_build_features() {
     assert!(v.starts_with(concat!("aifr-eval ", env!("CARGO_PKG_VERSION"), " (features: ")), "{v}");
     assert_eq!(v.contains("cuda"), cfg!(feature = "cuda"), "{v}");
     assert_eq!(v.contains("onnx"), cfg!(feature = "onnx"), "{v}");
+}
+
+#[test]
+fn every_file_a_run_writes_is_known_to_the_run_directory() {
+    // A run replaces or removes the previous run's files by name (run::dir::is_run_output): a
+    // report file missing from that list would survive into a run that does not write it.
+    let demo = crate::support::demo();
+    let mut runs = 0;
+    for dir in std::iter::once(demo.to_path_buf()).chain(std::fs::read_dir(demo).unwrap().map(|e| e.unwrap().path())) {
+        if !dir.join("results.json").exists() {
+            continue;
+        }
+        runs += 1;
+        for e in std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().unwrap().is_file() && !name.starts_with('.') {
+                assert!(aifr_eval::run::dir::is_run_output(&name), "{} is not a known run output", e.path().display());
+            }
+            assert!(!name.starts_with(".aifr-staging-"), "staging left in {}", dir.display());
+        }
+    }
+    assert_eq!(runs, 7);
 }

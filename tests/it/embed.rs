@@ -68,6 +68,7 @@ impl Tiny {
             data_dir: self.root().join("data"),
             registry: Registry::builtin().unwrap(),
             cache_dir: self.root().join("cache"),
+            trust_store: false,
         }
     }
     fn model(&self, batch_size: usize) -> ModelRequest {

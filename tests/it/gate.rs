@@ -36,8 +36,12 @@ fn read_run(dir: &Path) -> Files {
 fn demo_run(dir: &Path, seed: u64, modes: &[Option<FoldMode>]) -> Vec<Files> {
     let spec = aifr_eval::demo::DemoSpec { seed, ..Default::default() };
     let files = aifr_eval::demo::generate(&spec, &dir.join("data")).unwrap();
-    let env =
-        Env { data_dir: files.data_dir.clone(), registry: Registry::builtin().unwrap(), cache_dir: dir.join("cache") };
+    let env = Env {
+        data_dir: files.data_dir.clone(),
+        registry: Registry::builtin().unwrap(),
+        cache_dir: dir.join("cache"),
+        trust_store: false,
+    };
     modes
         .iter()
         .enumerate()

@@ -333,7 +333,12 @@ fn embeddings(dir: &Path, rows: &[Row]) -> (PathBuf, PathBuf, Vec<Vec<f64>>) {
 }
 
 fn env(dir: &Path) -> Env {
-    Env { data_dir: dir.to_path_buf(), registry: Registry::builtin().unwrap(), cache_dir: dir.join("cache") }
+    Env {
+        data_dir: dir.to_path_buf(),
+        registry: Registry::builtin().unwrap(),
+        cache_dir: dir.join("cache"),
+        trust_store: false,
+    }
 }
 
 fn request(manifest: &Path, npy: &Path, keys: &Path, out: &Path) -> ManifestRunRequest {
@@ -526,6 +531,7 @@ fn demo_manifest_run_reproduces_the_builtin_protocol() {
         data_dir: files.data_dir.clone(),
         registry: Registry::builtin().unwrap(),
         cache_dir: d.path().join("cache"),
+        trust_store: false,
     };
     let lfw_out = d.path().join("lfw");
     let base = RunRequest {

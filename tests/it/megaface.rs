@@ -104,7 +104,12 @@ fn setup(name: &str) -> Case {
         pr["far_targets"], pr["devkit_probes"], pr["cmc_ranks"], bins(&pr["age_groups"]), bins(&pr["gap_bins"])
     );
     std::fs::write(dir.path().join("protocol.toml"), toml).unwrap();
-    let env = Env { data_dir: data, registry: Registry::builtin().unwrap(), cache_dir: dir.path().join("cache") };
+    let env = Env {
+        data_dir: data,
+        registry: Registry::builtin().unwrap(),
+        cache_dir: dir.path().join("cache"),
+        trust_store: false,
+    };
     let req = MegafaceRequest {
         benchmark: bench.into(),
         sizes,
