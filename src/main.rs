@@ -146,6 +146,9 @@ Examples:
     /// Check an embedding store (header, size, content hash) and print what it holds.
     #[command(after_help = "Example:\n  aifr-eval verify-store lfw_r50.aifrstore")]
     VerifyStore { store: PathBuf },
+    /// Work on embedding stores: merge the pieces of a sharded `embed`.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Print a shell completion script to standard output.
     #[command(after_help = "Examples:
   aifr-eval completions bash > ~/.local/share/bash-completion/completions/aifr-eval
@@ -456,10 +459,31 @@ impl ModelArgs {
                 flip,
                 skip_bad_images: self.skip_bad_images,
                 progress: !quiet,
+                shard: None,
                 stop_after_batches: None,
             },
         })
     }
+}
+
+#[derive(Subcommand, Debug)]
+enum StoreCommand {
+    /// Join the pieces of `embed --shard K/N` into the store an unsharded run writes (byte for
+    /// byte); refuses a missing, duplicated or foreign piece.
+    #[command(after_help = "Example:
+  for k in 0 1 2 3; do aifr-eval embed lfw --model r50.pth --shard $k/4 -o parts/lfw-$k.aifrstore; done
+  aifr-eval store merge parts/lfw-*.aifrstore -o lfw_r50.aifrstore
+  aifr-eval run lfw --embeddings lfw_r50.aifrstore
+
+On Slurm and Kubernetes, --shard auto/N reads the task index: docs/sharding.md.")]
+    Merge {
+        /// The pieces (`.aifrstore` files written by `embed --shard`, each with its .meta.json).
+        #[arg(required = true)]
+        pieces: Vec<PathBuf>,
+        /// The merged store to write.
+        #[arg(long, short, required = true)]
+        output: PathBuf,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -474,6 +498,11 @@ struct EmbedArgs {
     /// The store to write [default: in the cache directory, named by the inputs' fingerprint].
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// Embed only the K-th of N slices of the images (K from 0) into a piece of its own;
+    /// `auto/N` takes K from SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX or AIFR_SHARD_INDEX.
+    /// Join the pieces with `aifr-eval store merge` (docs/sharding.md).
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
@@ -630,11 +659,12 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Embed(a) => {
             let env = env(&cli.global)?;
-            let Some(model) = a.model.request(!a.no_flip, a.quiet) else {
+            let Some(mut model) = a.model.request(!a.no_flip, a.quiet) else {
                 return Err(Error::Config(
                     "embed needs --model WEIGHTS (and --arch NAME when the file does not say)".into(),
                 ));
             };
+            model.options.shard = a.shard.as_deref().map(aifr_eval::embed::shard::Shard::parse).transpose()?;
             let r = embed_benchmark(&env, &a.benchmark, &model, a.output.as_deref())?;
             if !a.quiet {
                 println!("{}", r.summary());
@@ -853,6 +883,17 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 .render(&mut page)
                 .map_err(|source| Error::Write { path: "man page".into(), source })?;
             write_stdout(&page)?;
+        }
+        Command::Store(StoreCommand::Merge { pieces, output }) => {
+            let m = aifr_eval::embed::shard::merge(&pieces, &output)?;
+            println!(
+                "wrote {}: {} pieces, {} rows ({} images skipped), fingerprint {}",
+                m.store.display(),
+                m.pieces,
+                m.rows,
+                m.skipped,
+                m.fingerprint
+            );
         }
         Command::VerifyStore { store } => {
             let s = EmbeddingStore::open(&store)?;

@@ -7,6 +7,7 @@ use crate::config::{Format, PairProtocol};
 use crate::embed::extract::{extract, source_fingerprint, ExtractOptions, Extraction};
 use crate::embed::list::ImageList;
 use crate::embed::meta::{EmbedMeta, InputInfo, ModelInfo, KIND};
+use crate::embed::shard::ShardRecord;
 use crate::embed::{device_kind, dtype_name, parse_device, parse_dtype};
 use crate::error::{Error, Result};
 use crate::model::ChannelOrder;
@@ -130,9 +131,33 @@ pub fn embed_list(
     let kind = device_kind(&device);
     let source_fp = source_fingerprint(&images_fp, model.as_ref(), kind, flip);
     let hex = crate::store::hex(&source_fp);
+    // A shard embeds whole batches of the list into a piece of its own (crate::embed::shard).
+    let batch = req.options.batch_size;
+    let (rows, shard, store_fp) = match req.options.shard {
+        None => (0..list.len(), None, source_fp),
+        Some(sh) => {
+            let rows = sh.rows(list.len(), batch)?;
+            let record = ShardRecord {
+                index: sh.index,
+                count: sh.count,
+                batch_size: batch,
+                first_row: rows.start,
+                rows: rows.len(),
+                whole_source_fingerprint: hex.clone(),
+            };
+            (rows, Some(record), sh.piece_fingerprint(&source_fp, batch))
+        }
+    };
     let out = match output {
         Some(p) => p.to_path_buf(),
-        None => env.cache_dir.join("embeddings").join(format!("{benchmark}-{}-{}.aifrstore", model.arch(), &hex[..16])),
+        None => {
+            let part = shard.as_ref().map_or(String::new(), |s| format!(".shard-{}-of-{}", s.index, s.count));
+            env.cache_dir.join("embeddings").join(format!(
+                "{benchmark}-{}-{}{part}.aifrstore",
+                model.arch(),
+                &hex[..16]
+            ))
+        }
     };
     let spec = model.input();
     let meta = EmbedMeta {
@@ -161,8 +186,9 @@ pub fn embed_list(
         },
         flip,
         skipped_images: Vec::new(),
+        shard,
     };
-    let extraction = extract(list, model.as_ref(), &out, meta, source_fp, &req.options)?;
+    let extraction = extract(list, rows, model.as_ref(), &out, meta, store_fp, &req.options)?;
     Ok(EmbedReport {
         benchmark: benchmark.into(),
         arch: model.arch().into(),
@@ -175,6 +201,11 @@ pub fn embed_list(
 /// `run <benchmark> --model W`: embed (or reuse), then evaluate the store exactly as
 /// `run --embeddings <store>` does.
 pub fn run_with_model(env: &Env, req: &RunRequest, model: &ModelRequest) -> Result<(EmbedReport, Option<RunReport>)> {
+    if model.options.shard.is_some() {
+        return Err(Error::Config(
+            "--shard applies to `aifr-eval embed`; merge the pieces, then run on the store".into(),
+        ));
+    }
     if req.per_subject_models || req.keys.is_some() || req.flip_embeddings.is_some() {
         return Err(Error::Config(
             "--model computes the embeddings: drop --embeddings/--keys/--flip-embeddings".into(),

@@ -28,6 +28,8 @@ pub struct ExtractOptions {
     pub skip_bad_images: bool,
     /// Draw a progress line on stderr (only when stderr is a terminal).
     pub progress: bool,
+    /// Embed only this slice of the images (`embed --shard K/N`) into a store piece.
+    pub shard: Option<super::shard::Shard>,
     /// Test hook: stop (as if killed) after this many batches of this invocation.
     #[doc(hidden)]
     pub stop_after_batches: Option<usize>,
@@ -35,7 +37,14 @@ pub struct ExtractOptions {
 
 impl Default for ExtractOptions {
     fn default() -> Self {
-        ExtractOptions { batch_size: 64, flip: true, skip_bad_images: false, progress: true, stop_after_batches: None }
+        ExtractOptions {
+            batch_size: 64,
+            flip: true,
+            skip_bad_images: false,
+            progress: true,
+            shard: None,
+            stop_after_batches: None,
+        }
     }
 }
 
@@ -137,11 +146,13 @@ impl ProgressLine {
     }
 }
 
-/// Fills (or reuses, or resumes) the store at `out` with `model`'s embeddings of `list`.
-/// `meta` describes the inputs; its `source_fingerprint` keys reuse and resumption and its
-/// `skipped_images` is filled in here.
+/// Fills (or reuses, or resumes) the store at `out` with `model`'s embeddings of images `rows`
+/// of `list` (all of them, or one shard's slice, which starts on a batch boundary so that every
+/// batch is the one an unsharded run feeds the network). `meta` describes the inputs; its
+/// `source_fingerprint` keys reuse and resumption and its `skipped_images` is filled in here.
 pub fn extract(
     list: &ImageList,
+    rows: std::ops::Range<usize>,
     model: &dyn FaceEmbedder,
     out: &Path,
     mut meta: EmbedMeta,
@@ -149,7 +160,13 @@ pub fn extract(
     opts: &ExtractOptions,
 ) -> Result<Extraction> {
     let start = Instant::now();
-    let n = list.len();
+    let n = rows.len();
+    if rows.end > list.len() || rows.start % opts.batch_size.max(1) != 0 {
+        return Err(Error::Invalid(format!(
+            "internal: rows {rows:?} of {} images do not start on a batch boundary",
+            list.len()
+        )));
+    }
     let done = |reused, complete, resumed_rows, computed, skipped| Extraction {
         store: out.to_path_buf(),
         reused,
@@ -178,11 +195,13 @@ pub fn extract(
     let mut batches = 0;
     let stopped = std::thread::scope(|s| -> Result<bool> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(1);
-        let first_row = writer.rows_done();
+        // The producer works in rows of the whole list, the writer in rows of this store.
+        let (base, end_row) = (rows.start, rows.end);
+        let first_row = base + writer.rows_done();
         s.spawn(move || {
             let mut first = first_row;
-            while first < n {
-                let end = (first + opts.batch_size).min(n);
+            while first < end_row {
+                let end = (first + opts.batch_size).min(end_row);
                 if tx.send(prepare_batch(list, first, end, model, opts.flip)).is_err() {
                     break; // the consumer stopped
                 }
@@ -190,10 +209,11 @@ pub fn extract(
             }
         });
         while let Ok(batch) = rx.recv() {
-            let rows = batch.items.len();
+            let count = batch.items.len();
             let (encoded, skipped) = run_batch(list, model, batch, dim, opts)?;
+            let skipped = skipped.into_iter().map(|(row, why)| (row - base, why)).collect();
             writer.write_batch(writer.rows_done(), &encoded, skipped)?;
-            computed += rows;
+            computed += count;
             batches += 1;
             bar.draw(writer.rows_done(), false);
             if opts.stop_after_batches == Some(batches) && writer.rows_done() < n {
@@ -208,7 +228,7 @@ pub fn extract(
     let skipped: Vec<SkippedImage> = writer
         .skipped()
         .iter()
-        .map(|(row, reason)| SkippedImage { key: list.items[*row].key.clone(), reason: reason.clone() })
+        .map(|(row, reason)| SkippedImage { key: list.items[rows.start + *row].key.clone(), reason: reason.clone() })
         .collect();
     if stopped {
         return Ok(done(false, false, resumed_rows, computed, skipped));
@@ -217,7 +237,7 @@ pub fn extract(
     meta.source_fingerprint = crate::store::hex(&source_fp);
     // The record first, then the store: a store under its final name always has its record.
     meta.write(out)?;
-    writer.finish(&list.keys())?;
+    writer.finish(&list.keys()[rows])?;
     Ok(done(false, true, resumed_rows, computed, skipped))
 }
 

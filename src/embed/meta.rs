@@ -55,6 +55,9 @@ pub struct EmbedMeta {
     /// Whether the mirrored images were embedded too (the store's flip view).
     pub flip: bool,
     pub skipped_images: Vec<SkippedImage>,
+    /// Only in a piece of a sharded run (`embed --shard`): which slice of the images it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<super::shard::ShardRecord>,
 }
 
 pub fn meta_path(store: &Path) -> PathBuf {

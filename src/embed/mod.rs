@@ -4,6 +4,7 @@
 pub mod extract;
 pub mod list;
 pub mod meta;
+pub mod shard;
 pub mod skipped;
 
 // Device and dtype parsing moved down to `model::device` (the scorer uses it too).

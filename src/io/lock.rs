@@ -1,4 +1,4 @@
-//! Advisory file locks (`flock(2)` through `std::fs::File::try_lock`) that keep two aifr-eval
+//! Advisory file locks (`flock(2)`) that keep two aifr-eval
 //! processes from writing the same thing at once: a run directory (the second run is refused)
 //! or a cached store (the second process waits and then reuses the first one's result).
 //!
@@ -7,8 +7,9 @@
 //! so that the other process can say whom it is waiting for.
 
 use crate::error::{Error, Result};
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// What to do when another process holds the lock.
@@ -41,9 +42,9 @@ impl FileLock {
             .truncate(false)
             .open(path)
             .map_err(|e| Error::write(path, e))?;
-        match file.try_lock() {
+        match flock(&file, libc::LOCK_EX | libc::LOCK_NB) {
             Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 let holder = holder(&mut file);
                 match wait {
                     Wait::Refuse => {
@@ -55,14 +56,14 @@ impl FileLock {
                     }
                     Wait::Block => {
                         eprintln!("aifr-eval: waiting for another aifr-eval process ({holder}) writing {what}");
-                        file.lock().map_err(|e| Error::write(path, e))?;
+                        flock(&file, libc::LOCK_EX).map_err(|e| Error::write(path, e))?;
                     }
                 }
             }
-            Err(TryLockError::Error(e)) => return Err(Error::write(path, e)),
+            Err(e) => return Err(Error::write(path, e)),
         }
         // Best effort: the pid only improves the other process's message.
-        let _ = file.set_len(0).and_then(|_| write!(file, "{}\n", std::process::id()));
+        let _ = file.set_len(0).and_then(|_| writeln!(file, "{}", std::process::id()));
         Ok(FileLock { file, path: path.to_path_buf() })
     }
 
@@ -73,7 +74,21 @@ impl FileLock {
 
 impl Drop for FileLock {
     fn drop(&mut self) {
-        let _ = self.file.unlock();
+        let _ = flock(&self.file, libc::LOCK_UN);
+    }
+}
+
+/// `flock(2)` on `file`, retried when a signal interrupts the wait.
+fn flock(file: &File, op: libc::c_int) -> std::io::Result<()> {
+    loop {
+        // SAFETY: a plain system call on a file descriptor this `File` owns.
+        if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }
 

@@ -150,6 +150,13 @@ impl EmbeddingStore {
         &self.map[start..start + size]
     }
 
+    /// The encoded rows of one view, in row order (`dtype` bytes).
+    pub fn view_bytes(&self, view: View) -> &[u8] {
+        let size = self.header.dtype.size() * self.dim() * self.len();
+        let start = self.header.data_offset as usize + view as usize * size;
+        &self.map[start..start + size]
+    }
+
     /// Copies one row into `out` as f32 (f16 stores are widened exactly).
     pub fn read_row(&self, row: usize, view: View, out: &mut [f32]) {
         self.header.dtype.decode(self.row_bytes(row, view), out);

@@ -312,3 +312,93 @@ fn cli_run_with_model_equals_embed_then_run() {
     let o = t.cli(&["embed", "lfw", "--model", "nope.bin", "--arch", "test-net"]);
     assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn sharded_embedding_merges_into_the_unsharded_store_byte_for_byte() {
+    let t = Tiny::new();
+    let model = ["--model", "weights.bin", "--arch", "test-net"];
+    let ok = |o: std::process::Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let read = |p: &str| std::fs::read(t.root().join(p)).unwrap();
+    // One unreadable image, skipped: the pieces drop it as the whole run does.
+    std::fs::write(t.image("Cy_Diaz/Cy_Diaz_0001.jpg"), b"not an image").unwrap();
+    for batch in ["1", "3"] {
+        let whole = format!("whole-{batch}.aifrstore");
+        let args = ["embed", "lfw", "--skip-bad-images", "-q", "--batch-size", batch, "-o", &whole];
+        ok(t.cli(&[&args[..], &model].concat()));
+        let counts: &[usize] = if batch == "1" { &[1, 2, 3, 7] } else { &[2, 3] };
+        for &n in counts {
+            // Shard processes started together, as a job array would.
+            let children: Vec<_> = (0..n)
+                .map(|k| {
+                    let (shard, out) = (format!("{k}/{n}"), format!("parts-{batch}-{n}/p{k}.aifrstore"));
+                    let args = ["embed", "lfw", "--skip-bad-images", "-q", "--batch-size", batch, "--shard", &shard];
+                    Command::new(crate::support::EXE)
+                        .args(["--data-dir", "data", "--cache-dir", "cache"])
+                        .args(args)
+                        .args(["-o", &out])
+                        .args(model)
+                        .current_dir(t.root())
+                        .output()
+                })
+                .collect();
+            for c in children {
+                ok(c.unwrap());
+            }
+            let merged = format!("merged-{batch}-{n}.aifrstore");
+            // Pieces in any order.
+            let mut args: Vec<String> = vec!["store".into(), "merge".into(), "-o".into(), merged.clone()];
+            args.extend((0..n).rev().map(|k| format!("parts-{batch}-{n}/p{k}.aifrstore")));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = ok(t.cli(&args));
+            assert!(out.contains(&format!("{n} pieces, 7 rows (1 images skipped)")), "{out}");
+            assert!(read(&merged) == read(&whole), "batch {batch}, {n} shards: merged store differs");
+            assert_eq!(read(&format!("{merged}.meta.json")), read(&format!("{whole}.meta.json")));
+        }
+    }
+    // A missing, a duplicated and a foreign piece are errors naming them.
+    let o = t.cli(&["store", "merge", "-o", "m.aifrstore", "parts-1-3/p0.aifrstore", "parts-1-3/p2.aifrstore"]);
+    assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 of 3 shards are missing: 1/3"));
+    let args = ["store", "merge", "-o", "m.aifrstore", "parts-1-2/p0.aifrstore", "parts-1-2/p0.aifrstore"];
+    let o = t.cli(&args);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("are both shard 0/2"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let args = ["store", "merge", "-o", "m.aifrstore", "parts-1-2/p0.aifrstore", "parts-3-2/p1.aifrstore"];
+    let o = t.cli(&args);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("pieces of different runs"));
+    let o = t.cli(&["store", "merge", "-o", "m.aifrstore", "whole-1.aifrstore"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a piece"));
+    assert!(!t.root().join("m.aifrstore").exists());
+    let o = t.cli(&[&["embed", "lfw", "--batch-size", "1", "--shard", "8/8"][..], &model].concat());
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn the_local_shard_script_runs_and_merges() {
+    let t = Tiny::new();
+    let model = ["--model", "weights.bin", "--arch", "test-net", "--batch-size", "2"];
+    let o = t.cli(&[&["embed", "lfw", "-q", "-o", "whole.aifrstore"][..], &model].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bin_dir = Path::new(crate::support::EXE).parent().unwrap();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let o = Command::new("bash")
+        .arg(crate::support::repo().join("deploy/local/shards.sh"))
+        .args(["lfw", "3", "parts", "merged.aifrstore", "--data-dir", "data", "--cache-dir", "cache"])
+        .args(model)
+        .env("PATH", path)
+        .current_dir(t.root())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read = |p: &str| std::fs::read(t.root().join(p)).unwrap();
+    assert!(read("merged.aifrstore") == read("whole.aifrstore"));
+}
