@@ -70,6 +70,12 @@ pub fn dot_f32x16(a: &[f32], b: &[f32]) -> f32 {
             acc[l] += x[l] * y[l];
         }
     }
+    reduce16(acc) + tail
+}
+
+/// The fixed pairwise reduction of 16 lanes: 8 + 8, then 4 + 4, 2 + 2, 1 + 1.
+#[inline(always)]
+fn reduce16(mut acc: [f32; 16]) -> f32 {
     let mut w = 8;
     while w > 0 {
         for l in 0..w {
@@ -77,7 +83,7 @@ pub fn dot_f32x16(a: &[f32], b: &[f32]) -> f32 {
         }
         w /= 2;
     }
-    acc[0] + tail
+    acc[0]
 }
 
 /// Four dot products at once with AVX2, each with exactly [`dot_f32x16`]'s operations in its
@@ -110,14 +116,7 @@ pub unsafe fn dot4_avx2(a: [&[f32]; 4], b: [&[f32]; 4]) -> [f32; 4] {
         _mm256_storeu_ps(acc.as_mut_ptr(), lo[k]);
         _mm256_storeu_ps(acc.as_mut_ptr().add(8), hi[k]);
         let tail: f32 = a[k][full..].iter().zip(&b[k][full..]).map(|(x, y)| x * y).sum();
-        let mut w = 8;
-        while w > 0 {
-            for l in 0..w {
-                acc[l] += acc[l + w];
-            }
-            w /= 2;
-        }
-        out[k] = acc[0] + tail;
+        out[k] = reduce16(acc) + tail;
     }
     out
 }
