@@ -1,7 +1,8 @@
 //! The commands behind the CLI, as library functions (so tests drive exactly what users run).
 
-use crate::config::{FlipChoice, Format, Registry};
-use crate::dataset::{agedb, bin_pairs, cacd_vs, calfw, lfw, PairBenchmark};
+use crate::config::{FlipChoice, Registry};
+use crate::dataset::adapter::{PairInput, Protocol};
+use crate::dataset::PairBenchmark;
 use crate::error::{Error, Result};
 use crate::io::{to_json, write_atomic};
 use crate::metrics::FoldMode;
@@ -13,6 +14,7 @@ use crate::store::EmbeddingStore;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+pub mod datasets;
 pub mod demo;
 pub mod embed;
 pub mod fgnet;
@@ -218,7 +220,7 @@ pub fn resolve_ages(bench: &PairBenchmark, ages_file: Option<&Path>) -> Result<O
 /// Every file the benchmark's format needs for evaluation must exist; all missing ones are named.
 pub(crate) fn check_eval_files(env: &Env, name: &str, entry: &crate::config::DatasetEntry) -> Result<()> {
     let mut missing = Vec::new();
-    for role in entry.format.eval_roles() {
+    for role in entry.format.adapter().eval_roles {
         if let Some(p) = entry.file(&env.data_dir, role).filter(|p| !p.exists()) {
             missing.push(format!("{} ({role})", p.display()));
         }
@@ -236,9 +238,15 @@ pub(crate) fn check_eval_files(env: &Env, name: &str, entry: &crate::config::Dat
 /// Reads a pair benchmark with the adapter its format names.
 pub fn load_pair_benchmark(env: &Env, name: &str, folds: usize) -> Result<(PairBenchmark, Vec<FileFingerprint>)> {
     let entry = env.registry.get(name)?;
-    if !entry.format.supported() {
-        let supported: Vec<&str> =
-            env.registry.datasets.iter().filter(|(_, d)| d.format.supported()).map(|(n, _)| n.as_str()).collect();
+    let adapter = entry.format.adapter();
+    if !adapter.supported() {
+        let supported: Vec<&str> = env
+            .registry
+            .datasets
+            .iter()
+            .filter(|(_, d)| d.format.adapter().supported())
+            .map(|(n, _)| n.as_str())
+            .collect();
         return Err(Error::Config(format!(
             "benchmark '{name}' (format {:?}) cannot be evaluated by this version of aifr-eval yet; available now: {}",
             entry.format,
@@ -246,22 +254,15 @@ pub fn load_pair_benchmark(env: &Env, name: &str, folds: usize) -> Result<(PairB
         )));
     }
     check_eval_files(env, name, entry)?;
-    let role = entry.format.eval_roles()[0];
+    let role = adapter.eval_roles[0];
     let path = entry.file(&env.data_dir, role).unwrap_or_default();
-    let bench = match entry.format {
-        Format::LfwPairs => lfw::read_pairs(&path)?,
-        Format::CalfwPairs => calfw::read_pairs(&path)?,
-        Format::InsightfaceBin => bin_pairs::read_pairs(&path, folds)?,
-        // The images are checked against the protocol when they are there (embeddings alone suffice).
-        Format::AgedbMat => {
-            agedb::read_protocol(&path, entry.file(&env.data_dir, "images").filter(|d| d.is_dir()).as_deref())?
-        }
-        Format::CacdVs => cacd_vs::read_dir(&path)?,
-        other => return Err(Error::Config(format!("format {other:?} is not a pair-verification format"))),
+    let Protocol::Pairs { read, listing } = adapter.protocol else {
+        return Err(Error::Config(format!("format {:?} is not a pair-verification format", entry.format)));
     };
+    let bench = read(&PairInput { path: &path, folds, role: &|r| entry.file(&env.data_dir, r) })?;
     let mut prints =
         bench.sources.iter().map(|p| file_fingerprint(role, p, &env.data_dir)).collect::<Result<Vec<_>>>()?;
-    if entry.format == Format::CacdVs {
+    if listing {
         // The directory listing is the protocol.
         prints.push(listing_fingerprint(role, &path, &bench.keys, &env.data_dir)?);
     }
@@ -288,15 +289,16 @@ fn finish_run(out: OutDir, run: RunDir, table: String, mut clock: Clock) -> Resu
 
 /// `aifr-eval run <benchmark>`: the protocol follows the benchmark's format.
 pub fn run_benchmark(env: &Env, req: &RunRequest) -> Result<RunReport> {
-    match env.registry.get(&req.benchmark)?.format {
-        Format::Fgnet => run_fgnet(env, req),
-        Format::Ijb => run_ijb(env, req),
-        Format::Megaface => Err(Error::Config(format!(
+    match env.registry.get(&req.benchmark)?.format.adapter().protocol {
+        Protocol::Fgnet => run_fgnet(env, req),
+        Protocol::Ijb => run_ijb(env, req),
+        Protocol::Megaface => Err(Error::Config(format!(
             "'{}' is evaluated per distractor set: use `aifr-eval megaface --probe {} --distractors 1m …`",
             req.benchmark,
             if req.benchmark.contains("facescrub") { "facescrub" } else { "fgnet" }
         ))),
-        _ => run_pairs(env, req),
+        // A manifest entry is refused there, naming the benchmarks that can run.
+        Protocol::Pairs { .. } | Protocol::Manifest => run_pairs(env, req),
     }
 }
 

@@ -90,7 +90,7 @@ fn gaussian(rng: &mut ChaCha8Rng, n: usize, sd: f64) -> Vec<f64> {
 }
 
 fn unit(mut v: Vec<f64>) -> Vec<f64> {
-    let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let n = crate::score::kernels::l2_norm(&v);
     v.iter_mut().for_each(|x| *x /= n);
     v
 }

@@ -673,30 +673,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Datasets => {
             let env = env(&cli.global)?;
-            println!("data directory: {}   (registry: {})", env.data_dir.display(), env.registry.source);
-            for (name, d) in &env.registry.datasets {
-                let status = d.status(&env.data_dir);
-                let missing_eval: Vec<_> = status.iter().filter(|s| s.needed_for_eval && !s.present).collect();
-                let state = if !d.format.supported() {
-                    "protocol not implemented yet"
-                } else if missing_eval.is_empty() {
-                    "ready"
-                } else {
-                    "missing files"
-                };
-                println!("{name:<20} {state:<30} {}", d.title);
-                for s in &status {
-                    let mark = if s.present { "ok     " } else { "MISSING" };
-                    let use_ = if s.needed_for_eval {
-                        "evaluation"
-                    } else if d.format.optional_eval_roles().contains(&s.role.as_str()) {
-                        "1:N evaluation, optional"
-                    } else {
-                        "embedding images"
-                    };
-                    println!("    {mark} {:<12} {}  (needed for {use_})", s.role, s.path.display());
-                }
-            }
+            print!("{}", app::datasets::listing(&env));
         }
         Command::Demo(a) => {
             let spec = demo::DemoSpec { seed: a.seed, ..Default::default() };

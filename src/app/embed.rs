@@ -3,7 +3,8 @@
 //! evaluate it through exactly the path `run --embeddings <store>` takes.
 
 use crate::app::{self, Env, RunReport, RunRequest};
-use crate::config::{Format, PairProtocol};
+use crate::config::PairProtocol;
+use crate::dataset::adapter::Images;
 use crate::embed::extract::{extract, source_fingerprint, ExtractOptions, Extraction};
 use crate::embed::list::ImageList;
 use crate::embed::meta::{EmbedMeta, InputInfo, ModelInfo, KIND};
@@ -74,19 +75,19 @@ fn existing_path(env: &Env, benchmark: &str, role: &str) -> Result<PathBuf> {
 /// The images a benchmark needs embedded, keyed the way its protocol looks them up.
 pub fn image_list(env: &Env, benchmark: &str) -> Result<ImageList> {
     let entry = env.registry.get(benchmark)?;
-    match entry.format {
-        Format::LfwPairs | Format::CalfwPairs | Format::AgedbMat | Format::CacdVs => {
+    match entry.format.adapter().images {
+        Some(Images::PairKeys) => {
             let folds = PairProtocol::builtin()?.folds;
             let (bench, _) = app::load_pair_benchmark(env, benchmark, folds)?;
             Ok(ImageList::from_dir(&existing_path(env, benchmark, "images")?, &bench.keys))
         }
-        Format::InsightfaceBin => ImageList::from_bin(&existing_path(env, benchmark, "bin")?),
-        Format::Fgnet => {
+        Some(Images::Pack) => ImageList::from_bin(&existing_path(env, benchmark, "bin")?),
+        Some(Images::FgnetDir) => {
             let dir = existing_path(env, benchmark, "images")?;
             let keys: Vec<String> = crate::dataset::fgnet::read_dir(&dir)?.images.into_iter().map(|i| i.key).collect();
             Ok(ImageList::from_dir(&dir, &keys))
         }
-        Format::Ijb => {
+        Some(Images::IjbCrops) => {
             // Every face crop of the release, aligned with its 5 landmarks (the image keys are the
             // crop names the protocol looks up).
             use crate::dataset::ijb::{join_images, read_faces, read_landmarks};
@@ -95,8 +96,9 @@ pub fn image_list(env: &Env, benchmark: &str) -> Result<ImageList> {
             let dir = existing_path(env, benchmark, "images")?;
             Ok(ImageList::from_dir_aligned(&dir, images.into_iter().map(|i| (i.name, i.landmarks))))
         }
-        other => Err(Error::Config(format!(
-            "computing embeddings for '{benchmark}' (format {other:?}) is not supported yet; export embeddings and use --embeddings"
+        None => Err(Error::Config(format!(
+            "computing embeddings for '{benchmark}' (format {:?}) is not supported yet; export embeddings and use --embeddings",
+            entry.format
         ))),
     }
 }

@@ -4,12 +4,12 @@ use super::{check_eval_files, file_fingerprint, finish_run, open_embeddings, Clo
 use crate::config::{FlipChoice, IjbProtocol};
 use crate::dataset::ijb::IjbFiles;
 use crate::error::{Error, Result};
-use crate::protocol::verification;
 use crate::report::terminal::ijb_table;
 use crate::run::dir::OutDir;
 use crate::run::results::{
     BenchmarkInfo, EmbeddingsInfo, IjbPoolingInfo, IjbProtocolInfo, IjbResults, Software, SCHEMA, SCHEMA_VERSION,
 };
+use crate::score::fusion::Fusion;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -116,7 +116,7 @@ pub fn run_ijb(env: &Env, req: &RunRequest) -> Result<RunReport> {
         protocol: IjbProtocolInfo {
             name: protocol.name.clone(),
             mode: "strict".into(),
-            flip_fusion: if flip { verification::Fusion::Sum } else { verification::Fusion::None },
+            flip_fusion: if flip { Fusion::Sum } else { Fusion::None },
             pooling: IjbPoolingInfo {
                 switches: pooling,
                 rule: "f_i = (e_i + e_i_flip if flip) / ||.|| if normalize_images, times the detector score if detector_weight (raw embeddings); media = mean of its images; template = sum of its medias, L2-normalised".into(),

@@ -1,7 +1,8 @@
 //! `aifr-eval megaface`: MegaFace Challenge 1 with up to 1,000,000 distractors.
 
 use super::{file_fingerprint, finish_run, open_embeddings, Clock, Env, RunReport};
-use crate::config::{FlipChoice, Format};
+use crate::config::FlipChoice;
+use crate::dataset::adapter::Protocol;
 use crate::error::{Error, Result};
 use crate::run::dir::OutDir;
 use crate::run::dir::RunDir;
@@ -86,7 +87,7 @@ pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
         None => MegafaceProtocol::builtin()?,
     };
     let entry = env.registry.get(&req.benchmark)?;
-    if entry.format != Format::Megaface {
+    if !matches!(entry.format.adapter().protocol, Protocol::Megaface) {
         return Err(Error::Config(format!(
             "'{}' is not a MegaFace benchmark; use megaface_fgnet or megaface_facescrub (or `aifr-eval run {}`)",
             req.benchmark, req.benchmark

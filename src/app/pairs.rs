@@ -4,7 +4,6 @@ use super::{
     finish_run, load_pair_benchmark, open_embeddings, pair_protocol, resolve_ages, verification_params, Clock, Env,
     RunReport, RunRequest,
 };
-use crate::config::Format;
 use crate::error::{Error, Result};
 use crate::protocol::verification;
 use crate::report::terminal::verification_table;
@@ -36,10 +35,8 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
     let mut outcome = verification::evaluate(&bench, &store, &params)?;
     clock.lap("score and metrics");
     let entry = env.registry.get(&req.benchmark)?;
-    if outcome.metrics.age_gap.is_none() && entry.format == Format::CacdVs {
-        outcome.metrics.age_gap_unavailable = Some(
-            "CACD-VS names its images by pair number only (0000_0.jpg) and ships no ages: no age-gap breakdown (supply ages with --ages)".into(),
-        );
+    if outcome.metrics.age_gap.is_none() {
+        outcome.metrics.age_gap_unavailable = entry.format.adapter().no_ages.map(Into::into);
     }
     let results = VerificationResults {
         schema: SCHEMA.into(),

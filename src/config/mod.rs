@@ -13,62 +13,9 @@ pub const FGNET: &str = include_str!("../../protocols/fgnet.toml");
 pub const IJB: &str = include_str!("../../protocols/ijb.toml");
 pub const MEGAFACE: &str = include_str!("../../protocols/megaface.toml");
 
-/// Adapter that reads a benchmark's layout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Format {
-    LfwPairs,
-    CalfwPairs,
-    InsightfaceBin,
-    Ijb,
-    Megaface,
-    Fgnet,
-    /// A user's collection listed in a manifest (`aifr-eval run --manifest`).
-    Manifest,
-    /// AgeDB images with an official protocol `.mat` (dataset/agedb.rs).
-    AgedbMat,
-    /// CACD-VS: one directory of `<pair id>_<0|1>.jpg` (dataset/cacd_vs.rs).
-    CacdVs,
-}
-
-impl Format {
-    /// File roles needed to evaluate from precomputed embeddings.
-    pub fn eval_roles(self) -> &'static [&'static str] {
-        match self {
-            Format::LfwPairs | Format::CalfwPairs => &["pairs"],
-            Format::InsightfaceBin => &["bin"],
-            Format::Ijb => &["faces", "pairs", "landmarks"],
-            Format::Megaface => &["probes", "distractors"],
-            Format::Fgnet => &["images"],
-            Format::Manifest => &["manifest"],
-            Format::AgedbMat => &["protocol"],
-            Format::CacdVs => &["images"],
-        }
-    }
-
-    /// File roles used in evaluation when present (IJB: the 1:N lists).
-    pub fn optional_eval_roles(self) -> &'static [&'static str] {
-        match self {
-            Format::Ijb => &["gallery1", "gallery2", "probes"],
-            _ => &[],
-        }
-    }
-
-    /// Whether `aifr-eval run` can evaluate this format yet.
-    pub fn supported(self) -> bool {
-        matches!(
-            self,
-            Format::LfwPairs
-                | Format::CalfwPairs
-                | Format::InsightfaceBin
-                | Format::Fgnet
-                | Format::Megaface
-                | Format::AgedbMat
-                | Format::CacdVs
-                | Format::Ijb
-        )
-    }
-}
+/// The layout of a benchmark; what each one needs and runs is its row in
+/// [`crate::dataset::adapter`].
+pub use crate::dataset::adapter::Format;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -100,7 +47,7 @@ impl Registry {
         let datasets: BTreeMap<String, DatasetEntry> =
             toml::from_str(text).map_err(|e| Error::Config(format!("{source}: {e}")))?;
         for (name, d) in &datasets {
-            for role in d.format.eval_roles() {
+            for role in d.format.adapter().eval_roles {
                 if !d.files.contains_key(*role) {
                     return Err(Error::Config(format!(
                         "{source}: dataset '{name}' (format {:?}) needs a '{role}' entry in files",
@@ -146,7 +93,7 @@ impl DatasetEntry {
                 FileStatus {
                     role: role.clone(),
                     present: path.exists(),
-                    needed_for_eval: self.format.eval_roles().contains(&role.as_str()),
+                    needed_for_eval: self.format.adapter().eval_roles.contains(&role.as_str()),
                     path,
                 }
             })

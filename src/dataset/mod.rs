@@ -1,6 +1,7 @@
 //! Dataset adapters: each reads one benchmark's real on-disk layout into a plain value that the
 //! protocols consume. Adapters never look at embeddings.
 
+pub mod adapter;
 pub mod agedb;
 pub mod bin_pairs;
 pub mod cacd_vs;

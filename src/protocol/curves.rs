@@ -54,17 +54,10 @@ pub struct OpenSetCurve {
 
 impl OpenSetCurve {
     pub fn thinned(gallery: &str, points: &[(f64, f64)]) -> Self {
-        let cell = |p: &(f64, f64)| ((p.0.log10() * 100.0).floor() as i64, (p.1 * 400.0).floor() as i64);
         let keep: Vec<&(f64, f64)> = if points.len() <= MAX_CURVE_POINTS {
             points.iter().collect()
         } else {
-            let last = points.len() - 1;
-            points
-                .iter()
-                .enumerate()
-                .filter(|(i, p)| *i == 0 || *i == last || cell(p) != cell(&points[i + 1]))
-                .map(|(_, p)| p)
-                .collect()
+            thin_runs(points, |p| rate_cell(p.0, p.1), Keep::Last)
         };
         OpenSetCurve {
             gallery: gallery.to_string(),
@@ -72,6 +65,53 @@ impl OpenSetCurve {
             tpir: keep.iter().map(|p| p.1).collect(),
         }
     }
+}
+
+/// Which point of each run of consecutive points in one cell a thinned curve keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    First,
+    Last,
+}
+
+/// The one thinning rule of every chart curve: the first and the last point, and one point
+/// (`keep`) of each run of consecutive points that fall in the same `cell`. Values at the kept
+/// points are exact. Streams, so a 15 M-vertex ROC is never collected whole.
+pub fn thin_runs<P, K: PartialEq>(points: impl IntoIterator<Item = P>, cell: impl Fn(&P) -> K, keep: Keep) -> Vec<P> {
+    let mut out = Vec::new();
+    let mut it = points.into_iter().peekable();
+    let (mut prev, mut cur): (Option<K>, Option<K>) = (None, None);
+    while let Some(p) = it.next() {
+        let c = cur.take().unwrap_or_else(|| cell(&p));
+        let next = it.peek().map(&cell);
+        let ends = prev.is_none() || next.is_none();
+        let edge = match keep {
+            Keep::First => prev.as_ref() != Some(&c),
+            Keep::Last => next.as_ref() != Some(&c),
+        };
+        if ends || edge {
+            out.push(p);
+        }
+        prev = Some(c);
+        cur = next;
+    }
+    out
+}
+
+/// Grid cell of an (error rate, acceptance rate) point: 100 per decade of the error rate (a
+/// zero rate is its own cell), 400 of the acceptance rate. ROC (FAR, TAR) and open-set (FPIR,
+/// TPIR) curves share it.
+fn rate_cell(error: f64, accept: f64) -> (i64, i64) {
+    let x = if error > 0.0 { (error.log10() * 100.0).floor() as i64 } else { i64::MIN };
+    (x, (accept * 400.0).floor() as i64)
+}
+
+/// CMC points kept per decade of rank in `cmc_curves.json`.
+const CMC_PER_DECADE: f64 = 50.0;
+
+/// A CMC curve thinned for charts: the first point of each 1/50 decade of rank, and the last.
+pub fn thin_cmc(curve: Vec<crate::metrics::cmc::CmcPoint>) -> Vec<crate::metrics::cmc::CmcPoint> {
+    thin_runs(curve, |p| ((p.rank as f64).log10() * CMC_PER_DECADE).floor() as i64, Keep::First)
 }
 
 /// Per-pair scores with what a paired bootstrap needs.
@@ -103,23 +143,7 @@ impl Curves {
         let keep: Vec<crate::metrics::RocPoint> = if n <= MAX_CURVE_POINTS {
             roc.vertex_iter().collect()
         } else {
-            // Keep the last vertex of each cell of a (log10 FAR, TAR) grid, plus the ends.
-            let cell = |p: &crate::metrics::RocPoint| {
-                let x = if p.fpr > 0.0 { (p.fpr.log10() * 100.0).floor() as i64 } else { i64::MIN };
-                (x, (p.tpr * 400.0).floor() as i64)
-            };
-            let mut out = Vec::new();
-            let mut it = roc.vertex_iter().enumerate().peekable();
-            let mut cur_cell = None;
-            while let Some((i, p)) = it.next() {
-                let c = cur_cell.take().unwrap_or_else(|| cell(&p));
-                let next_cell = it.peek().map(|(_, q)| cell(q));
-                if i == 0 || i == n - 1 || next_cell != Some(c) {
-                    out.push(p);
-                }
-                cur_cell = next_cell;
-            }
-            out
+            thin_runs(roc.vertex_iter(), |p| rate_cell(p.fpr, p.tpr), Keep::Last)
         };
         let (lo, hi) = scores
             .iter()
@@ -200,6 +224,29 @@ impl CmcCurves {
 mod tests {
     use super::*;
     use crate::metrics::Roc;
+
+    #[test]
+    fn thinning_keeps_the_ends_and_one_point_per_run() {
+        let cells = [0, 0, 1, 1, 1, 2, 0, 0];
+        let idx = |keep| thin_runs(0..cells.len(), |&i| cells[i], keep);
+        assert_eq!(idx(Keep::Last), [0, 1, 4, 5, 7]);
+        assert_eq!(idx(Keep::First), [0, 2, 5, 6, 7]);
+        assert_eq!(thin_runs([9], |_| 0, Keep::Last), [9]);
+        assert!(thin_runs(Vec::<u8>::new(), |_| 0, Keep::First).is_empty());
+    }
+
+    /// CMC curves keep the first step of each 1/50 decade of rank, and the last step.
+    #[test]
+    fn cmc_curves_keep_the_first_step_per_fiftieth_of_a_decade() {
+        use crate::metrics::cmc::CmcPoint;
+        let pts: Vec<CmcPoint> =
+            (1..=1000u64).map(|r| CmcPoint { rank: r, identification_rate: r as f64 / 1e3 }).collect();
+        let kept: Vec<u64> = thin_cmc(pts).iter().map(|p| p.rank).collect();
+        let cell = |r: u64| ((r as f64).log10() * 50.0).floor() as i64;
+        let want: Vec<u64> = (1..=1000u64).filter(|&r| r == 1 || r == 1000 || cell(r) != cell(r - 1)).collect();
+        assert_eq!(kept, want);
+        assert_eq!(kept.len(), 105);
+    }
 
     #[test]
     fn curves_thin_huge_rocs_but_keep_the_ends() {

@@ -2,7 +2,7 @@
 //! the age gap to the nearest mate) and verification over every pair of images with its age-gap
 //! breakdown (docs/protocols.md §5.3–§5.5). The bootstrap resamples subjects.
 
-use super::verification::{age_gap_at_operating_far, unit_embeddings, Fusion};
+use super::verification::{age_gap_at_operating_far, unit_embeddings};
 use crate::config::FgnetProtocol;
 use crate::dataset::fgnet::FgnetBenchmark;
 use crate::error::{Error, Result};
@@ -11,6 +11,8 @@ use crate::metrics::bootstrap::{interval, over_resamples, weighted_rate, Bootstr
 use crate::metrics::identification::{leave_one_out, probe_outcome, rank1_by, GroupRank1};
 use crate::metrics::{Eer, Roc, TarAtFar};
 use crate::protocol::curves::{Curves, MarkedThreshold};
+use crate::score::fusion::Fusion;
+use crate::score::kernels::dot_f64;
 use crate::store::EmbeddingStore;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -127,10 +129,6 @@ fn counts(n: usize, subject: &[u32], n_subjects: usize, hit: &[Option<bool>]) ->
     }
 }
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>()
-}
-
 /// FG-NET with one model per held-out subject (true leave-one-person-out): the probes of subject
 /// s are identified with model s's embeddings (`store_for(subject id)`) against all other
 /// images embedded by the same model. Only identification is defined.
@@ -151,7 +149,7 @@ pub fn evaluate_per_subject(
         let (emb, _) = unit_embeddings(&keys, &store, fusion)?;
         let probes: Vec<usize> = (0..n).filter(|&i| bench.images[i].subject == id).collect();
         let outcomes: Vec<(Option<bool>, Option<u32>)> =
-            probes.par_iter().map(|&i| probe_outcome(i, n, |a, b| dot(&emb[a], &emb[b]), &subject, &age)).collect();
+            probes.par_iter().map(|&i| probe_outcome(i, n, |a, b| dot_f64(&emb[a], &emb[b]), &subject, &age)).collect();
         for (&i, (h, g)) in probes.iter().zip(outcomes) {
             (hit[i], nearest_gap[i]) = (h, g);
         }
@@ -184,7 +182,7 @@ pub fn evaluate(
         .into_par_iter()
         .flat_map_iter(|i| {
             let emb = &emb;
-            (0..n).map(move |j| if i == j { f64::NAN } else { dot(&emb[i.min(j)], &emb[i.max(j)]) })
+            (0..n).map(move |j| if i == j { f64::NAN } else { dot_f64(&emb[i.min(j)], &emb[i.max(j)]) })
         })
         .collect();
     let (subject, n_subjects, age) = subjects_and_ages(bench);

@@ -3,10 +3,9 @@
 //! open-set identification per gallery (TPIR@FPIR strict and compat=ijb_evals, CMC) plus the
 //! labelled legacy merged-gallery numbers.
 //!
-//! Speed (15.7 M pairs): templates are one contiguous L2-normalised f32 matrix; pairs are
-//! bucketed into tiles of (template block × template block) so both rows come from cache, and
-//! scored in parallel with a fixed 16-lane summation order (identical results with SSE2 or AVX2,
-//! any thread count); the ROC is built from the f32 scores with a radix sort.
+//! Speed (15.7 M pairs): templates are one contiguous L2-normalised f32 matrix, scored by
+//! `score::pairs` (tiles of template blocks, a fixed 16-lane summation order: identical results
+//! with SSE2 or AVX2, any thread count); the ROC is built from the f32 scores with a radix sort.
 
 use crate::dataset::ijb::{IjbRelease, OneN};
 use crate::error::{Error, Result};
@@ -16,6 +15,10 @@ use crate::metrics::open_set::{
 use crate::metrics::{Roc, TarAtFar, TarRule};
 use crate::protocol::curves::{Curves, MarkedThreshold, OpenSetCurve};
 use crate::protocol::verification::RocSummary;
+use crate::score::fusion::Fusion;
+use crate::score::kernels::{l2_norm, unit_f64};
+pub use crate::score::pairs::score_pairs;
+use crate::score::pairs::{score_block, RowMatrix};
 use crate::store::{EmbeddingStore, View};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -43,23 +46,7 @@ impl Default for Pooling {
 }
 
 /// L2-normalised template features, one row per template of [`IjbRelease::template_ids`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct TemplateMatrix {
-    pub dim: usize,
-    pub data: Vec<f32>,
-}
-
-impl TemplateMatrix {
-    pub fn len(&self) -> usize {
-        self.data.len() / self.dim.max(1)
-    }
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-    pub fn row(&self, t: usize) -> &[f32] {
-        &self.data[t * self.dim..(t + 1) * self.dim]
-    }
-}
+pub type TemplateMatrix = RowMatrix;
 
 /// Why a template cannot be pooled.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,8 +93,9 @@ pub fn pool_templates(
         .map(|(t, out)| {
             let mut imgs: Vec<u32> = order[start[t]..start[t + 1]].to_vec();
             imgs.sort_by_key(|&i| (image_media[i as usize], i));
-            let (mut e, mut f) = (vec![0f32; dim], vec![0f32; dim]);
+            let (mut e, mut f, mut x) = (vec![0f32; dim], vec![0f32; dim], vec![0f32; dim]);
             let (mut media_sum, mut template) = (vec![0f64; dim], vec![0f64; dim]);
+            let fusion = if pooling.flip { Fusion::Sum } else { Fusion::None };
             let mut k = 0;
             while k < imgs.len() {
                 let media = image_media[imgs[k] as usize];
@@ -118,20 +106,19 @@ pub fn pool_templates(
                     read(i, View::Original, &mut e);
                     if pooling.flip {
                         read(i, View::Flipped, &mut f);
-                        for (a, &b) in e.iter_mut().zip(&f) {
-                            *a += b;
-                        }
                     }
+                    // Raw embeddings summed in f32, as insightface's pooling does.
+                    fusion.fuse(&e, &f, &mut x);
                     let mut w = if pooling.detector_weight { scores[i] as f64 } else { 1.0 };
                     if pooling.normalize_images {
-                        let n = e.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
+                        let n = l2_norm(&x);
                         if !(n > 0.0 && n.is_finite()) {
                             return Err(PoolError::ZeroImage { image: i });
                         }
                         w /= n;
                     }
-                    for (m, &x) in media_sum.iter_mut().zip(&e) {
-                        *m += x as f64 * w;
+                    for (m, &v) in media_sum.iter_mut().zip(&x) {
+                        *m += v as f64 * w;
                     }
                     count += 1;
                     k += 1;
@@ -140,12 +127,11 @@ pub fn pool_templates(
                     *tv += m / count as f64;
                 }
             }
-            let norm = template.iter().map(|x| x * x).sum::<f64>().sqrt();
-            if !(norm > 0.0 && norm.is_finite()) {
+            if !unit_f64(&mut template) {
                 return Err(PoolError::ZeroTemplate { template: t });
             }
-            for (o, &x) in out.iter_mut().zip(&template) {
-                *o = (x / norm) as f32;
+            for (o, &v) in out.iter_mut().zip(&template) {
+                *o = v as f32;
             }
             Ok(())
         })
@@ -155,193 +141,6 @@ pub fn pool_templates(
         Some(e) => Err(e),
         None => Ok(TemplateMatrix { dim, data }),
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Scoring kernels
-
-/// Dot product with 16 independent f32 lanes and a fixed reduction tree: the same bits whether
-/// the compiler uses 4-wide or 8-wide vectors.
-#[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 16];
-    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..16 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let mut w = 8;
-    while w > 0 {
-        for l in 0..w {
-            acc[l] += acc[l + w];
-        }
-        w /= 2;
-    }
-    acc[0] + tail
-}
-
-/// Four dot products at once with AVX2, each with exactly [`dot`]'s operations in [`dot`]'s
-/// order (16 lanes, multiply then add, the same pairwise lane reduction), so the same bits: four
-/// independent accumulator chains hide the add latency that bounds a single dot.
-///
-/// # Safety
-/// The CPU must support AVX2, and all eight rows must have the same length.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn dot4_avx2(a: [&[f32]; 4], b: [&[f32]; 4]) -> [f32; 4] {
-    use std::arch::x86_64::*;
-    let n = a[0].len();
-    let full = n - n % 16;
-    let mut lo = [_mm256_setzero_ps(); 4];
-    let mut hi = [_mm256_setzero_ps(); 4];
-    let mut c = 0;
-    while c < full {
-        for k in 0..4 {
-            // SAFETY: c + 16 <= full <= len of every row.
-            let (pa, pb) = (a[k].as_ptr().add(c), b[k].as_ptr().add(c));
-            lo[k] = _mm256_add_ps(lo[k], _mm256_mul_ps(_mm256_loadu_ps(pa), _mm256_loadu_ps(pb)));
-            hi[k] = _mm256_add_ps(hi[k], _mm256_mul_ps(_mm256_loadu_ps(pa.add(8)), _mm256_loadu_ps(pb.add(8))));
-        }
-        c += 16;
-    }
-    let mut out = [0f32; 4];
-    for k in 0..4 {
-        let mut acc = [0f32; 16];
-        _mm256_storeu_ps(acc.as_mut_ptr(), lo[k]);
-        _mm256_storeu_ps(acc.as_mut_ptr().add(8), hi[k]);
-        let tail: f32 = a[k][full..].iter().zip(&b[k][full..]).map(|(x, y)| x * y).sum();
-        let mut w = 8;
-        while w > 0 {
-            for l in 0..w {
-                acc[l] += acc[l + w];
-            }
-            w /= 2;
-        }
-        out[k] = acc[0] + tail;
-    }
-    out
-}
-
-#[inline(always)]
-fn score_list_body(m: &TemplateMatrix, t1: &[u32], t2: &[u32], idx: &[u32], out: &mut [f32]) {
-    for (o, &p) in out.iter_mut().zip(idx) {
-        *o = dot(m.row(t1[p as usize] as usize), m.row(t2[p as usize] as usize));
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn score_list_avx2(m: &TemplateMatrix, t1: &[u32], t2: &[u32], idx: &[u32], out: &mut [f32]) {
-    let rows = |p: u32| (m.row(t1[p as usize] as usize), m.row(t2[p as usize] as usize));
-    let mut quads = idx.chunks_exact(4);
-    let mut outs = out.chunks_exact_mut(4);
-    for (q, o) in (&mut quads).zip(&mut outs) {
-        let r = [rows(q[0]), rows(q[1]), rows(q[2]), rows(q[3])];
-        // SAFETY: AVX2 is enabled here; every row of the matrix has the same length.
-        o.copy_from_slice(&dot4_avx2([r[0].0, r[1].0, r[2].0, r[3].0], [r[0].1, r[1].1, r[2].1, r[3].1]));
-    }
-    score_list_body(m, t1, t2, quads.remainder(), outs.into_remainder())
-}
-
-fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Scores pairs `idx` (indices into t1/t2) into `out`.
-fn score_list(m: &TemplateMatrix, t1: &[u32], t2: &[u32], idx: &[u32], out: &mut [f32], avx2: bool) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: AVX2 support was detected at run time.
-        unsafe { score_list_avx2(m, t1, t2, idx, out) };
-        return;
-    }
-    let _ = avx2;
-    score_list_body(m, t1, t2, idx, out)
-}
-
-/// Templates per tile side: two blocks of 256 rows × 512 floats fit in a 1 MB L2.
-const BLOCK: usize = 256;
-
-/// Cosine score of every pair (dot product of the normalised rows), in input order.
-pub fn score_pairs(m: &TemplateMatrix, t1: &[u32], t2: &[u32]) -> Vec<f32> {
-    let n = t1.len();
-    let blocks = m.len().div_ceil(BLOCK).max(1);
-    let tile = |p: usize| (t1[p] as usize / BLOCK) * blocks + t2[p] as usize / BLOCK;
-    // Counting sort of pair indices by tile.
-    let mut start = vec![0usize; blocks * blocks + 1];
-    for p in 0..n {
-        start[tile(p) + 1] += 1;
-    }
-    for i in 0..blocks * blocks {
-        start[i + 1] += start[i];
-    }
-    let mut perm = vec![0u32; n];
-    let mut next = start.clone();
-    for p in 0..n {
-        let t = tile(p);
-        perm[next[t]] = p as u32;
-        next[t] += 1;
-    }
-    // Chunks of consecutive tiles of ~64k pairs keep rayon's overhead small.
-    let mut bounds = vec![0usize];
-    for &s in &start[1..] {
-        if s - bounds[bounds.len() - 1] >= 1 << 16 {
-            bounds.push(s);
-        }
-    }
-    if bounds[bounds.len() - 1] != n {
-        bounds.push(n);
-    }
-    let mut sorted = vec![0f32; n];
-    let mut slices = Vec::with_capacity(bounds.len());
-    let mut rest = sorted.as_mut_slice();
-    for w in bounds.windows(2) {
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(w[1] - w[0]);
-        slices.push((w[0], head));
-        rest = tail;
-    }
-    let avx2 = has_avx2();
-    slices.into_par_iter().for_each(|(s, out)| {
-        let len = out.len();
-        score_list(m, t1, t2, &perm[s..s + len], out, avx2)
-    });
-    let mut scores = vec![0f32; n];
-    for (k, &p) in perm.iter().enumerate() {
-        scores[p as usize] = sorted[k];
-    }
-    scores
-}
-
-/// Probes × gallery scores for a block of probes (row-major, one row per probe), tiled so a
-/// block of gallery rows stays in cache.
-fn score_block(m: &TemplateMatrix, probes: &[u32], gallery: &[u32], avx2: bool) -> Vec<f32> {
-    let g = gallery.len();
-    let mut out = vec![0f32; probes.len() * g];
-    let (mut t1, mut t2, mut idx) = (Vec::new(), Vec::new(), Vec::new());
-    for gb in (0..g).step_by(BLOCK) {
-        let ge = (gb + BLOCK).min(g);
-        for (pi, &p) in probes.iter().enumerate() {
-            t1.clear();
-            t2.clear();
-            idx.clear();
-            for (k, &gt) in gallery[gb..ge].iter().enumerate() {
-                t1.push(p);
-                t2.push(gt);
-                idx.push(k as u32);
-            }
-            score_list(m, &t1, &t2, &idx, &mut out[pi * g + gb..pi * g + ge], avx2);
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -427,7 +226,6 @@ pub fn identify(
     let lookups: Vec<HashMap<u32, usize>> =
         one_n.galleries.iter().map(|g| g.subjects.iter().enumerate().map(|(i, &s)| (s, i)).collect()).collect();
     let k_max = legacy_fars.iter().map(|f| (probes.templates.len() as f64 * f).ceil() as usize).max().unwrap_or(0);
-    let avx2 = has_avx2();
     const CHUNK: usize = 32;
     let chunks: Vec<ProbeChunk> = (0..probes.templates.len())
         .step_by(CHUNK)
@@ -436,7 +234,7 @@ pub fn identify(
         .map(|s| {
             let e = (s + CHUNK).min(probes.templates.len());
             let ids = &probes.templates[s..e];
-            let rows: Vec<Vec<f32>> = one_n.galleries.iter().map(|g| score_block(m, ids, &g.templates, avx2)).collect();
+            let rows: Vec<Vec<f32>> = one_n.galleries.iter().map(|g| score_block(m, ids, &g.templates)).collect();
             let mut stats = vec![Vec::with_capacity(ids.len()); one_n.galleries.len()];
             let mut legacy = Vec::with_capacity(ids.len());
             let mut candidates = Vec::new();
@@ -709,53 +507,6 @@ pub fn evaluate(release: &IjbRelease, store: &EmbeddingStore, params: &IjbParams
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dot_is_exact_on_small_integers_and_handles_tails() {
-        let a: Vec<f32> = (0..37).map(|i| i as f32).collect();
-        let b: Vec<f32> = (0..37).map(|i| (i % 3) as f32).collect();
-        let want: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        assert_eq!(dot(&a, &b), want);
-    }
-
-    #[test]
-    fn dot4_gives_dots_bits() {
-        for dim in [1, 15, 16, 37, 512] {
-            let v: Vec<Vec<f32>> = (0..8)
-                .map(|r| (0..dim).map(|i| (((r * 131 + i) * 7919) % 1009) as f32 / 97.0 - 5.1).collect())
-                .collect();
-            if !has_avx2() {
-                return;
-            }
-            // SAFETY: AVX2 detected; equal lengths.
-            let four = unsafe { dot4_avx2([&v[0], &v[1], &v[2], &v[3]], [&v[4], &v[5], &v[6], &v[7]]) };
-            for k in 0..4 {
-                assert_eq!(four[k].to_bits(), dot(&v[k], &v[k + 4]).to_bits(), "dim {dim} lane {k}");
-            }
-        }
-    }
-
-    #[test]
-    fn tiled_scores_equal_direct_scores() {
-        let dim = 20;
-        let n = 600;
-        let data: Vec<f32> = (0..n * dim).map(|i| ((i * 7919) % 101) as f32 / 101.0 - 0.5).collect();
-        let m = TemplateMatrix { dim, data };
-        let t1: Vec<u32> = (0..5000).map(|i| (i * 37 % n) as u32).collect();
-        let t2: Vec<u32> = (0..5000).map(|i| (i * 101 % n) as u32).collect();
-        let s = score_pairs(&m, &t1, &t2);
-        for i in 0..t1.len() {
-            assert_eq!(s[i].to_bits(), dot(m.row(t1[i] as usize), m.row(t2[i] as usize)).to_bits());
-        }
-        let avx = has_avx2();
-        let idx: Vec<u32> = (0..t1.len() as u32).collect();
-        let mut plain = vec![0f32; t1.len()];
-        score_list(&m, &t1, &t2, &idx, &mut plain, false);
-        let mut fast = vec![0f32; t1.len()];
-        score_list(&m, &t1, &t2, &idx, &mut fast, avx);
-        assert_eq!(plain, fast);
-        assert_eq!(plain, s);
-    }
 
     #[test]
     fn pooling_hand_checked() {

@@ -13,7 +13,8 @@
 //! Scores are cosine similarities of L2-normalised (fused) embeddings in float32; the devkit's
 //! `−‖x − y‖²` ranks identically for normalised features.
 
-use super::verification::{resolve_fusion, resolve_rows, Fusion};
+use super::curves::thin_cmc;
+use super::verification::{resolve_fusion, resolve_rows};
 use crate::config::{FlipChoice, MegafaceProtocol};
 use crate::dataset::megaface::{fgnet_age, is_noisy, size_label, ProbeSet};
 use crate::error::{Error, Result};
@@ -21,9 +22,10 @@ use crate::metrics::bootstrap::{interval, over_resamples, weighted_rate, Bootstr
 use crate::metrics::cmc::{Cmc, CmcPoint};
 use crate::metrics::identification::{rank1_by, GroupRank1};
 use crate::metrics::{FoldMode, Roc, TarAtFar, TarRule};
-use crate::score::stream::{scan, GallerySource, RowKind, ScanSpec, SetSpec, BLOCK};
-use crate::score::{normalize, ScoreDevice};
-use crate::store::{EmbeddingStore, View};
+use crate::score::fusion::{unit_row_f32, Fusion};
+use crate::score::stream::{scan, GallerySource, RowKind, ScanSpec, SetSpec};
+use crate::score::{normalize, score_all, ScoreDevice};
+use crate::store::EmbeddingStore;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -134,33 +136,6 @@ pub struct MegafaceOutcome {
     pub score_kernel: String,
 }
 
-/// Writes the L2-normalised fused embedding of `row` into `out` (length dim or 2·dim); false
-/// when it has zero or non-finite norm.
-fn fused_unit(store: &EmbeddingStore, row: usize, fusion: Fusion, scratch: &mut [f32], out: &mut [f32]) -> bool {
-    let dim = store.dim();
-    match fusion {
-        Fusion::None => store.read_row(row, View::Original, out),
-        Fusion::Sum => {
-            store.read_row(row, View::Original, out);
-            store.read_row(row, View::Flipped, scratch);
-            out.iter_mut().zip(scratch.iter()).for_each(|(a, b)| *a += b);
-        }
-        Fusion::Concat => {
-            store.read_row(row, View::Original, &mut out[..dim]);
-            store.read_row(row, View::Flipped, &mut out[dim..]);
-        }
-    }
-    normalize(out)
-}
-
-fn fused_dim(store: &EmbeddingStore, fusion: Fusion) -> usize {
-    if fusion == Fusion::Concat {
-        2 * store.dim()
-    } else {
-        store.dim()
-    }
-}
-
 /// Distractor rows of the store, in ascending row order (sequential reads of the mapping).
 struct StoreGallery<'a> {
     store: &'a EmbeddingStore,
@@ -193,8 +168,8 @@ impl GallerySource for StoreGallery<'_> {
             static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
         }
         let ok = SCRATCH.with_borrow_mut(|scratch| {
-            scratch.resize(self.store.dim(), 0.0);
-            fused_unit(self.store, row, self.fusion, scratch, out)
+            scratch.resize(2 * self.store.dim(), 0.0);
+            unit_row_f32(self.store, row, self.fusion, scratch, out)
         });
         if !ok {
             return Err(Error::Invalid(format!(
@@ -218,12 +193,12 @@ impl GallerySource for StoreGallery<'_> {
 /// Probe vectors (P × dim, normalised), after cleaning; returns the number of cleaned images.
 fn probe_matrix(input: &MegafaceInput<'_>, fusion: Fusion, protocol: &MegafaceProtocol) -> Result<(Vec<f32>, usize)> {
     let store = input.probe_store;
-    let dim = fused_dim(store, fusion);
+    let dim = fusion.dim(store.dim());
     let rows = resolve_rows(&input.probes.paths, store)?;
     let mut m = vec![0f32; rows.len() * dim];
-    let mut scratch = vec![0f32; store.dim()];
+    let mut scratch = vec![0f32; 2 * store.dim()];
     for (i, (&row, out)) in rows.iter().zip(m.chunks_exact_mut(dim)).enumerate() {
-        if !fused_unit(store, row, fusion, &mut scratch, out) {
+        if !unit_row_f32(store, row, fusion, &mut scratch, out) {
             return Err(Error::Invalid(format!(
                 "probe '{}' has a zero or non-finite embedding in {}; cannot compute a cosine score",
                 input.probes.paths[i],
@@ -299,21 +274,6 @@ fn probe_matrix(input: &MegafaceInput<'_>, fusion: Fusion, protocol: &MegafacePr
     Ok((m, noisy.iter().filter(|&&n| n).count()))
 }
 
-/// Keeps at most ~`per_decade` points per decade of rank, always the first and the last.
-fn thin(curve: Vec<CmcPoint>, per_decade: f64) -> Vec<CmcPoint> {
-    let mut out: Vec<CmcPoint> = Vec::new();
-    let n = curve.len();
-    let mut last_bucket = i64::MIN;
-    for (i, p) in curve.into_iter().enumerate() {
-        let bucket = ((p.rank as f64).log10() * per_decade).floor() as i64;
-        if i == 0 || i + 1 == n || bucket != last_bucket {
-            out.push(p);
-            last_bucket = bucket;
-        }
-    }
-    out
-}
-
 pub fn evaluate(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol) -> Result<MegafaceOutcome> {
     let mut stages = Vec::new();
     let mut clock = Instant::now();
@@ -337,28 +297,13 @@ pub fn evaluate(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol) -> Resul
     }
     let probes = input.probes;
     let p = probes.len();
-    let dim = fused_dim(input.probe_store, fusion);
+    let dim = fusion.dim(input.probe_store.dim());
     let (pm, cleaned) = probe_matrix(input, fusion, protocol)?;
 
     // Mates and genuine scores through the same scorer as the distractor scores.
     // The whole probe matrix stays the left operand (see `score`): blocks of gallery columns.
     let scorer = input.scoring.scorer(&pm, dim)?;
-    let blocks: Vec<(usize, Vec<f32>)> = (0..p.div_ceil(BLOCK))
-        .into_par_iter()
-        .map(|b| {
-            let (lo, hi) = (b * BLOCK, ((b + 1) * BLOCK).min(p));
-            let mut out = vec![0f32; p * (hi - lo)];
-            scorer.score(&pm[lo * dim..hi * dim], hi - lo, &mut out)?;
-            Ok((lo, out))
-        })
-        .collect::<Result<_>>()?;
-    let mut pp = vec![0f32; p * p];
-    for (lo, out) in blocks {
-        let width = out.len() / p;
-        for a in 0..p {
-            pp[a * p + lo..a * p + lo + width].copy_from_slice(&out[a * width..(a + 1) * width]);
-        }
-    }
+    let pp = score_all(&*scorer, &pm, p)?;
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); probes.identities.len()];
     for (i, &id) in probes.identity.iter().enumerate() {
         members[id as usize].push(i);
@@ -528,7 +473,7 @@ pub fn evaluate(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol) -> Resul
             tar_at_far,
             age,
         });
-        curves.push((set.size, thin(curve, 50.0)));
+        curves.push((set.size, thin_cmc(curve)));
         lap(&mut stages, format!("metrics {}", size_label(set.size)));
     }
     let without_mate = mates_of.iter().filter(|m| m.is_empty()).count();

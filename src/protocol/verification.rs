@@ -8,28 +8,11 @@ use crate::metrics::age_gap::{age_gap_breakdown, AgeGapBreakdown};
 use crate::metrics::bootstrap::{interval, over_resamples, resample_stats, BootstrapSpec, Interval, ResampleStats};
 use crate::metrics::{fold_correct, kfold_sorted, Eer, FoldMode, KFoldAccuracy, Roc, SortedPairs, TarAtFar, TarRule};
 use crate::protocol::curves::{Curves, MarkedThreshold, PairScores};
-use crate::store::{EmbeddingStore, View};
+use crate::score::fusion::{unit_row_f64, Fusion};
+use crate::score::kernels::{dot_f64, sq_dist_f64};
+use crate::store::EmbeddingStore;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-
-/// The flip fusion actually applied (never `auto`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Fusion {
-    Sum,
-    Concat,
-    None,
-}
-
-impl Fusion {
-    pub fn name(self) -> &'static str {
-        match self {
-            Fusion::Sum => "sum",
-            Fusion::Concat => "concat",
-            Fusion::None => "none",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VerificationParams {
@@ -147,31 +130,6 @@ pub(crate) fn resolve_rows(keys: &[String], store: &EmbeddingStore) -> Result<Ve
     Ok(rows)
 }
 
-/// L2-normalised fused embedding of each benchmark image (f64), plus its raw norms.
-fn fused(store: &EmbeddingStore, rows: &[usize], fusion: Fusion) -> UnitEmbeddings {
-    let dim = store.dim();
-    rows.par_iter()
-        .map(|&row| {
-            let mut e = vec![0f32; dim];
-            store.read_row(row, View::Original, &mut e);
-            let mut f = vec![0f32; if store.has_flip() { dim } else { 0 }];
-            if store.has_flip() {
-                store.read_row(row, View::Flipped, &mut f);
-            }
-            let norm = |v: &[f32]| v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
-            let norms = [norm(&e), norm(&f)];
-            let mut v: Vec<f64> = match fusion {
-                Fusion::None => e.iter().map(|&x| x as f64).collect(),
-                Fusion::Sum => e.iter().zip(&f).map(|(&a, &b)| a as f64 + b as f64).collect(),
-                Fusion::Concat => e.iter().chain(&f).map(|&x| x as f64).collect(),
-            };
-            let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
-            v.iter_mut().for_each(|x| *x /= n);
-            (v, norms)
-        })
-        .unzip()
-}
-
 /// Unit-norm fused embeddings (f64), one per key, and the raw norms of both views of each.
 pub type UnitEmbeddings = (Vec<Vec<f64>>, Vec<[f64; 2]>);
 
@@ -179,14 +137,15 @@ pub type UnitEmbeddings = (Vec<Vec<f64>>, Vec<[f64; 2]>);
 /// must be in the store; a fused vector with zero or non-finite norm is refused by key.
 pub fn unit_embeddings(keys: &[String], store: &EmbeddingStore, fusion: Fusion) -> Result<UnitEmbeddings> {
     let rows = resolve_rows(keys, store)?;
-    let (emb, norms) = fused(store, &rows, fusion);
-    if let Some(i) = emb.iter().position(|v| v.iter().any(|x| !x.is_finite())) {
+    let (emb, norms): (Vec<Option<Vec<f64>>>, Vec<[f64; 2]>) =
+        rows.par_iter().map(|&row| unit_row_f64(store, row, fusion)).unzip();
+    if let Some(i) = emb.iter().position(Option::is_none) {
         return Err(Error::Invalid(format!(
             "the fused embedding of '{}' has zero or non-finite norm; cannot compute a cosine score",
             keys[i]
         )));
     }
-    Ok((emb, norms))
+    Ok((emb.into_iter().flatten().collect(), norms))
 }
 
 pub fn evaluate(
@@ -200,9 +159,7 @@ pub fn evaluate(
         .par_iter()
         .map(|p| {
             let (a, b) = (&emb[p.a as usize], &emb[p.b as usize]);
-            let dot = a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
-            let d = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>();
-            (dot, d)
+            (dot_f64(a, b), sq_dist_f64(a, b))
         })
         .unzip();
     let labels: Vec<bool> = bench.pairs.iter().map(|p| p.genuine).collect();
@@ -356,7 +313,7 @@ fn bootstrap_summary(
 mod tests {
     use super::*;
     use crate::dataset::Pair;
-    use crate::store::{DType, StoreWriter};
+    use crate::store::{DType, StoreWriter, View};
 
     /// a = [3,4] (mirror [4,3]), b = [1,0] (mirror [0,1]), c = [0,2] (mirror [0,2]), d = [1,1] (mirror [2,2]).
     fn setup(dir: &std::path::Path) -> (PairBenchmark, EmbeddingStore) {

@@ -8,7 +8,8 @@ use crate::dataset::PairCounts;
 use crate::metrics::age_gap::GapBin;
 use crate::metrics::FoldMode;
 use crate::protocol::fgnet::{FgnetCounts, FgnetMetrics};
-use crate::protocol::verification::{Fusion, VerificationMetrics};
+use crate::protocol::verification::VerificationMetrics;
+use crate::score::fusion::Fusion;
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA: &str = "aifr-eval/results";

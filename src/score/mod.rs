@@ -10,9 +10,18 @@
 //!
 //! Two scorers: [`CpuScorer`] (faer, the default) and [`device::CandleScorer`] (candle on any
 //! device; the GPU path). Their scores may differ in the last bits, never within one run.
+//!
+//! Beside the GEMMs: [`kernels`] (dot products and normalisation, one function per summation
+//! order), [`fusion`] (flip fusion) and [`pairs`] (listed row pairs, IJB's 1:1 and 1:N scores).
+//! Protocols score only through this module.
 
 pub mod device;
+pub mod fusion;
+pub mod kernels;
+pub mod pairs;
 pub mod stream;
+
+pub use kernels::normalize;
 
 use crate::error::Result;
 use faer::linalg::matmul::matmul;
@@ -114,17 +123,29 @@ pub fn gemm_scores(probes: &[f32], m: usize, gallery: &[f32], n: usize, dim: usi
     matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::Seq);
 }
 
-/// L2-normalises `row` in place (f64 accumulation); returns false for a zero or non-finite norm.
-pub fn normalize(row: &mut [f32]) -> bool {
-    let norm = row.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
-    if !(norm.is_finite() && norm > 0.0) {
-        return false;
+/// Scores of the scorer's probes against every row of `gallery` (n × dim), P × n row-major:
+/// gallery blocks of [`stream::BLOCK`] rows scored in parallel, so each score is the bits the
+/// streaming scan gives the same vector pair.
+pub fn score_all(scorer: &dyn BlockScorer, gallery: &[f32], n: usize) -> Result<Vec<f32>> {
+    use rayon::prelude::*;
+    let (p, dim) = (scorer.probes(), scorer.dim());
+    let blocks: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(stream::BLOCK))
+        .into_par_iter()
+        .map(|b| {
+            let (lo, hi) = (b * stream::BLOCK, ((b + 1) * stream::BLOCK).min(n));
+            let mut out = vec![0f32; p * (hi - lo)];
+            scorer.score(&gallery[lo * dim..hi * dim], hi - lo, &mut out)?;
+            Ok((lo, out))
+        })
+        .collect::<Result<_>>()?;
+    let mut all = vec![0f32; p * n];
+    for (lo, out) in blocks {
+        let width = out.len() / p.max(1);
+        for a in 0..p {
+            all[a * n + lo..a * n + lo + width].copy_from_slice(&out[a * width..(a + 1) * width]);
+        }
     }
-    let inv = 1.0 / norm;
-    for v in row.iter_mut() {
-        *v = (*v as f64 * inv) as f32;
-    }
-    true
+    Ok(all)
 }
 
 /// Checks the property this module promises on a scorer (tests; the device bench runs it on a

@@ -112,7 +112,7 @@ fn rng(seed: u64, stream: u64) -> ChaCha8Rng {
 
 fn unit(r: &mut ChaCha8Rng, dim: usize) -> Vec<f64> {
     let v: Vec<f64> = (0..dim).map(|_| r.sample(StandardNormal)).collect();
-    let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let n = crate::score::kernels::l2_norm(&v);
     v.into_iter().map(|x| x / n).collect()
 }
 

@@ -6,7 +6,7 @@
 pub mod build;
 pub mod lists;
 
-use super::verification::{age_gap_at_operating_far, unit_embeddings, Fusion, VerificationOutcome};
+use super::verification::{age_gap_at_operating_far, unit_embeddings, VerificationOutcome};
 use crate::config::AgeGapConfig;
 use crate::dataset::manifest::Manifest;
 use crate::error::{Error, Result};
@@ -14,6 +14,8 @@ use crate::metrics::age_gap::GapBin;
 use crate::metrics::bootstrap::{interval, over_resamples, weighted_rate, BootstrapSpec, Interval};
 use crate::metrics::identification::{outcome_against, rank1_by, GroupRank1};
 use crate::metrics::Roc;
+use crate::score::fusion::Fusion;
+use crate::score::kernels::dot_f64;
 use crate::store::EmbeddingStore;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -100,11 +102,6 @@ pub struct Stratification {
     pub strata: Vec<Stratum>,
 }
 
-/// Similarity of two unit embeddings.
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
 /// Per-probe outcomes of the identification: (hit, nearest gap) for every manifest row (None
 /// for rows that are not probes or have no mate).
 pub struct IdentificationOutcome {
@@ -152,7 +149,7 @@ pub fn identification(
     let zero = vec![0u32; n];
     let age: &[u32] = m.ages.as_deref().unwrap_or(&zero);
     let subject: Vec<u32> = m.identity.clone();
-    let sim = |i: usize, j: usize| dot(&emb[i], &emb[j]);
+    let sim = |i: usize, j: usize| dot_f64(&emb[i], &emb[j]);
     let spec = BootstrapSpec::default();
     let gallery_rows: Vec<usize> = gallery.iter().map(|&r| r as usize).collect();
     let outcomes: Vec<(Option<bool>, Option<u32>)> = probes
