@@ -57,7 +57,20 @@ pub struct EmbedMeta {
     pub skipped_images: Vec<SkippedImage>,
     /// Only in a piece of a sharded run (`embed --shard`): which slice of the images it holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shard: Option<super::shard::ShardRecord>,
+    pub shard: Option<ShardRecord>,
+}
+
+/// What a piece's record says about its place in the whole run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    pub index: usize,
+    pub count: usize,
+    pub batch_size: usize,
+    /// The slice of the image list: rows `first_row .. first_row + rows`.
+    pub first_row: usize,
+    pub rows: usize,
+    /// Hex of the whole (unsharded) run's source fingerprint: model, images, preprocessing.
+    pub whole_source_fingerprint: String,
 }
 
 pub fn meta_path(store: &Path) -> PathBuf {

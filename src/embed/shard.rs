@@ -8,10 +8,9 @@
 //! rows in list order, view by view, and keys in list order; skipped images are dropped from each
 //! piece as from the whole. So the content hash, the fingerprint and the record come out equal.
 
-use super::meta::{meta_path, EmbedMeta};
+use super::meta::{meta_path, EmbedMeta, ShardRecord};
 use crate::error::{Error, Result};
 use crate::store::{EmbeddingStore, StoreWriter, View};
-use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -91,19 +90,6 @@ impl Shard {
         }
         *h.finalize().as_bytes()
     }
-}
-
-/// What a piece's record says about its place in the whole run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShardRecord {
-    pub index: usize,
-    pub count: usize,
-    pub batch_size: usize,
-    /// The slice of the image list: rows `first_row .. first_row + rows`.
-    pub first_row: usize,
-    pub rows: usize,
-    /// Hex of the whole (unsharded) run's source fingerprint: model, images, preprocessing.
-    pub whole_source_fingerprint: String,
 }
 
 /// What `merge` wrote.
