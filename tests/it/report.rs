@@ -275,3 +275,40 @@ fn page_renders_in_headless_chromium() {
         assert!(blue > 2000, "the charts of {} did not load (only {blue} chart-blue pixels)", page.display());
     }
 }
+
+/// Each kind's own protocol parameters make two runs incomparable, read from the typed model:
+/// the demo's run of the kind against a copy with one parameter edited.
+#[test]
+fn runs_differing_in_a_kind_specific_parameter_are_not_comparable() {
+    use aifr_eval::report::compare::check_comparable;
+    let demo = crate::support::demo();
+    let cases: [(&str, &str, serde_json::Value, &str); 9] = [
+        ("", "/protocol/folds", json!(5), "differ in folds (10 vs 5)"),
+        ("", "/protocol/far_targets", json!([0.5]), "differ in FAR targets"),
+        ("ijbc", "/protocol/pooling/flip", json!(false), "differ in pooling"),
+        ("ijbc", "/protocol/fpir_targets", json!([0.5]), "differ in FPIR targets"),
+        ("fgnet", "/protocol/age_groups", json!([{"lo": 0, "hi": null}]), "differ in age groups"),
+        (
+            "megaface_fgnet",
+            "/protocol/probe_set",
+            json!("facescrub"),
+            "differ in probe set (\"fgnet\" vs \"facescrub\")",
+        ),
+        ("megaface_fgnet", "/protocol/cleaning", json!("facexzoo"), "differ in cleaning"),
+        ("megaface_fgnet", "/protocol/devkit_probes", json!(7), "differ in devkit probes"),
+        ("megaface_fgnet", "/protocol/age_groups", json!([]), "differ in age groups"),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, (run, ptr, value, expected)) in cases.into_iter().enumerate() {
+        let base = RunData::load(&demo.join(run)).unwrap();
+        let mut v: serde_json::Value = serde_json::from_slice(&read(&demo.join(run).join("results.json"))).unwrap();
+        *v.pointer_mut(ptr).unwrap() = value;
+        let dir = tmp.path().join(i.to_string());
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("results.json"), serde_json::to_vec(&v).unwrap()).unwrap();
+        let edited = RunData::load(&dir).unwrap();
+        check_comparable(&base, &base).unwrap();
+        let err = check_comparable(&base, &edited).unwrap_err().to_string();
+        assert!(err.contains(expected), "{run}{ptr}: {err}");
+    }
+}
