@@ -18,12 +18,11 @@ mod render;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::metrics::bootstrap::resample_stats;
-use crate::metrics::SortedPairs;
+use crate::metrics::{SortedPairs, TarRule};
 use crate::report::compare::{check_comparable, paired_differences, MetricDiff};
 use crate::run::dir::RunData;
 use crate::run::results::Results;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -275,17 +274,11 @@ impl GateOutcome {
     }
 }
 
-fn results_path(run: &RunData) -> std::path::PathBuf {
-    run.dir.join("results.json")
-}
-
 /// Refuses runs on different benchmark files: `check_comparable` only looks at names, and two
 /// instances of one benchmark (e.g. demos with different seeds) share a name.
 fn check_same_benchmark_files(baseline: &RunData, current: &RunData) -> Result<()> {
     let prints = |run: &RunData| -> Vec<(String, String)> {
-        let files = run.results.pointer("/benchmark/files").and_then(Value::as_array);
-        let field = |f: &Value, k: &str| f.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
-        files.map(|v| v.iter().map(|f| (field(f, "path"), field(f, "blake3"))).collect()).unwrap_or_default()
+        run.results.benchmark().files.iter().map(|f| (f.path.clone(), f.blake3.clone())).collect()
     };
     let (b, c) = (prints(baseline), prints(current));
     if b != c {
@@ -304,38 +297,6 @@ fn check_same_benchmark_files(baseline: &RunData, current: &RunData) -> Result<(
 }
 
 use metrics::Reading;
-
-fn number_at(run: &RunData, ptr: &str, required: bool) -> Result<Reading> {
-    match run.results.pointer(ptr) {
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(x) if x.is_finite() => Ok(Ok(x)),
-            _ => Err(Error::data(&results_path(run), format!("{ptr} is not a finite number"))),
-        },
-        Some(Value::Null) | None if !required => Ok(Err(format!("{ptr} is null or absent in {}", run.name()))),
-        Some(other) => Err(Error::data(&results_path(run), format!("{ptr} should be a number, found {other}"))),
-        None => Err(Error::data(&results_path(run), format!("{ptr} is missing"))),
-    }
-}
-
-/// Strict TAR entries of a run, keyed by the FAR target's metric name.
-fn strict_tars(run: &RunData) -> Result<Vec<(String, f64, Reading)>> {
-    let entries = run.results.pointer("/metrics/tar_at_far").and_then(Value::as_array);
-    let Some(entries) = entries else {
-        return Err(Error::data(&results_path(run), "metrics.tar_at_far is missing or not an array"));
-    };
-    let mut out = Vec::new();
-    for e in entries.iter().filter(|e| e["rule"] == "strict") {
-        let Some(far) = e["far_target"].as_f64() else {
-            return Err(Error::data(&results_path(run), format!("tar_at_far entry without a numeric far_target: {e}")));
-        };
-        let reading = match (e["available"].as_bool(), e["tar"].as_f64()) {
-            (Some(true), Some(t)) if t.is_finite() => Ok(t),
-            _ => Err(e["note"].as_str().map_or_else(|| format!("not available in {}", run.name()), |n| n.to_string())),
-        };
-        out.push((format!("tar@far={far:e}"), far, reading));
-    }
-    Ok(out)
-}
 
 /// Which metrics to gate, with each run's reading, in the baseline's order: every number the
 /// baseline's kind gates (gate/metrics.rs), looked up in the current run by its key.
@@ -427,20 +388,18 @@ fn judge(
 /// Refuses a run whose results.json and pair_scores.npy disagree (one of them stale or edited):
 /// the displayed numbers would come from one file and the significance test from the other, so a
 /// regression visible in the pair scores could pass. Recomputes each gated number from the pairs.
+/// Only pair and manifest runs are checked: the other kinds are gated on tolerances alone and
+/// their pair scores, if a directory had any, are never read.
 fn check_consistent(run: &RunData) -> Result<()> {
     let Some(p) = &run.pairs else { return Ok(()) };
-    let path = results_path(run);
-    let folds = run.results.pointer("/protocol/folds").and_then(Value::as_u64).unwrap_or(0) as usize;
-    let far_targets: Vec<f64> = run
-        .results
-        .pointer("/protocol/far_targets")
-        .and_then(Value::as_array)
-        .map(|v| v.iter().filter_map(Value::as_f64).collect())
-        .unwrap_or_default();
+    let Some(v) = run.results.verification() else { return Ok(()) };
+    let path = &run.results_path;
+    let folds = v.protocol.folds;
+    let far_targets = &v.protocol.far_targets;
     let fold_idx: Vec<usize> = p.fold.iter().map(|&f| f as usize).collect();
     let sorted = SortedPairs::new(&p.score, &p.genuine, &fold_idx, folds)
         .map_err(|e| Error::data(&run.dir.join("pair_scores.npy"), format!("does not fit results.json: {e}")))?;
-    let full = resample_stats(&sorted, &p.correct, &far_targets, None);
+    let full = resample_stats(&sorted, &p.correct, far_targets, None);
     // results.json's accuracy is the mean of the fold accuracies (folds may differ in size).
     let (mut hits, mut sizes) = (vec![0usize; folds], vec![0usize; folds]);
     for (&f, &c) in fold_idx.iter().zip(&p.correct) {
@@ -449,22 +408,24 @@ fn check_consistent(run: &RunData) -> Result<()> {
     }
     let used: Vec<f64> = (0..folds).filter(|&f| sizes[f] > 0).map(|f| hits[f] as f64 / sizes[f] as f64).collect();
     let accuracy = used.iter().sum::<f64>() / used.len().max(1) as f64;
+    let m = &v.metrics;
     let mut expected = vec![
-        ("metrics.accuracy.mean".to_string(), number_at(run, "/metrics/accuracy/mean", false)?, accuracy),
-        ("metrics.roc.auc".to_string(), number_at(run, "/metrics/roc/auc", false)?, full.auc),
-        ("metrics.roc.eer.eer".to_string(), number_at(run, "/metrics/roc/eer/eer", false)?, full.eer),
+        ("metrics.accuracy.mean".to_string(), Some(m.accuracy.spread.mean), accuracy),
+        ("metrics.roc.auc".to_string(), Some(m.roc.auc), full.auc),
+        ("metrics.roc.eer.eer".to_string(), m.roc.eer.as_ref().map(|e| e.eer), full.eer),
     ];
-    for (_, far, reading) in strict_tars(run)? {
-        if let Some(i) = far_targets.iter().position(|&f| f == far) {
-            expected.push((format!("strict TAR at FAR {far:e}"), reading, full.tar[i]));
+    for e in m.tar_at_far.iter().filter(|e| e.rule == TarRule::Strict) {
+        if let Some(i) = far_targets.iter().position(|&f| f == e.far_target) {
+            let written = e.tar.filter(|_| e.available);
+            expected.push((format!("strict TAR at FAR {:e}", e.far_target), written, full.tar[i]));
         }
     }
     for (what, written, from_pairs) in expected {
         // Compare only what both files define (NaN from the pairs = undefined there).
-        if let (Ok(w), true) = (written, from_pairs.is_finite()) {
+        if let (Some(w), true) = (written, from_pairs.is_finite()) {
             if (w - from_pairs).abs() > CONSISTENCY_SLACK {
                 return Err(Error::data(
-                    &path,
+                    path,
                     format!(
                         "{what} is {w} but pair_scores.npy beside it gives {from_pairs}: the two files are not from the same run (re-run the evaluation)"
                     ),
@@ -487,7 +448,7 @@ pub fn gate(current: &RunData, baseline: &RunData, cfg: &GateConfig) -> Result<G
         check_consistent(baseline)?;
         check_consistent(current)?;
     }
-    let confidence = baseline.results.pointer("/metrics/bootstrap/confidence").and_then(Value::as_f64).unwrap_or(0.95);
+    let confidence = baseline.results.bootstrap_spec().map_or(0.95, |s| s.confidence);
     let mut outcome = GateOutcome {
         current: current.dir.display().to_string(),
         baseline: baseline.dir.display().to_string(),
@@ -501,13 +462,13 @@ pub fn gate(current: &RunData, baseline: &RunData, cfg: &GateConfig) -> Result<G
         exact::compare(current, baseline, &mut outcome)?;
         return Ok(outcome);
     }
-    let (base_model, cur_model) = (baseline.model()?, current.model()?);
-    let rows = readings(&base_model, &cur_model, &current.name());
+    let (base_model, cur_model) = (&baseline.results, &current.results);
+    let rows = readings(base_model, cur_model, &current.name());
     let wants_significance = rows.iter().any(|(name, ..)| {
         let r = cfg.rule(name);
         r.enabled && r.require_significant
     });
-    let paired = match (&base_model, &baseline.pairs, &current.pairs) {
+    let paired = match (base_model, &baseline.pairs, &current.pairs) {
         // Identification runs keep no per-unit outcomes yet (docs/gate.md says what that means).
         (Results::Fgnet(_) | Results::Ijb(_) | Results::Megaface(_), _, _) => {
             let why = format!("{} runs keep no per-unit outcomes", base_model.kind_label());

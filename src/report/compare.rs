@@ -2,10 +2,12 @@
 //! cluster-bootstrap interval, both runs resampled with the same identities in every resample.
 
 use crate::error::{Error, Result};
-use crate::metrics::bootstrap::{interval, over_resamples, resample_stats, BootstrapSpec};
+use crate::metrics::bootstrap::{interval, over_resamples, resample_stats};
 use crate::metrics::SortedPairs;
 use crate::run::dir::{PairScores, RunData};
+use crate::run::results::{ProtocolInfo, Results, VerificationResults};
 use serde::Serialize;
+use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MetricDiff {
@@ -29,31 +31,96 @@ fn pairs_of(run: &RunData) -> Result<&PairScores> {
     })
 }
 
-/// Checks that two runs can be compared at all: same benchmark, protocol, mode and flip fusion.
+/// The facts two runs must share for their numbers to be comparable, in the order they are
+/// checked and named as the refusal names them.
+const FACTS: [&str; 14] = [
+    "benchmark",
+    "protocol",
+    "mode",
+    "flip fusion",
+    "folds",
+    "FAR targets",
+    "kind",
+    "probe set",
+    "cleaning",
+    "devkit probes",
+    "pooling",
+    "FPIR targets",
+    "age groups",
+    "manifest protocol",
+];
+
+/// A field as results.json writes it, for comparing and showing.
+fn json<T: Serialize + ?Sized>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// The facts of `FACTS` that the run's kind has. MegaFace adds probe set, cleaning and devkit
+/// probes; IJB pooling and FPIR targets; FG-NET and MegaFace age groups; manifests their pairs
+/// file and gallery rule.
+fn facts(r: &Results) -> Vec<(&'static str, Value)> {
+    let mut f = vec![("benchmark", json(&r.benchmark().name)), ("kind", json(r.kind()))];
+    let pairs = |p: &ProtocolInfo| {
+        [
+            ("protocol", json(&p.name)),
+            ("mode", json(&p.mode)),
+            ("flip fusion", json(&p.flip_fusion)),
+            ("folds", json(&p.folds)),
+            ("FAR targets", json(&p.far_targets)),
+        ]
+    };
+    match r {
+        Results::Pairs(v) => f.extend(pairs(&v.protocol)),
+        Results::Manifest(m) => {
+            f.extend(pairs(&m.verification.protocol));
+            f.push(("manifest protocol", json(&m.manifest.protocol)));
+        }
+        Results::Fgnet(x) => {
+            let p = &x.protocol;
+            f.extend([
+                ("protocol", json(&p.name)),
+                ("mode", json(&p.mode)),
+                ("flip fusion", json(&p.flip_fusion)),
+                ("FAR targets", json(&p.far_targets)),
+                ("age groups", json(&p.age_groups)),
+            ]);
+        }
+        Results::Ijb(x) => {
+            let p = &x.protocol;
+            f.extend([
+                ("protocol", json(&p.name)),
+                ("mode", json(&p.mode)),
+                ("flip fusion", json(&p.flip_fusion)),
+                ("FAR targets", json(&p.far_targets)),
+                ("pooling", json(&p.pooling)),
+                ("FPIR targets", json(&p.fpir_targets)),
+            ]);
+        }
+        Results::Megaface(x) => {
+            let p = &x.protocol;
+            f.extend([
+                ("protocol", json(&p.name)),
+                ("flip fusion", json(&p.flip_fusion)),
+                ("FAR targets", json(&p.far_targets)),
+                ("probe set", json(&p.probe_set)),
+                ("cleaning", json(&p.cleaning)),
+                ("devkit probes", json(&p.devkit_probes)),
+                ("age groups", json(&p.age_groups)),
+            ]);
+        }
+    }
+    f
+}
+
+/// Checks that two runs can be compared at all: same benchmark, kind and protocol (mode, flip
+/// fusion, folds, targets and each kind's own parameters).
 pub fn check_comparable(a: &RunData, b: &RunData) -> Result<()> {
-    let fields = [
-        ("benchmark", "/benchmark/name"),
-        ("protocol", "/protocol/name"),
-        ("mode", "/protocol/mode"),
-        ("flip fusion", "/protocol/flip_fusion"),
-        ("folds", "/protocol/folds"),
-        ("FAR targets", "/protocol/far_targets"),
-        ("kind", "/kind"),
-        // MegaFace: numbers with different probe sets or cleaning are not comparable.
-        ("probe set", "/protocol/probe_set"),
-        ("cleaning", "/protocol/cleaning"),
-        ("devkit probes", "/protocol/devkit_probes"),
-        // IJB: other pooling or other FPIR targets; FG-NET: other age groups; manifests: another
-        // pairs file or gallery rule.
-        ("pooling", "/protocol/pooling"),
-        ("FPIR targets", "/protocol/fpir_targets"),
-        ("age groups", "/protocol/age_groups"),
-        ("manifest protocol", "/manifest/protocol"),
-    ];
-    for (what, ptr) in fields {
-        let (x, y) = (a.results.pointer(ptr), b.results.pointer(ptr));
+    let (fa, fb) = (facts(&a.results), facts(&b.results));
+    let get = |f: &[(&str, Value)], what: &str| f.iter().find(|(w, _)| *w == what).map(|(_, v)| v.clone());
+    for what in FACTS {
+        let (x, y) = (get(&fa, what), get(&fb, what));
         if x != y {
-            let show = |v: Option<&serde_json::Value>| v.map_or("(absent)".to_string(), |v| v.to_string());
+            let show = |v: Option<Value>| v.map_or("(absent)".to_string(), |v| v.to_string());
             return Err(Error::Invalid(format!(
                 "{} and {} differ in {what} ({} vs {}): their numbers are not comparable",
                 a.dir.display(),
@@ -66,14 +133,15 @@ pub fn check_comparable(a: &RunData, b: &RunData) -> Result<()> {
     Ok(())
 }
 
-fn seed_of(run: &RunData) -> BootstrapSpec {
-    let b = &run.results["metrics"]["bootstrap"];
-    let d = BootstrapSpec::default();
-    BootstrapSpec {
-        resamples: b["resamples"].as_u64().map_or(d.resamples, |x| x as usize),
-        seed: b["seed"].as_u64().unwrap_or(d.seed),
-        confidence: b["confidence"].as_f64().unwrap_or(d.confidence),
-    }
+/// The pair-verification part of a run that has pair scores.
+fn verification_of(run: &RunData) -> Result<&VerificationResults> {
+    run.results.verification().ok_or_else(|| {
+        Error::Invalid(format!(
+            "{} is a {} run: paired differences need a pair-verification run",
+            run.dir.display(),
+            run.results.kind_label()
+        ))
+    })
 }
 
 /// Differences b − a of accuracy, AUC, EER and strict TAR@FAR, with paired bootstrap intervals.
@@ -87,25 +155,21 @@ pub fn paired_differences(a: &RunData, b: &RunData) -> Result<Vec<MetricDiff>> {
             b.dir.display()
         )));
     }
-    let far_targets: Vec<f64> = a.results["protocol"]["far_targets"]
-        .as_array()
-        .map(|v| v.iter().filter_map(|x| x.as_f64()).collect())
-        .unwrap_or_default();
-    let folds = a.results["protocol"]["folds"].as_u64().unwrap_or(10) as usize;
+    let va = verification_of(a)?;
+    verification_of(b)?;
+    let far_targets = &va.protocol.far_targets;
+    let folds = va.protocol.folds;
     let sorted = |p: &PairScores| -> Result<SortedPairs> {
         let f: Vec<usize> = p.fold.iter().map(|&x| x as usize).collect();
         SortedPairs::new(&p.score, &p.genuine, &f, folds).map_err(|e| Error::Invalid(format!("pair scores: {e}")))
     };
     let (sa, sb) = (sorted(pa)?, sorted(pb)?);
     let n_clusters = pa.cluster.iter().max().map_or(0, |&m| m as usize + 1);
-    let spec = seed_of(a);
-    let full_a = resample_stats(&sa, &pa.correct, &far_targets, None);
-    let full_b = resample_stats(&sb, &pb.correct, &far_targets, None);
+    let spec = va.metrics.bootstrap.spec;
+    let full_a = resample_stats(&sa, &pa.correct, far_targets, None);
+    let full_b = resample_stats(&sb, &pb.correct, far_targets, None);
     let samples = over_resamples(&pa.cluster, n_clusters, &spec, |w| {
-        (
-            resample_stats(&sa, &pa.correct, &far_targets, Some(w)),
-            resample_stats(&sb, &pb.correct, &far_targets, Some(w)),
-        )
+        (resample_stats(&sa, &pa.correct, far_targets, Some(w)), resample_stats(&sb, &pb.correct, far_targets, Some(w)))
     });
     let mut out = Vec::new();
     let mut push = |metric: String, x: f64, y: f64, diffs: Vec<f64>| {

@@ -11,7 +11,17 @@ use super::compare::{paired_differences, MetricDiff};
 use super::summary;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
+use crate::metrics::age_gap::AgeGapBreakdown;
+use crate::metrics::bootstrap::Interval;
+use crate::metrics::identification::GroupRank1;
+use crate::metrics::open_set::{self, FpirRule};
+use crate::metrics::{Eer, FoldMode, TarAtFar, TarRule};
+use crate::protocol::verification::{BootstrapSummary, Fusion};
 use crate::run::dir::RunData;
+use crate::run::results::{
+    BenchmarkInfo, EmbeddingsInfo, FgnetResults, IjbResults, Results, Software, VerificationResults,
+};
+use serde::Serialize;
 use serde_json::Value;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -41,12 +51,8 @@ pub fn escape_html(s: &str) -> String {
 /// overlay all runs, tables are side by side with differences against the first run, and each run
 /// gets `scores-<i>.png`. Both also write `summary.md` and `summary.tex` (the paper table).
 pub(super) fn write_report(runs: &[RunData], out_dir: &Path, index_name: &str) -> Result<Vec<PathBuf>> {
-    // FG-NET runs carry their verification part under metrics.verification: present it where
-    // the pair-verification tables and charts look.
-    let views: Vec<RunData> =
-        runs.iter().map(|r| RunData { results: verification_view(&r.results), ..r.clone() }).collect();
-    let runs = views.as_slice();
     let names = display_names(runs);
+    let views = runs.iter().map(View::of).collect::<Result<Vec<_>>>()?;
     let mut written = Vec::new();
     let mut put = |name: &str, bytes: &[u8]| -> Result<()> {
         let path = out_dir.join(name);
@@ -55,7 +61,7 @@ pub(super) fn write_report(runs: &[RunData], out_dir: &Path, index_name: &str) -
         Ok(())
     };
 
-    let charts = build_charts(runs, &names);
+    let charts = build_charts(&views, &names);
     for c in charts.iter_all() {
         if let Ok(img) = &c.image {
             put(&img.file, &img.png)?;
@@ -65,7 +71,7 @@ pub(super) fn write_report(runs: &[RunData], out_dir: &Path, index_name: &str) -
     put("summary.md", md.as_bytes())?;
     put("summary.tex", tex.as_bytes())?;
     let page =
-        if runs.len() == 1 { single_page(&runs[0], &names[0], &charts) } else { multi_page(runs, &names, &charts) };
+        if views.len() == 1 { single_page(&views[0], &names[0], &charts) } else { multi_page(&views, &names, &charts) };
     put(index_name, page.as_bytes())?;
     Ok(written)
 }
@@ -95,26 +101,19 @@ pub(super) fn display_names(runs: &[RunData]) -> Vec<String> {
     runs.iter().enumerate().map(|(i, r)| format!("{} #{}", r.name(), i + 1)).collect()
 }
 
-pub(super) fn num(v: &Value, ptr: &str) -> Option<f64> {
-    v.pointer(ptr).and_then(Value::as_f64).filter(|x| x.is_finite())
-}
-
-pub(super) fn int(v: &Value, ptr: &str) -> Option<u64> {
-    v.pointer(ptr).and_then(Value::as_u64)
-}
-
-/// A JSON scalar as text (strings unquoted); None for null or absent.
-pub(super) fn text(v: &Value, ptr: &str) -> Option<String> {
-    match v.pointer(ptr)? {
+/// A field as the page shows a results.json value: strings as they are, numbers as results.json
+/// writes them, None for null.
+pub(super) fn json_text<T: Serialize + ?Sized>(v: &T) -> Option<String> {
+    match serde_json::to_value(v).ok()? {
         Value::Null => None,
-        Value::String(s) => Some(s.clone()),
+        Value::String(s) => Some(s),
         other => Some(other.to_string()),
     }
 }
 
-/// Escaped text of a JSON field, or a dash.
-pub(super) fn field(v: &Value, ptr: &str) -> String {
-    text(v, ptr).map_or_else(|| DASH.to_string(), |s| escape_html(&s))
+/// Escaped text of a field, or a dash.
+pub(super) fn field<T: Serialize + ?Sized>(v: &T) -> String {
+    json_text(v).map_or_else(|| DASH.to_string(), |s| escape_html(&s))
 }
 
 const DASH: &str = "–";
@@ -135,40 +134,122 @@ fn same_far(a: f64, b: f64) -> bool {
     (a - b).abs() <= a.abs().max(b.abs()) * 1e-9
 }
 
-/// One `metrics.tar_at_far` entry.
-#[derive(Debug, Clone)]
-struct TarEntry {
-    far_target: f64,
-    rule: String,
-    tar: Option<f64>,
-    far: Option<f64>,
-    threshold: Option<f64>,
-    false_accepts: Option<u64>,
-    note: Option<String>,
+/// The protocol fields every kind on this page shows.
+struct ProtocolView<'a> {
+    name: &'a str,
+    mode: &'a str,
+    flip_fusion: Fusion,
+    score: &'a str,
+    accept_rule: &'a str,
 }
 
-fn tar_entries(r: &Value) -> Vec<TarEntry> {
-    let Some(list) = r.pointer("/metrics/tar_at_far").and_then(Value::as_array) else {
-        return Vec::new();
-    };
-    list.iter()
-        .filter_map(|e| {
-            let available = e["available"].as_bool().unwrap_or(true);
-            Some(TarEntry {
-                far_target: e["far_target"].as_f64()?,
-                rule: e["rule"].as_str().unwrap_or("strict").to_string(),
-                tar: e["tar"].as_f64().filter(|_| available),
-                far: e["far"].as_f64(),
-                threshold: e["threshold"].as_f64(),
-                false_accepts: e["false_accepts"].as_u64(),
-                note: e["note"].as_str().map(str::to_string),
-            })
+/// What the verification page shows of one run, whatever its kind: FG-NET's all-pairs
+/// verification and IJB's 1:1 results stand where a pair benchmark's numbers are, and what a kind
+/// lacks (accuracy, folds, XNorm, intervals) is shown as absent.
+struct View<'a> {
+    run: &'a RunData,
+    software: &'a Software,
+    benchmark: &'a BenchmarkInfo,
+    protocol: ProtocolView<'a>,
+    embeddings: &'a EmbeddingsInfo,
+    /// Pairs, genuine, impostor.
+    counts: (usize, usize, usize),
+    images: usize,
+    auc: Option<f64>,
+    eer: Option<&'a Eer>,
+    tar: &'a [TarAtFar],
+    age_gap: Option<&'a AgeGapBreakdown>,
+}
+
+impl<'a> View<'a> {
+    fn of(run: &'a RunData) -> Result<Self> {
+        let pairs = |v: &'a VerificationResults| View {
+            run,
+            software: &v.software,
+            benchmark: &v.benchmark,
+            protocol: ProtocolView {
+                name: &v.protocol.name,
+                mode: &v.protocol.mode,
+                flip_fusion: v.protocol.flip_fusion,
+                score: &v.protocol.score,
+                accept_rule: &v.protocol.accept_rule,
+            },
+            embeddings: &v.embeddings,
+            counts: (v.counts.pairs, v.counts.genuine, v.counts.impostor),
+            images: v.counts.images,
+            auc: Some(v.metrics.roc.auc),
+            eer: v.metrics.roc.eer.as_ref(),
+            tar: &v.metrics.tar_at_far,
+            age_gap: v.metrics.age_gap.as_ref(),
+        };
+        Ok(match &run.results {
+            Results::Pairs(v) => pairs(v),
+            Results::Manifest(m) => pairs(&m.verification),
+            Results::Fgnet(r) => {
+                let ver = r.metrics.verification.as_ref();
+                let (g, i) = (r.counts.genuine_pairs, r.counts.impostor_pairs);
+                View {
+                    run,
+                    software: &r.software,
+                    benchmark: &r.benchmark,
+                    protocol: ProtocolView {
+                        name: &r.protocol.name,
+                        mode: &r.protocol.mode,
+                        flip_fusion: r.protocol.flip_fusion,
+                        score: &r.protocol.score,
+                        accept_rule: &r.protocol.accept_rule,
+                    },
+                    embeddings: &r.embeddings,
+                    counts: (g + i, g, i),
+                    images: r.counts.images,
+                    auc: ver.map(|v| v.auc),
+                    eer: ver.and_then(|v| v.eer.as_ref()),
+                    tar: ver.map_or(&[], |v| v.tar_at_far.as_slice()),
+                    age_gap: ver.map(|v| &v.age_gap),
+                }
+            }
+            Results::Ijb(r) => View {
+                run,
+                software: &r.software,
+                benchmark: &r.benchmark,
+                protocol: ProtocolView {
+                    name: &r.protocol.name,
+                    mode: &r.protocol.mode,
+                    flip_fusion: r.protocol.flip_fusion,
+                    score: &r.protocol.score,
+                    accept_rule: &r.protocol.accept_rule,
+                },
+                embeddings: &r.embeddings,
+                counts: (r.counts.pairs, r.counts.genuine, r.counts.impostor),
+                images: r.counts.images,
+                auc: Some(r.metrics.roc.auc),
+                eer: r.metrics.roc.eer.as_ref(),
+                tar: &r.metrics.tar_at_far,
+                age_gap: None,
+            },
+            // `super::write_report` sends MegaFace runs to their own page.
+            Results::Megaface(_) => {
+                return Err(Error::Invalid(format!(
+                    "{} is a MegaFace run: it has its own report page",
+                    run.dir.display()
+                )))
+            }
         })
-        .collect()
+    }
+
+    /// Accuracy, folds, XNorm and bootstrap intervals: pair and manifest runs only.
+    fn pairs(&self) -> Option<&'a VerificationResults> {
+        self.run.results.verification()
+    }
+}
+
+/// A TAR@FAR entry's TAR, when the target was measurable.
+fn tar_value(e: &TarAtFar) -> Option<f64> {
+    e.tar.filter(|_| e.available)
 }
 
 /// FAR targets in first-seen order.
-fn far_targets(entries: &[TarEntry]) -> Vec<f64> {
+fn far_targets(entries: &[TarAtFar]) -> Vec<f64> {
     let mut out: Vec<f64> = Vec::new();
     for e in entries {
         if !out.iter().any(|&f| same_far(f, e.far_target)) {
@@ -178,62 +259,49 @@ fn far_targets(entries: &[TarEntry]) -> Vec<f64> {
     out
 }
 
-fn find_tar<'a>(entries: &'a [TarEntry], far: f64, rule: &str) -> Option<&'a TarEntry> {
+fn find_tar(entries: &[TarAtFar], far: f64, rule: TarRule) -> Option<&TarAtFar> {
     entries.iter().find(|e| e.rule == rule && same_far(e.far_target, far))
 }
 
 /// Bootstrap interval (lo, hi) of a metric, when the run has one.
-fn ci(r: &Value, metric: &str) -> Option<(f64, f64)> {
-    let b = r.pointer("/metrics/bootstrap")?.get(metric)?;
-    Some((b["lo"].as_f64()?, b["hi"].as_f64()?))
+fn ci(v: &View, metric: fn(&BootstrapSummary) -> &Interval) -> Option<(f64, f64)> {
+    v.pairs().map(|p| metric(&p.metrics.bootstrap)).map(|i| (i.lo, i.hi))
 }
 
-fn tar_ci(r: &Value, far: f64, rule: &str) -> Option<(f64, f64)> {
-    r.pointer("/metrics/bootstrap/tar_at_far")?.as_array()?.iter().find_map(|e| {
-        let hit = e["rule"].as_str().unwrap_or("strict") == rule && same_far(e["far_target"].as_f64()?, far);
-        if hit {
-            Some((e["lo"].as_f64()?, e["hi"].as_f64()?))
-        } else {
-            None
-        }
-    })
+fn tar_ci(v: &View, far: f64, rule: TarRule) -> Option<(f64, f64)> {
+    let p = v.pairs()?;
+    let e = p.metrics.bootstrap.tar_at_far.iter().find(|e| e.rule == rule && same_far(e.far_target, far))?;
+    Some((e.interval.lo, e.interval.hi))
 }
 
-fn confidence(r: &Value) -> f64 {
-    num(r, "/metrics/bootstrap/confidence").unwrap_or(0.95)
+fn confidence(v: &View) -> f64 {
+    v.run.results.bootstrap_spec().map_or(0.95, |s| s.confidence)
 }
 
-fn pct_ci(r: &Value, iv: Option<(f64, f64)>) -> String {
+fn pct_ci(v: &View, iv: Option<(f64, f64)>) -> String {
     iv.map_or_else(String::new, |(lo, hi)| {
-        format!(" <span class=\"ci\">{:.0}% CI [{}, {}]</span>", 100.0 * confidence(r), pct(lo), pct(hi))
+        format!(" <span class=\"ci\">{:.0}% CI [{}, {}]</span>", 100.0 * confidence(v), pct(lo), pct(hi))
     })
 }
 
 /// "97.850% ± 0.187 (SE)" as the reference tools print it.
-fn accuracy_text(r: &Value) -> String {
-    let Some(mean) = num(r, "/metrics/accuracy/mean") else {
+fn accuracy_text(v: &View) -> String {
+    let Some(acc) = v.pairs().map(|p| &p.metrics.accuracy) else {
         return DASH.into();
     };
-    let spread = text(r, "/metrics/accuracy/reported_spread").unwrap_or_else(|| "se".into());
-    let (pm, label) =
-        if spread == "std" { (num(r, "/metrics/accuracy/std"), "std") } else { (num(r, "/metrics/accuracy/se"), "SE") };
-    match pm {
-        Some(pm) => format!("{} ± {:.3} ({label})", pct(mean), 100.0 * pm),
-        None => pct(mean),
+    let (pm, label) = if acc.reported_spread == "std" { (acc.spread.std, "std") } else { (acc.spread.se, "SE") };
+    format!("{} ± {:.3} ({label})", pct(acc.spread.mean), 100.0 * pm)
+}
+
+fn eer_text(v: &View) -> String {
+    match v.eer {
+        Some(e) => format!("{} at threshold {:.4}", pct(e.eer), e.threshold),
+        None => DASH.into(),
     }
 }
 
-fn eer_text(r: &Value) -> String {
-    match (num(r, "/metrics/roc/eer/eer"), num(r, "/metrics/roc/eer/threshold")) {
-        (Some(e), Some(t)) => format!("{} at threshold {t:.4}", pct(e)),
-        (Some(e), None) => pct(e),
-        _ => DASH.into(),
-    }
-}
-
-fn score_axis(r: &Value) -> &'static str {
-    let score = text(r, "/protocol/score").unwrap_or_default().to_ascii_lowercase();
-    if score.contains("cosine") {
+fn score_axis(v: &View) -> &'static str {
+    if v.protocol.score.to_ascii_lowercase().contains("cosine") {
         "Cosine similarity"
     } else {
         "Score"
@@ -272,32 +340,25 @@ impl Charts {
     }
 }
 
-/// (bin label, TAR, interval) rows of a run's age-gap breakdown.
-fn age_gap_rows(r: &Value) -> Option<Vec<AgeGapPoint>> {
-    let bins = r.pointer("/metrics/age_gap/bins")?.as_array()?;
-    Some(
-        bins.iter()
-            .map(|b| {
-                let lo = b["lo"].as_u64().unwrap_or(0);
-                let label = match b["hi"].as_u64() {
-                    Some(hi) => format!("{lo}–{hi}"),
-                    None => format!("{lo}+"),
-                };
-                let tar = b["tar"].as_f64().map(|t| {
-                    let iv = &b["tar_interval"];
-                    (t, iv["lo"].as_f64().unwrap_or(f64::NAN), iv["hi"].as_f64().unwrap_or(f64::NAN))
-                });
-                (label, tar)
-            })
-            .collect(),
-    )
+/// (bin label, TAR, interval) rows of an age-gap breakdown.
+fn age_gap_rows(a: &AgeGapBreakdown) -> Vec<AgeGapPoint> {
+    a.bins
+        .iter()
+        .map(|b| {
+            let tar = b.tar.map(|t| {
+                let (lo, hi) = b.tar_interval.map_or((f64::NAN, f64::NAN), |iv| (iv.lo, iv.hi));
+                (t, lo, hi)
+            });
+            (b.bin.label(), tar)
+        })
+        .collect()
 }
 
-fn age_gap_chart(runs: &[RunData], names: &[String]) -> Option<Chart> {
+fn age_gap_chart(runs: &[View], names: &[String]) -> Option<Chart> {
     let series: Vec<AgeGapSeries> = runs
         .iter()
         .zip(names)
-        .filter_map(|(run, name)| Some(AgeGapSeries { label: name.clone(), bins: age_gap_rows(&run.results)? }))
+        .filter_map(|(v, name)| Some(AgeGapSeries { label: name.clone(), bins: age_gap_rows(v.age_gap?) }))
         .collect();
     if series.is_empty() {
         return None;
@@ -311,9 +372,9 @@ fn age_gap_chart(runs: &[RunData], names: &[String]) -> Option<Chart> {
 }
 
 /// The age-gap table of one run.
-fn age_gap_table(out: &mut String, r: &Value) {
-    let Some(bins) = r.pointer("/metrics/age_gap/bins").and_then(Value::as_array) else {
-        if let Some(why) = r.pointer("/metrics/age_gap_unavailable").and_then(Value::as_str) {
+fn age_gap_table(out: &mut String, v: &View) {
+    let Some(a) = v.age_gap else {
+        if let Some(why) = v.pairs().and_then(|p| p.metrics.age_gap_unavailable.as_deref()) {
             let _ = writeln!(out, "<h2>Age gap</h2>\n<p>Unavailable: {}</p>", escape_html(why));
         }
         return;
@@ -321,27 +382,26 @@ fn age_gap_table(out: &mut String, r: &Value) {
     let _ = writeln!(
         out,
         "<h2>Age gap</h2>\n<p>Threshold {} chosen on all pairs at FAR {} (strict rule); {} pair(s) outside every bin.</p>",
-        field(r, "/metrics/age_gap/threshold"),
-        field(r, "/metrics/age_gap/operating_far"),
-        field(r, "/metrics/age_gap/unbinned")
+        field(&a.threshold),
+        field(&a.operating_far),
+        field(&a.unbinned)
     );
     out.push_str("<table>\n<thead><tr><th>age gap (years)</th><th>genuine</th><th>impostor</th><th>TAR</th><th>95% CI</th><th>FAR</th><th>accuracy</th><th>mean genuine score</th></tr></thead>\n<tbody>\n");
-    for b in bins {
-        let lo = b["lo"].as_u64().unwrap_or(0);
-        let label = b["hi"].as_u64().map_or(format!("{lo}+"), |hi| format!("{lo}–{hi}"));
-        let ci = match (b["tar_interval"]["lo"].as_f64(), b["tar_interval"]["hi"].as_f64()) {
-            (Some(l), Some(h)) => format!("[{}, {}]", pct(l), pct(h)),
-            _ => DASH.into(),
+    for b in &a.bins {
+        let ci = match b.tar_interval {
+            Some(iv) => format!("[{}, {}]", pct(iv.lo), pct(iv.hi)),
+            None => DASH.into(),
         };
         let _ = writeln!(
             out,
-            "<tr><th scope=\"row\">{label}</th><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{ci}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            field(b, "/n_genuine"),
-            field(b, "/n_impostor"),
-            opt(b["tar"].as_f64(), pct),
-            opt(b["far"].as_f64(), pct),
-            opt(b["accuracy"].as_f64(), pct),
-            opt(b["mean_genuine_score"].as_f64(), |x| format!("{x:.4}"))
+            "<tr><th scope=\"row\">{}</th><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{ci}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            b.bin.label(),
+            field(&b.n_genuine),
+            field(&b.n_impostor),
+            opt(b.tar, pct),
+            opt(b.far, pct),
+            opt(b.accuracy, pct),
+            opt(b.mean_genuine_score, |x| format!("{x:.4}"))
         );
     }
     out.push_str("</tbody>\n</table>\n");
@@ -351,26 +411,25 @@ pub(super) fn chart(alt: &str, caption: String, file: String, png: Result<Vec<u8
     Chart { alt: alt.into(), caption, image: png.map(|png| Image { file, png }).map_err(|e| e.to_string()) }
 }
 
-fn build_charts(runs: &[RunData], names: &[String]) -> Charts {
+fn build_charts(runs: &[View], names: &[String]) -> Charts {
     let series: Vec<RocSeries<'_>> = runs
         .iter()
         .zip(names)
-        .filter_map(|(run, name)| {
-            let curves = run.curves.as_ref()?;
-            let r = &run.results;
-            let entries = tar_entries(r);
+        .filter_map(|(v, name)| {
+            let curves = v.run.curves.as_ref()?;
             Some(RocSeries {
                 label: name.clone(),
                 roc: &curves.roc,
-                n_impostor: int(r, "/counts/impostor").unwrap_or(0),
-                n_genuine: int(r, "/counts/genuine").unwrap_or(0),
-                points: entries
+                n_impostor: v.counts.2 as u64,
+                n_genuine: v.counts.1 as u64,
+                points: v
+                    .tar
                     .iter()
-                    .filter(|e| e.rule == "strict")
-                    .filter_map(|e| Some((e.far?, e.tar?)))
+                    .filter(|e| e.rule == TarRule::Strict)
+                    .filter_map(|e| Some((e.far?, tar_value(e)?)))
                     .filter(|p| p.0 > 0.0)
                     .collect(),
-                eer: num(r, "/metrics/roc/eer/eer"),
+                eer: v.eer.map(|e| e.eer),
             })
         })
         .collect();
@@ -385,7 +444,7 @@ fn build_charts(runs: &[RunData], names: &[String]) -> Charts {
     let single = runs.len() == 1;
     let title = |what: &str| {
         if single {
-            let bench = text(&runs[0].results, "/benchmark/name").unwrap_or_default();
+            let bench = &runs[0].benchmark.name;
             format!("{what} — {} ({bench})", names[0])
         } else {
             format!("{what} — {} runs", runs.len())
@@ -412,10 +471,10 @@ fn build_charts(runs: &[RunData], names: &[String]) -> Charts {
         .iter()
         .zip(names)
         .enumerate()
-        .map(|(i, (run, name))| {
+        .map(|(i, (v, name))| {
             let file = if single { "scores.png".to_string() } else { format!("scores-{}.png", i + 1) };
-            let png = match &run.curves {
-                Some(c) => charts::score_histogram_chart(c, &format!("Score distributions — {name}"), score_axis(&run.results)),
+            let png = match &v.run.curves {
+                Some(c) => charts::score_histogram_chart(c, &format!("Score distributions — {name}"), score_axis(v)),
                 None => no_curves(),
             };
             chart(
@@ -426,7 +485,10 @@ fn build_charts(runs: &[RunData], names: &[String]) -> Charts {
             )
         })
         .collect();
-    let open_set = if single { open_set_figure(&runs[0], &names[0]) } else { None };
+    let open_set = match &runs[0].run.results {
+        Results::Ijb(r) if single => open_set_figure(runs[0].run, r, &names[0]),
+        Results::Ijb(_) | Results::Pairs(_) | Results::Manifest(_) | Results::Fgnet(_) | Results::Megaface(_) => None,
+    };
     Charts { roc, det, scores, age_gap: age_gap_chart(runs, names), open_set }
 }
 
@@ -506,51 +568,54 @@ pub(super) fn kv_table(out: &mut String, rows: &[(&str, String)]) {
     out.push_str("</table>\n");
 }
 
-fn bootstrap_text(r: &Value) -> String {
-    let Some(b) = r.pointer("/metrics/bootstrap").filter(|b| b.is_object()) else {
-        return "<span class=\"muted\">not in this results file</span>".into();
+fn bootstrap_text(v: &View) -> String {
+    let (unit, clusters, spec, note) = match &v.run.results {
+        Results::Pairs(r) => {
+            let b = &r.metrics.bootstrap;
+            (&b.unit, b.clusters, &b.spec, b.note.as_deref())
+        }
+        Results::Manifest(r) => {
+            let b = &r.verification.metrics.bootstrap;
+            (&b.unit, b.clusters, &b.spec, b.note.as_deref())
+        }
+        Results::Fgnet(r) => {
+            let b = &r.metrics.bootstrap;
+            (&b.unit, b.clusters, &b.spec, None)
+        }
+        Results::Megaface(r) => {
+            let b = &r.metrics.bootstrap;
+            (&b.unit, b.clusters, &b.spec, None)
+        }
+        Results::Ijb(_) => return "<span class=\"muted\">not in this results file</span>".into(),
     };
-    let unit = b["unit"].as_str().unwrap_or("?");
     let units = if unit == "identity" { "identities".to_string() } else { format!("{unit}s") };
     let mut s = format!(
         "{:.0}% percentile intervals, {} resamples of {} {}, seed {}",
-        100.0 * confidence(r),
-        field(r, "/metrics/bootstrap/resamples"),
-        field(r, "/metrics/bootstrap/clusters"),
+        100.0 * confidence(v),
+        field(&spec.resamples),
+        field(&clusters),
         escape_html(&units),
-        field(r, "/metrics/bootstrap/seed"),
+        field(&spec.seed),
     );
-    if let Some(note) = text(r, "/metrics/bootstrap/note") {
-        let _ = write!(s, "<br><span class=\"muted\">{}</span>", escape_html(&note));
+    if let Some(note) = note {
+        let _ = write!(s, "<br><span class=\"muted\">{}</span>", escape_html(note));
     }
     s
 }
 
-fn is_fgnet(r: &Value) -> bool {
-    r["kind"] == "fgnet_identification"
-}
-
-fn is_ijb(r: &Value) -> bool {
-    r["kind"] == "ijb"
-}
-
 /// The TPIR/FPIR chart of an IJB run (from curves.json), when it has 1:N results.
-fn open_set_figure(run: &RunData, name: &str) -> Option<Chart> {
+fn open_set_figure(run: &RunData, r: &IjbResults, name: &str) -> Option<Chart> {
     let curves = run.curves.as_ref()?.open_set.as_ref()?;
-    let galleries = run.results.pointer("/metrics/identification/galleries")?.as_array()?;
+    let galleries = &r.metrics.identification.as_ref()?.galleries;
     let points: Vec<Vec<(f64, f64)>> = galleries
         .iter()
         .map(|g| {
-            g["tpir_at_fpir"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter(|e| e["rule"] == "strict")
-                        .filter_map(|e| Some((e["fpir"].as_f64()?, e["tpir"].as_f64()?)))
-                        .filter(|p| p.0 > 0.0)
-                        .collect()
-                })
-                .unwrap_or_default()
+            g.tpir_at_fpir
+                .iter()
+                .filter(|e| e.rule == FpirRule::Strict)
+                .filter_map(|e| Some((e.fpir?, e.tpir?)))
+                .filter(|p| p.0 > 0.0)
+                .collect()
         })
         .collect();
     Some(chart(
@@ -561,44 +626,49 @@ fn open_set_figure(run: &RunData, name: &str) -> Option<Chart> {
     ))
 }
 
+/// "rank-1 97.000% (97/100), …" of a CMC.
+fn cmc_text(points: &[open_set::CmcPoint]) -> String {
+    points
+        .iter()
+        .map(|p| format!("rank-{} {} ({}/{})", field(&p.rank), pct(p.rate), field(&p.hits), field(&p.probes)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The 1:N tables of an IJB run: per gallery TPIR@FPIR under both rules and CMC, the mean over
 /// galleries, and the legacy merged-gallery numbers, labelled as such.
-fn ijb_identification_section(out: &mut String, r: &Value) {
-    let id = &r["metrics"]["identification"];
+fn ijb_identification_section(out: &mut String, r: &IjbResults) {
     out.push_str("<h2>1:N open-set identification</h2>\n");
-    if !id.is_object() {
-        let _ = writeln!(out, "<p class=\"muted\">Not evaluated: {}</p>", field(r, "/metrics/identification_note"));
+    let Some(id) = &r.metrics.identification else {
+        let _ = writeln!(out, "<p class=\"muted\">Not evaluated: {}</p>", field(&r.metrics.identification_note));
         return;
-    }
-    let _ = writeln!(out, "<p>{}</p>", field(r, "/protocol/open_set_rule"));
+    };
+    let _ = writeln!(out, "<p>{}</p>", field(&r.protocol.open_set_rule));
     out.push_str("<table>\n<thead><tr><th rowspan=\"2\">gallery</th><th rowspan=\"2\">FPIR target</th><th colspan=\"3\">strict</th><th colspan=\"3\">compat=ijb_evals</th></tr>\n<tr><th>TPIR</th><th>achieved FPIR</th><th>threshold</th><th>TPIR</th><th>achieved FPIR</th><th>threshold</th></tr></thead>\n<tbody>\n");
-    for g in id["galleries"].as_array().into_iter().flatten() {
-        let entries = g["tpir_at_fpir"].as_array().cloned().unwrap_or_default();
-        let mut targets: Vec<f64> = entries.iter().filter_map(|e| e["fpir_target"].as_f64()).collect();
+    for g in &id.galleries {
+        let mut targets: Vec<f64> = g.tpir_at_fpir.iter().map(|e| e.fpir_target).collect();
         targets.sort_by(f64::total_cmp);
         targets.dedup();
         for t in targets {
             let _ = write!(
                 out,
                 "<tr><th scope=\"row\">{} <span class=\"muted\">({} templates; {} mated, {} non-mated probes)</span></th><td class=\"num\">{}</td>",
-                field(g, "/name"),
-                field(g, "/templates"),
-                field(g, "/mated_probes"),
-                field(g, "/nonmated_probes"),
+                field(&g.name),
+                field(&g.templates),
+                field(&g.mated_probes),
+                field(&g.nonmated_probes),
                 far_label(t)
             );
-            for rule in ["strict", "ijb_evals"] {
-                let e = entries
-                    .iter()
-                    .find(|e| e["rule"] == rule && e["fpir_target"].as_f64().is_some_and(|x| same_far(x, t)));
-                match e.filter(|e| e["available"] == true) {
+            for rule in [FpirRule::Strict, FpirRule::IjbEvals] {
+                let e = g.tpir_at_fpir.iter().find(|e| e.rule == rule && same_far(e.fpir_target, t));
+                match e.filter(|e| e.available) {
                     Some(e) => {
                         let _ = write!(
                             out,
                             "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>",
-                            opt(e["tpir"].as_f64(), pct),
-                            opt(e["fpir"].as_f64(), |x| format!("{x:.2e}")),
-                            opt(e["threshold"].as_f64(), |x| format!("{x:.4}"))
+                            opt(e.tpir, pct),
+                            opt(e.fpir, |x| format!("{x:.2e}")),
+                            opt(e.threshold, |x| format!("{x:.4}"))
                         );
                     }
                     None => {
@@ -613,221 +683,177 @@ fn ijb_identification_section(out: &mut String, r: &Value) {
         }
     }
     out.push_str("</tbody>\n</table>\n");
-    let mean: Vec<String> = id["mean_tpir_at_fpir"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["rule"] == "ijb_evals")
-        .map(|e| format!("FPIR {}: {}", opt(e["fpir_target"].as_f64(), far_label), opt(e["tpir"].as_f64(), pct)))
+    let mean: Vec<String> = id
+        .mean_tpir_at_fpir
+        .iter()
+        .filter(|e| e.rule == FpirRule::IjbEvals)
+        .map(|e| format!("FPIR {}: {}", far_label(e.fpir_target), opt(e.tpir, pct)))
         .collect();
     let _ = writeln!(
         out,
         "<p>Mean TPIR over the galleries (compat=ijb_evals, as insightface prints it): {}</p>",
         escape_html(&mean.join("; "))
     );
-    let cmc_text = |v: &Value| -> String {
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| {
-                format!(
-                    "rank-{} {} ({}/{})",
-                    field(p, "/rank"),
-                    opt(p["rate"].as_f64(), pct),
-                    field(p, "/hits"),
-                    field(p, "/probes")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     out.push_str("<table>\n<thead><tr><th>CMC</th><th>rank-k hit rate (ties count against the mate)</th></tr></thead>\n<tbody>\n");
-    for g in id["galleries"].as_array().into_iter().flatten() {
+    for g in &id.galleries {
         let _ = writeln!(
             out,
             "<tr><th scope=\"row\">{} (mated probes)</th><td>{}</td></tr>",
-            field(g, "/name"),
-            escape_html(&cmc_text(&g["cmc"]))
+            field(&g.name),
+            escape_html(&cmc_text(&g.cmc))
         );
     }
     let _ = writeln!(
         out,
         "<tr><th scope=\"row\">all galleries (hits / all probes)</th><td>{}</td></tr>",
-        escape_html(&cmc_text(&id["cmc"]))
+        escape_html(&cmc_text(&id.cmc))
     );
     out.push_str("</tbody>\n</table>\n");
-    let l = &id["legacy"];
+    let l = &id.legacy;
     let _ = writeln!(
         out,
         "<h3>Legacy merged-gallery numbers (not comparable)</h3>\n<p class=\"note\">{}</p>",
-        field(l, "/label")
+        field(&l.label)
     );
-    if l["available"] == true {
-        let pts: Vec<String> = l["points"]
-            .as_array()
-            .into_iter()
-            .flatten()
+    if l.available {
+        let pts: Vec<String> = l
+            .points
+            .iter()
             .map(|p| {
                 format!(
                     "'FAR' {}: TPR {} (k = {}, threshold {})",
-                    field(p, "/legacy_far"),
-                    opt(p["tpr"].as_f64(), pct),
-                    field(p, "/k"),
-                    opt(p["threshold"].as_f64(), |x| format!("{x:.4}"))
+                    field(&p.legacy_far),
+                    opt(p.tpr, pct),
+                    field(&p.k),
+                    opt(p.threshold, |x| format!("{x:.4}"))
                 )
             })
             .collect();
         let _ = writeln!(
             out,
             "<p>{} gallery templates, {} probes. CMC: {}.<br>{}</p>",
-            field(l, "/gallery_templates"),
-            field(l, "/probes"),
-            escape_html(&cmc_text(&l["cmc"])),
+            field(&l.gallery_templates),
+            field(&l.probes),
+            escape_html(&cmc_text(&l.cmc)),
             escape_html(&pts.join("; "))
         );
     } else {
-        let _ = writeln!(out, "<p class=\"muted\">Not available: {}</p>", field(l, "/note"));
+        let _ = writeln!(out, "<p class=\"muted\">Not available: {}</p>", field(&l.note));
     }
-}
-
-/// FG-NET results with the all-pairs verification mapped onto the pair-verification fields.
-fn verification_view(r: &Value) -> Value {
-    if !is_fgnet(r) {
-        return r.clone();
-    }
-    let mut v = r.clone();
-    let ver = &r["metrics"]["verification"];
-    v["metrics"]["tar_at_far"] = ver["tar_at_far"].clone();
-    v["metrics"]["roc"] = serde_json::json!({ "auc": ver["auc"], "eer": ver["eer"] });
-    v["metrics"]["age_gap"] = ver["age_gap"].clone();
-    let (g, i) =
-        (r["counts"]["genuine_pairs"].as_u64().unwrap_or(0), r["counts"]["impostor_pairs"].as_u64().unwrap_or(0));
-    v["counts"]["genuine"] = g.into();
-    v["counts"]["impostor"] = i.into();
-    v["counts"]["pairs"] = (g + i).into();
-    v
 }
 
 /// Rank-1 tables of an FG-NET run.
-fn identification_section(out: &mut String, r: &Value) {
-    let id = &r["metrics"]["identification"];
-    let ci = match (id["rank1_interval"]["lo"].as_f64(), id["rank1_interval"]["hi"].as_f64()) {
-        (Some(l), Some(h)) => format!(" <span class=\"ci\">95% CI [{}, {}] over subjects</span>", pct(l), pct(h)),
-        _ => String::new(),
+fn identification_section(out: &mut String, r: &FgnetResults) {
+    let id = &r.metrics.identification;
+    let ci = match id.rank1_interval {
+        Some(iv) => format!(" <span class=\"ci\">95% CI [{}, {}] over subjects</span>", pct(iv.lo), pct(iv.hi)),
+        None => String::new(),
     };
     let _ = writeln!(
         out,
         "<h2>Leave-one-image-out identification</h2>\n<p>Rank-1 <b>{}</b>{ci} — {} probes with a mate ({} of {} subjects' images; {} without a mate excluded). A tie between the best mate and the best impostor counts as a miss.</p>",
-        opt(id["rank1"].as_f64(), pct),
-        field(r, "/counts/probes"),
-        field(r, "/counts/images"),
-        field(r, "/counts/subjects"),
-        field(r, "/counts/excluded")
+        opt(id.rank1, pct),
+        field(&r.counts.probes),
+        field(&r.counts.images),
+        field(&r.counts.subjects),
+        field(&r.counts.excluded)
     );
-    for (title, key) in [("probe age (years)", "by_age_group"), ("age gap to the nearest mate (years)", "by_gap")] {
-        gap_table(out, title, &id[key]);
-    }
+    gap_table(out, "probe age (years)", &id.by_age_group);
+    gap_table(out, "age gap to the nearest mate (years)", &id.by_gap);
 }
 
 /// Rank-1 per age group or age-gap bin (FG-NET and manifest identification).
-fn gap_table(out: &mut String, title: &str, rows: &Value) {
-    let Some(rows) = rows.as_array() else { return };
+fn gap_table(out: &mut String, title: &str, rows: &[GroupRank1]) {
     let _ = writeln!(
         out,
         "<table>\n<thead><tr><th>{title}</th><th>probes</th><th>hits</th><th>rank-1</th></tr></thead>\n<tbody>"
     );
     for g in rows {
-        let lo = g["lo"].as_u64().unwrap_or(0);
-        let label = g["hi"].as_u64().map_or(format!("{lo}+"), |hi| format!("{lo}–{hi}"));
         let _ = writeln!(
             out,
-            "<tr><th scope=\"row\">{label}</th><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            field(g, "/probes"),
-            field(g, "/hits"),
-            opt(g["rank1"].as_f64(), pct)
+            "<tr><th scope=\"row\">{}</th><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            g.group.label(),
+            field(&g.probes),
+            field(&g.hits),
+            opt(g.rank1, pct)
         );
     }
     out.push_str("</tbody>\n</table>\n");
 }
 
-fn summary_rows(r: &Value) -> Vec<(&'static str, String)> {
+fn summary_rows(v: &View) -> Vec<(&'static str, String)> {
+    let p = v.pairs();
     let counts = format!(
         "{} pairs ({} genuine, {} impostor), {} distinct images",
-        field(r, "/counts/pairs"),
-        field(r, "/counts/genuine"),
-        field(r, "/counts/impostor"),
-        field(r, "/counts/images")
+        field(&v.counts.0),
+        field(&v.counts.1),
+        field(&v.counts.2),
+        field(&v.images)
     );
     let acc = format!(
         "{}<span class=\"ci\">std {}, SE {} (percentage points)</span>{}",
-        escape_html(&accuracy_text(r)),
-        opt(num(r, "/metrics/accuracy/std"), |x| format!("{:.3}", 100.0 * x)),
-        opt(num(r, "/metrics/accuracy/se"), |x| format!("{:.3}", 100.0 * x)),
-        pct_ci(r, ci(r, "accuracy"))
+        escape_html(&accuracy_text(v)),
+        opt(p.map(|p| p.metrics.accuracy.spread.std), |x| format!("{:.3}", 100.0 * x)),
+        opt(p.map(|p| p.metrics.accuracy.spread.se), |x| format!("{:.3}", 100.0 * x)),
+        pct_ci(v, ci(v, |b| &b.accuracy))
     );
     let auc = format!(
         "{}{}",
-        opt(num(r, "/metrics/roc/auc"), |x| format!("{x:.6}")),
-        ci(r, "auc").map_or_else(String::new, |(lo, hi)| format!(
+        opt(v.auc, |x| format!("{x:.6}")),
+        ci(v, |b| &b.auc).map_or_else(String::new, |(lo, hi)| format!(
             " <span class=\"ci\">{:.0}% CI [{lo:.6}, {hi:.6}]</span>",
-            100.0 * confidence(r)
+            100.0 * confidence(v)
         ))
     );
-    let eer = format!("{}{}", escape_html(&eer_text(r)), pct_ci(r, ci(r, "eer")));
+    let eer = format!("{}{}", escape_html(&eer_text(v)), pct_ci(v, ci(v, |b| &b.eer)));
+    let e = v.embeddings;
     let embeddings = format!(
         "{} × {} {}, mirrored views: {}<br><code>{}</code>",
-        field(r, "/embeddings/count"),
-        field(r, "/embeddings/dim"),
-        field(r, "/embeddings/dtype"),
-        match r.pointer("/embeddings/has_flip").and_then(Value::as_bool) {
-            Some(true) => "yes",
-            Some(false) => "no",
-            None => DASH,
-        },
-        field(r, "/embeddings/fingerprint")
+        field(&e.count),
+        field(&e.dim),
+        field(&e.dtype),
+        if e.has_flip { "yes" } else { "no" },
+        field(&e.fingerprint)
     );
-    let benchmark = format!(
-        "{} <span class=\"muted\">({}, format {})</span>",
-        field(r, "/benchmark/title"),
-        field(r, "/benchmark/name"),
-        field(r, "/benchmark/format")
-    );
+    let b = v.benchmark;
+    let benchmark =
+        format!("{} <span class=\"muted\">({}, format {})</span>", field(&b.title), field(&b.name), field(&b.format));
     let protocol = format!(
         "{}; mode <b>{}</b>, fold mode {}, flip fusion <b>{}</b>, {} folds",
-        field(r, "/protocol/name"),
-        field(r, "/protocol/mode"),
-        field(r, "/protocol/fold_mode"),
-        field(r, "/protocol/flip_fusion"),
-        field(r, "/protocol/folds")
+        field(v.protocol.name),
+        field(v.protocol.mode),
+        field(&p.map(|p| p.protocol.fold_mode)),
+        field(&v.protocol.flip_fusion),
+        field(&p.map(|p| p.protocol.folds))
     );
-    let folds = text(r, "/counts/folds").or_else(|| text(r, "/protocol/folds")).unwrap_or_else(|| "k".into());
+    let folds = p.map_or_else(|| "k".to_string(), |p| p.counts.folds.to_string());
     vec![
         ("Benchmark", benchmark),
         ("Protocol", protocol),
-        ("Score", format!("{}; {}", field(r, "/protocol/score"), field(r, "/protocol/accept_rule"))),
+        ("Score", format!("{}; {}", field(v.protocol.score), field(v.protocol.accept_rule))),
         ("Counts", counts),
         (if folds == "10" { "10-fold accuracy" } else { "k-fold accuracy" }, acc),
         ("AUC", auc),
         ("EER", eer),
-        ("XNorm", opt(num(r, "/metrics/xnorm"), |x| format!("{x:.4}"))),
-        ("Bootstrap", bootstrap_text(r)),
+        ("XNorm", opt(p.map(|p| p.metrics.xnorm), |x| format!("{x:.4}"))),
+        ("Bootstrap", bootstrap_text(v)),
         ("Embeddings", embeddings),
         (
             "Software",
             format!(
                 "{} {} <span class=\"muted\">commit {}</span>",
-                field(r, "/software/name"),
-                field(r, "/software/version"),
-                field(r, "/software/commit")
+                field(&v.software.name),
+                field(&v.software.version),
+                field(&v.software.commit)
             ),
         ),
     ]
 }
 
-const RULES: [(&str, &str); 2] = [("strict", "strict"), ("insightface_nearest", "insightface nearest")];
+const RULES: [(TarRule, &str); 2] = [(TarRule::Strict, "strict"), (TarRule::InsightfaceNearest, "insightface nearest")];
 
-fn tar_table(out: &mut String, r: &Value) {
-    let entries = tar_entries(r);
+fn tar_table(out: &mut String, v: &View) {
+    let entries = v.tar;
     if entries.is_empty() {
         out.push_str("<p class=\"muted\">No TAR@FAR entries in this results file.</p>\n");
         return;
@@ -841,18 +867,18 @@ fn tar_table(out: &mut String, r: &Value) {
         out.push_str("<th>TAR</th><th>achieved FAR</th><th>threshold</th><th>false accepts</th>");
     }
     out.push_str("</tr>\n</thead>\n<tbody>\n");
-    for far in far_targets(&entries) {
+    for far in far_targets(entries) {
         let _ = write!(out, "<tr><th scope=\"row\">{}</th>", far_label(far));
         let mut notes: Vec<String> = Vec::new();
         for (rule, _) in RULES {
-            let e = find_tar(&entries, far, rule);
-            match e.and_then(|e| e.tar.map(|t| (e, t))) {
+            let e = find_tar(entries, far, rule);
+            match e.and_then(|e| tar_value(e).map(|t| (e, t))) {
                 Some((e, tar)) => {
                     let _ = write!(
                         out,
                         "<td class=\"num\">{}{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>",
                         pct(tar),
-                        pct_ci(r, tar_ci(r, far, rule)),
+                        pct_ci(v, tar_ci(v, far, rule)),
                         opt(e.far, |x| format!("{x:.2e}")),
                         e.threshold.map_or_else(|| "+∞".to_string(), |x| format!("{x:.4}")),
                         e.false_accepts.map_or_else(|| DASH.to_string(), |x| x.to_string()),
@@ -874,136 +900,142 @@ fn tar_table(out: &mut String, r: &Value) {
     out.push_str("</tbody>\n</table>\n");
 }
 
-fn fold_values(r: &Value, key: &str) -> Vec<Option<f64>> {
-    r.pointer(&format!("/metrics/accuracy/{key}"))
-        .and_then(Value::as_array)
-        .map(|a| a.iter().map(Value::as_f64).collect())
-        .unwrap_or_default()
+/// Per-fold accuracies (pair and manifest runs; empty for the other kinds).
+fn fold_accuracies<'a>(v: &View<'a>) -> &'a [f64] {
+    v.pairs().map_or(&[], |p| p.metrics.accuracy.fold_accuracies.as_slice())
 }
 
-fn fold_table(out: &mut String, r: &Value) {
-    let acc = fold_values(r, "fold_accuracies");
-    if acc.is_empty() {
+fn fold_table(out: &mut String, v: &View) {
+    let (Some(p), false) = (v.pairs(), fold_accuracies(v).is_empty()) else {
         out.push_str("<p class=\"muted\">No per-fold accuracies in this results file.</p>\n");
         return;
-    }
-    let th = fold_values(r, "thresholds");
-    let mode = text(r, "/metrics/accuracy/mode").unwrap_or_default();
-    let th_title = if mode.contains("insightface") { "threshold (distance)" } else { "threshold (score)" };
+    };
+    let acc = &p.metrics.accuracy;
+    let th_title = if acc.mode == FoldMode::Insightface { "threshold (distance)" } else { "threshold (score)" };
     let _ =
         writeln!(out, "<table>\n<thead><tr><th>fold</th><th>accuracy</th><th>{th_title}</th></tr></thead>\n<tbody>");
-    for (i, a) in acc.iter().enumerate() {
+    for (i, a) in acc.fold_accuracies.iter().enumerate() {
         let _ = writeln!(
             out,
             "<tr><th scope=\"row\">{}</th><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             i + 1,
-            opt(*a, pct),
-            opt(th.get(i).copied().flatten(), |x| format!("{x:.4}"))
+            pct(*a),
+            opt(acc.thresholds.get(i).copied(), |x| format!("{x:.4}"))
         );
     }
     let _ = writeln!(
         out,
         "</tbody>\n<tfoot><tr><th scope=\"row\">mean</th><td class=\"num\">{}</td><td></td></tr></tfoot>\n</table>",
-        escape_html(&accuracy_text(r))
+        escape_html(&accuracy_text(v))
     );
 }
 
-pub(super) fn files_table(out: &mut String, r: &Value) {
-    let Some(files) = r.pointer("/benchmark/files").and_then(Value::as_array).filter(|f| !f.is_empty()) else {
+pub(super) fn files_table(out: &mut String, b: &BenchmarkInfo) {
+    if b.files.is_empty() {
         return;
-    };
+    }
     out.push_str("<table>\n<thead><tr><th>role</th><th>path (in the data directory)</th><th>bytes</th><th>BLAKE3</th></tr></thead>\n<tbody>\n");
-    for f in files {
+    for f in &b.files {
         let _ = writeln!(
             out,
             "<tr><td>{}</td><td><code>{}</code></td><td class=\"num\">{}</td><td><code>{}</code></td></tr>",
-            field(f, "/role"),
-            field(f, "/path"),
-            field(f, "/bytes"),
-            field(f, "/blake3")
+            field(&f.role),
+            field(&f.path),
+            field(&f.bytes),
+            field(&f.blake3)
         );
     }
     out.push_str("</tbody>\n</table>\n");
 }
 
-fn single_page(run: &RunData, name: &str, charts: &Charts) -> String {
-    let r = &run.results;
+fn single_page(v: &View, name: &str, charts: &Charts) -> String {
+    let run = v.run;
     let mut out = String::new();
-    let bench = text(r, "/benchmark/title").or_else(|| text(r, "/benchmark/name")).unwrap_or_default();
     page_start(&mut out, &format!("{name} — aifr-eval report"));
     let _ = writeln!(
         out,
         "<header><h1>{}</h1><p class=\"sub\">{} · mode {} · flip fusion {} · <code>{}</code></p></header>",
         escape_html(name),
-        escape_html(&bench),
-        field(r, "/protocol/mode"),
-        field(r, "/protocol/flip_fusion"),
+        escape_html(&v.benchmark.title),
+        field(v.protocol.mode),
+        field(&v.protocol.flip_fusion),
         escape_html(&run.dir.display().to_string())
     );
     out.push_str("<h2>Summary</h2>\n");
-    if is_fgnet(r) {
-        // No folds, no XNorm: drop rows that would only say "–".
-        let protocol = format!(
-            "{}; leave-one-image-out identification and all-pairs verification, flip fusion <b>{}</b>",
-            field(r, "/protocol/name"),
-            field(r, "/protocol/flip_fusion")
-        );
-        let rows: Vec<_> = summary_rows(r)
-            .into_iter()
-            .filter(|(k, _)| !k.contains("fold accuracy") && *k != "XNorm")
-            .map(|(k, v)| if k == "Protocol" { (k, protocol.clone()) } else { (k, v) })
-            .collect();
-        kv_table(&mut out, &rows);
-        identification_section(&mut out, r);
-    } else if is_ijb(r) {
-        let p = &r["protocol"]["pooling"];
-        let protocol = format!(
-            "{}; template pooling: flip <b>{}</b>, normalise images <b>{}</b>, detector-score weight <b>{}</b> <span class=\"muted\">({})</span>",
-            field(r, "/protocol/name"),
-            field(p, "/flip"),
-            field(p, "/normalize_images"),
-            field(p, "/detector_weight"),
-            field(p, "/rule")
-        );
-        let counts = format!(
-            "{} pairs ({} genuine, {} impostor); {} templates, {} medias, {} images",
-            field(r, "/counts/pairs"),
-            field(r, "/counts/genuine"),
-            field(r, "/counts/impostor"),
-            field(r, "/counts/templates"),
-            field(r, "/counts/medias"),
-            field(r, "/counts/images")
-        );
-        let rows: Vec<_> = summary_rows(r)
-            .into_iter()
-            .filter(|(k, _)| !k.contains("fold accuracy") && *k != "XNorm" && *k != "Bootstrap")
-            .map(|(k, v)| match k {
-                "Protocol" => (k, protocol.clone()),
-                "Counts" => (k, counts.clone()),
-                _ => (k, v),
-            })
-            .collect();
-        kv_table(&mut out, &rows);
-    } else {
-        kv_table(&mut out, &summary_rows(r));
+    match &run.results {
+        Results::Fgnet(r) => {
+            // No folds, no XNorm: drop rows that would only say "–".
+            let protocol = format!(
+                "{}; leave-one-image-out identification and all-pairs verification, flip fusion <b>{}</b>",
+                field(&r.protocol.name),
+                field(&r.protocol.flip_fusion)
+            );
+            let rows: Vec<_> = summary_rows(v)
+                .into_iter()
+                .filter(|(k, _)| !k.contains("fold accuracy") && *k != "XNorm")
+                .map(|(k, v)| if k == "Protocol" { (k, protocol.clone()) } else { (k, v) })
+                .collect();
+            kv_table(&mut out, &rows);
+            identification_section(&mut out, r);
+        }
+        Results::Ijb(r) => {
+            let p = &r.protocol.pooling;
+            let protocol = format!(
+                "{}; template pooling: flip <b>{}</b>, normalise images <b>{}</b>, detector-score weight <b>{}</b> <span class=\"muted\">({})</span>",
+                field(&r.protocol.name),
+                field(&p.switches.flip),
+                field(&p.switches.normalize_images),
+                field(&p.switches.detector_weight),
+                field(&p.rule)
+            );
+            let c = &r.counts;
+            let counts = format!(
+                "{} pairs ({} genuine, {} impostor); {} templates, {} medias, {} images",
+                field(&c.pairs),
+                field(&c.genuine),
+                field(&c.impostor),
+                field(&c.templates),
+                field(&c.medias),
+                field(&c.images)
+            );
+            let rows: Vec<_> = summary_rows(v)
+                .into_iter()
+                .filter(|(k, _)| !k.contains("fold accuracy") && *k != "XNorm" && *k != "Bootstrap")
+                .map(|(k, v)| match k {
+                    "Protocol" => (k, protocol.clone()),
+                    "Counts" => (k, counts.clone()),
+                    _ => (k, v),
+                })
+                .collect();
+            kv_table(&mut out, &rows);
+        }
+        Results::Pairs(_) | Results::Manifest(_) | Results::Megaface(_) => kv_table(&mut out, &summary_rows(v)),
     }
     out.push_str("<h2>TAR at fixed FAR</h2>\n");
-    tar_table(&mut out, r);
+    tar_table(&mut out, v);
     out.push_str("<h2>Charts</h2>\n");
     for c in charts.iter_all() {
         figure(&mut out, c);
     }
-    if is_ijb(r) {
-        ijb_identification_section(&mut out, r);
+    match &run.results {
+        Results::Ijb(r) => ijb_identification_section(&mut out, r),
+        Results::Pairs(_) | Results::Manifest(_) | Results::Fgnet(_) | Results::Megaface(_) => {}
     }
-    age_gap_table(&mut out, r);
-    manifest::sections(&mut out, r);
-    if !is_fgnet(r) && !is_ijb(r) {
-        out.push_str("<h2>Per-fold accuracy</h2>\n");
-        fold_table(&mut out, r);
+    age_gap_table(&mut out, v);
+    match &run.results {
+        Results::Pairs(_) => {}
+        Results::Manifest(m) => manifest::sections(&mut out, m),
+        Results::Fgnet(_) | Results::Ijb(_) | Results::Megaface(_) => {}
+    }
+    match &run.results {
+        Results::Pairs(_) | Results::Manifest(_) => {
+            out.push_str("<h2>Per-fold accuracy</h2>\n");
+            fold_table(&mut out, v);
+        }
+        Results::Fgnet(_) | Results::Ijb(_) | Results::Megaface(_) => {}
     }
     out.push_str("<h2>Benchmark files</h2>\n");
-    files_table(&mut out, r);
+    files_table(&mut out, v.benchmark);
     page_end(&mut out);
     out
 }
@@ -1013,8 +1045,8 @@ fn single_page(run: &RunData, name: &str, charts: &Charts) -> String {
 
 /// Paired bootstrap differences b − a (metric names `accuracy`, `auc`, `eer`, `tar@far=<target>`),
 /// or why they are unavailable: the report still renders without them.
-fn paired(a: &RunData, b: &RunData) -> std::result::Result<Vec<MetricDiff>, String> {
-    paired_differences(a, b).map_err(|e| e.to_string())
+fn paired(a: &View, b: &View) -> std::result::Result<Vec<MetricDiff>, String> {
+    paired_differences(a.run, b.run).map_err(|e| e.to_string())
 }
 
 /// Readable name of a paired-difference metric key.
@@ -1066,60 +1098,60 @@ struct MetricRow {
     ci: Vec<Option<(f64, f64)>>,
 }
 
-fn metric_rows(runs: &[RunData]) -> Vec<MetricRow> {
+fn metric_rows(runs: &[View]) -> Vec<MetricRow> {
     let mut rows = vec![
         MetricRow {
             label: "k-fold accuracy (mean)".into(),
             key: "accuracy".into(),
             kind: Kind::Rate,
             higher_better: true,
-            values: runs.iter().map(|r| num(&r.results, "/metrics/accuracy/mean")).collect(),
-            ci: runs.iter().map(|r| ci(&r.results, "accuracy")).collect(),
+            values: runs.iter().map(|v| v.pairs().map(|p| p.metrics.accuracy.spread.mean)).collect(),
+            ci: runs.iter().map(|v| ci(v, |b| &b.accuracy)).collect(),
         },
         MetricRow {
             label: "AUC".into(),
             key: "auc".into(),
             kind: Kind::Plain,
             higher_better: true,
-            values: runs.iter().map(|r| num(&r.results, "/metrics/roc/auc")).collect(),
-            ci: runs.iter().map(|r| ci(&r.results, "auc")).collect(),
+            values: runs.iter().map(|v| v.auc).collect(),
+            ci: runs.iter().map(|v| ci(v, |b| &b.auc)).collect(),
         },
         MetricRow {
             label: "EER".into(),
             key: "eer".into(),
             kind: Kind::Rate,
             higher_better: false,
-            values: runs.iter().map(|r| num(&r.results, "/metrics/roc/eer/eer")).collect(),
-            ci: runs.iter().map(|r| ci(&r.results, "eer")).collect(),
+            values: runs.iter().map(|v| v.eer.map(|e| e.eer)).collect(),
+            ci: runs.iter().map(|v| ci(v, |b| &b.eer)).collect(),
         },
     ];
-    let entries: Vec<Vec<TarEntry>> = runs.iter().map(|r| tar_entries(&r.results)).collect();
     let mut fars: Vec<f64> = Vec::new();
-    for f in entries.iter().flat_map(|e| far_targets(e)) {
+    for f in runs.iter().flat_map(|v| far_targets(v.tar)) {
         if !fars.iter().any(|&g| same_far(f, g)) {
             fars.push(f);
         }
     }
     for (rule, title) in RULES {
         for &far in &fars {
-            let values: Vec<Option<f64>> = entries.iter().map(|e| find_tar(e, far, rule).and_then(|e| e.tar)).collect();
+            let values: Vec<Option<f64>> =
+                runs.iter().map(|v| find_tar(v.tar, far, rule).and_then(tar_value)).collect();
             if values.iter().all(Option::is_none) {
                 continue;
             }
             rows.push(MetricRow {
                 label: format!("TAR@FAR={} ({title})", far_label(far)),
-                key: if rule == "strict" { format!("tar@far={far:e}") } else { String::new() },
+                key: if rule == TarRule::Strict { format!("tar@far={far:e}") } else { String::new() },
                 kind: Kind::Rate,
                 higher_better: true,
                 values,
-                ci: runs.iter().map(|r| tar_ci(&r.results, far, rule)).collect(),
+                ci: runs.iter().map(|v| tar_ci(v, far, rule)).collect(),
             });
         }
     }
     rows
 }
 
-fn multi_page(runs: &[RunData], names: &[String], charts: &Charts) -> String {
+fn multi_page(runs: &[View], names: &[String], charts: &Charts) -> String {
     let mut out = String::new();
     page_start(&mut out, &format!("Comparison of {} runs — aifr-eval report", runs.len()));
     let _ = writeln!(
@@ -1130,24 +1162,22 @@ fn multi_page(runs: &[RunData], names: &[String], charts: &Charts) -> String {
     );
 
     out.push_str("<h2>Runs</h2>\n<table>\n<thead><tr><th>#</th><th>run</th><th>directory</th><th>benchmark</th><th>mode</th><th>flip fusion</th><th>pairs</th><th>embeddings fingerprint</th></tr></thead>\n<tbody>\n");
-    for (i, (run, name)) in runs.iter().zip(names).enumerate() {
-        let r = &run.results;
-        let fp = text(r, "/embeddings/fingerprint")
-            .map_or_else(|| DASH.to_string(), |f| escape_html(&f.chars().take(16).collect::<String>()));
+    for (i, (v, name)) in runs.iter().zip(names).enumerate() {
+        let fp = escape_html(&v.embeddings.fingerprint.chars().take(16).collect::<String>());
         let _ = writeln!(
             out,
             "<tr><td class=\"num\">{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td><code>{fp}…</code></td></tr>",
             i + 1,
             escape_html(name),
-            escape_html(&run.dir.display().to_string()),
-            field(r, "/benchmark/name"),
-            field(r, "/protocol/mode"),
-            field(r, "/protocol/flip_fusion"),
-            field(r, "/counts/pairs"),
+            escape_html(&v.run.dir.display().to_string()),
+            field(&v.benchmark.name),
+            field(v.protocol.mode),
+            field(&v.protocol.flip_fusion),
+            field(&v.counts.0),
         );
     }
     out.push_str("</tbody>\n</table>\n");
-    let benches: Vec<Option<String>> = runs.iter().map(|r| text(&r.results, "/benchmark/name")).collect();
+    let benches: Vec<&str> = runs.iter().map(|v| v.benchmark.name.as_str()).collect();
     if benches.iter().any(|b| *b != benches[0]) {
         out.push_str("<p class=\"note\">The runs are on different benchmarks: their numbers are not directly comparable and no paired differences are computed.</p>\n");
     }
@@ -1161,21 +1191,21 @@ fn multi_page(runs: &[RunData], names: &[String], charts: &Charts) -> String {
         let _ = write!(out, "<th>{}. {}</th>", i + 1, escape_html(name));
     }
     out.push_str("</tr></thead>\n<tbody>\n");
-    let text_row = |out: &mut String, label: &str, cell: &dyn Fn(&Value) -> String| {
+    let text_row = |out: &mut String, label: &str, cell: &dyn Fn(&View) -> String| {
         let _ = write!(out, "<tr><th scope=\"row\">{}</th>", escape_html(label));
-        for run in runs {
-            let _ = write!(out, "<td>{}</td>", cell(&run.results));
+        for v in runs {
+            let _ = write!(out, "<td>{}</td>", cell(v));
         }
         out.push_str("</tr>\n");
     };
-    text_row(&mut out, "benchmark", &|r| field(r, "/benchmark/title"));
-    text_row(&mut out, "mode / flip fusion", &|r| {
-        format!("{} / {}", field(r, "/protocol/mode"), field(r, "/protocol/flip_fusion"))
+    text_row(&mut out, "benchmark", &|v| field(&v.benchmark.title));
+    text_row(&mut out, "mode / flip fusion", &|v| {
+        format!("{} / {}", field(v.protocol.mode), field(&v.protocol.flip_fusion))
     });
-    text_row(&mut out, "pairs (genuine / impostor)", &|r| {
-        format!("{} ({} / {})", field(r, "/counts/pairs"), field(r, "/counts/genuine"), field(r, "/counts/impostor"))
+    text_row(&mut out, "pairs (genuine / impostor)", &|v| {
+        format!("{} ({} / {})", field(&v.counts.0), field(&v.counts.1), field(&v.counts.2))
     });
-    text_row(&mut out, "k-fold accuracy ± spread", &|r| escape_html(&accuracy_text(r)));
+    text_row(&mut out, "k-fold accuracy ± spread", &|v| escape_html(&accuracy_text(v)));
     for row in metric_rows(runs) {
         let _ = write!(out, "<tr><th scope=\"row\">{}</th>", escape_html(&row.label));
         let base = row.values[0];
@@ -1268,27 +1298,27 @@ fn multi_page(runs: &[RunData], names: &[String], charts: &Charts) -> String {
         let _ = write!(out, "<th>{}. {}</th>", i + 1, escape_html(name));
     }
     out.push_str("</tr></thead>\n<tbody>\n");
-    let folds: Vec<Vec<Option<f64>>> = runs.iter().map(|r| fold_values(&r.results, "fold_accuracies")).collect();
-    for k in 0..folds.iter().map(Vec::len).max().unwrap_or(0) {
+    let folds: Vec<&[f64]> = runs.iter().map(fold_accuracies).collect();
+    for k in 0..folds.iter().map(|f| f.len()).max().unwrap_or(0) {
         let _ = write!(out, "<tr><th scope=\"row\">{}</th>", k + 1);
         for f in &folds {
-            let _ = write!(out, "<td class=\"num\">{}</td>", opt(f.get(k).copied().flatten(), pct));
+            let _ = write!(out, "<td class=\"num\">{}</td>", opt(f.get(k).copied(), pct));
         }
         out.push_str("</tr>\n");
     }
     out.push_str("</tbody>\n<tfoot><tr><th scope=\"row\">mean</th>");
-    for run in runs {
-        let _ = write!(out, "<td class=\"num\">{}</td>", escape_html(&accuracy_text(&run.results)));
+    for v in runs {
+        let _ = write!(out, "<td class=\"num\">{}</td>", escape_html(&accuracy_text(v)));
     }
     out.push_str("</tr></tfoot>\n</table>\n");
 
     out.push_str("<h2>Run details</h2>\n");
-    for (i, (run, name)) in runs.iter().zip(names).enumerate() {
+    for (i, (v, name)) in runs.iter().zip(names).enumerate() {
         let _ = writeln!(out, "<details>\n<summary>{}. {}</summary>", i + 1, escape_html(name));
-        kv_table(&mut out, &summary_rows(&run.results));
-        tar_table(&mut out, &run.results);
-        fold_table(&mut out, &run.results);
-        files_table(&mut out, &run.results);
+        kv_table(&mut out, &summary_rows(v));
+        tar_table(&mut out, v);
+        fold_table(&mut out, v);
+        files_table(&mut out, v.benchmark);
         out.push_str("</details>\n");
     }
     page_end(&mut out);
@@ -1308,7 +1338,7 @@ mod tests {
 
     #[test]
     fn duplicate_directory_names_are_widened() {
-        let run = |d: &str| RunData { dir: PathBuf::from(d), results: Value::Null, curves: None, pairs: None };
+        let run = |d: &str| crate::run::dir::test_run(d, |_| {});
         let names = display_names(&[run("reports/a/lfw"), run("reports/b/lfw")]);
         assert_eq!(names, ["a/lfw", "b/lfw"]);
         let names = display_names(&[run("x/lfw"), run("x/lfw")]);
@@ -1317,7 +1347,7 @@ mod tests {
 
     #[test]
     fn rejects_index_names_with_directories() {
-        let run = RunData { dir: PathBuf::from("r"), results: Value::Null, curves: None, pairs: None };
+        let run = crate::run::dir::test_run("r", |_| {});
         let dir = std::env::temp_dir();
         assert!(crate::report::write_report(std::slice::from_ref(&run), &dir, "../x.html").is_err());
         assert!(crate::report::write_report(&[], &dir, "index.html").is_err());

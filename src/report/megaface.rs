@@ -3,16 +3,16 @@
 
 use super::charts::{cmc_chart, rank1_vs_distractors_chart, CmcSeries};
 use super::html::{
-    chart, display_names, escape_html, field, figure, files_table, kv_table, num, opt, page_end, page_start, pct, Chart,
+    chart, display_names, escape_html, field, figure, files_table, kv_table, opt, page_end, page_start, pct, Chart,
 };
 use super::summary;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::metrics::TarRule;
 use crate::protocol::curves::CmcCurves;
+use crate::protocol::megaface::SizeResult;
 use crate::run::dir::RunData;
-use crate::run::results::MegafaceResults;
-use serde_json::Value;
+use crate::run::results::{MegafaceResults, Results};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -69,19 +69,12 @@ pub fn terminal_table(r: &MegafaceResults) -> String {
     s
 }
 
-fn sizes(r: &Value) -> &[Value] {
-    r.pointer("/metrics/sizes").and_then(Value::as_array).map_or(&[], Vec::as_slice)
-}
-
-fn tar_cell(size: &Value, far: f64, rule: &str) -> String {
-    let found = size["tar_at_far"].as_array().and_then(|ts| {
-        ts.iter()
-            .find(|t| t["rule"] == rule && t["far_target"].as_f64().is_some_and(|f| (f - far).abs() <= 1e-12 * far))
-    });
+fn tar_cell(size: &SizeResult, far: f64, rule: TarRule) -> String {
+    let found = size.tar_at_far.iter().find(|t| t.rule == rule && (t.far_target - far).abs() <= 1e-12 * far);
     match found {
-        Some(t) if t["available"] == true => {
-            let tar = opt(t["tar"].as_f64(), pct);
-            let fa = t["false_accepts"].as_u64().map_or(String::new(), |n| format!("{n} false accepts"));
+        Some(t) if t.available => {
+            let tar = opt(t.tar, pct);
+            let fa = t.false_accepts.map_or(String::new(), |n| format!("{n} false accepts"));
             format!("{tar}<span class=\"ci\">{fa}</span>")
         }
         Some(_) => "unavailable<span class=\"ci\">FAR below 1/N</span>".into(),
@@ -89,53 +82,41 @@ fn tar_cell(size: &Value, far: f64, rule: &str) -> String {
     }
 }
 
-fn size_table(out: &mut String, r: &Value) {
-    let fars: Vec<f64> = r
-        .pointer("/protocol/far_targets")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_f64)
-        .collect();
+fn size_table(out: &mut String, r: &MegafaceResults) {
     out.push_str("<h3>Identification</h3>\n<table>\n<thead><tr><th>distractors</th><th>rank-1 (95% CI)</th><th>rank-5</th><th>rank-10</th><th>worst rank</th></tr></thead>\n<tbody>\n");
-    for z in sizes(r) {
-        let at = |k: u64| {
-            z["cmc"]
-                .as_array()
-                .and_then(|c| c.iter().find(|p| p["rank"] == k))
-                .and_then(|p| p["identification_rate"].as_f64())
-        };
-        let ci = match (num(z, "/rank1_interval/lo"), num(z, "/rank1_interval/hi")) {
-            (Some(l), Some(h)) => format!("<span class=\"ci\">[{}, {}]</span>", pct(l), pct(h)),
-            _ => String::new(),
+    for z in &r.metrics.sizes {
+        let at = |k: u64| z.cmc.iter().find(|p| p.rank == k).map(|p| p.identification_rate);
+        let ci = match z.rank1_interval {
+            Some(iv) => format!("<span class=\"ci\">[{}, {}]</span>", pct(iv.lo), pct(iv.hi)),
+            None => String::new(),
         };
         let _ = writeln!(
             out,
             "<tr><th scope=\"row\">{}</th><td class=\"num\">{}{ci}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            field(z, "/label"),
-            opt(z["rank1"].as_f64(), pct),
+            field(&z.label),
+            opt(z.rank1, pct),
             opt(at(5), pct),
             opt(at(10), pct),
-            field(z, "/worst_rank")
+            field(&z.worst_rank)
         );
     }
     out.push_str("</tbody>\n</table>\n<h3>Verification: TAR at fixed FAR</h3>\n<table>\n<thead><tr><th>distractors</th><th>rule (negatives)</th>");
-    for f in &fars {
+    for f in &r.protocol.far_targets {
         let _ = write!(out, "<th>FAR={f:e}</th>");
     }
     out.push_str("</tr></thead>\n<tbody>\n");
-    for z in sizes(r) {
+    for z in &r.metrics.sizes {
         for (rule, title, n) in [
-            ("strict", "strict", "/impostors_strict"),
-            ("devkit_positives_first", "compat=devkit", "/impostors_devkit"),
+            (TarRule::Strict, "strict", z.impostors_strict),
+            (TarRule::DevkitPositivesFirst, "compat=devkit", z.impostors_devkit),
         ] {
             let _ = write!(
                 out,
                 "<tr><th scope=\"row\">{}</th><td>{title}<span class=\"ci\">{} impostor scores</span></td>",
-                field(z, "/label"),
-                field(z, n)
+                field(&z.label),
+                field(&n)
             );
-            for &f in &fars {
+            for &f in &r.protocol.far_targets {
                 let _ = write!(out, "<td class=\"num\">{}</td>", tar_cell(z, f, rule));
             }
             out.push_str("</tr>\n");
@@ -144,37 +125,45 @@ fn size_table(out: &mut String, r: &Value) {
     out.push_str("</tbody>\n</table>\n");
 }
 
-fn age_tables(out: &mut String, r: &Value) {
-    let Some(z) = sizes(r).iter().rev().find(|z| z.get("age").is_some()) else {
+fn age_tables(out: &mut String, r: &MegafaceResults) {
+    let Some((z, age)) = r.metrics.sizes.iter().rev().find_map(|z| Some((z, z.age.as_ref()?))) else {
         return;
     };
     let _ = writeln!(
         out,
         "<h2>Rank-1 by age (FGNet, {} distractors)</h2>\n<p>Ages from the FG-NET file names (<code>001A02.JPG</code> = subject 1 at age 2). Each search is one ordered pair (query, mate).</p>",
-        field(z, "/label")
+        field(&z.label)
     );
-    for (title, key) in
-        [("Age gap between query and mate (years)", "by_gap"), ("Age of the query (years)", "by_query_age")]
+    for (title, groups) in
+        [("Age gap between query and mate (years)", &age.by_gap), ("Age of the query (years)", &age.by_query_age)]
     {
         let _ = writeln!(out, "<h3>{title}</h3>\n<table>\n<thead><tr><th>group</th><th>searches</th><th>rank-1</th></tr></thead>\n<tbody>");
-        for g in z["age"][key].as_array().into_iter().flatten() {
-            let label = match (g["lo"].as_u64(), g["hi"].as_u64()) {
-                (Some(lo), Some(hi)) => format!("{lo}–{hi}"),
-                (Some(lo), None) => format!("{lo}+"),
-                _ => "–".into(),
-            };
+        for g in groups {
             let _ = writeln!(
                 out,
-                "<tr><th scope=\"row\">{label}</th><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-                field(g, "/probes"),
-                opt(g["rank1"].as_f64(), pct)
+                "<tr><th scope=\"row\">{}</th><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                g.group.label(),
+                field(&g.probes),
+                opt(g.rank1, pct)
             );
         }
         out.push_str("</tbody>\n</table>\n");
     }
 }
 
-fn charts(runs: &[RunData], names: &[String]) -> Result<Vec<Chart>> {
+/// The MegaFace results of a run (`super::write_report` sends only MegaFace runs here).
+fn megaface(run: &RunData) -> Result<&MegafaceResults> {
+    match &run.results {
+        Results::Megaface(r) => Ok(r),
+        Results::Pairs(_) | Results::Manifest(_) | Results::Fgnet(_) | Results::Ijb(_) => Err(Error::Invalid(format!(
+            "{} is a {} run, not a MegaFace run",
+            run.dir.display(),
+            run.results.kind_label()
+        ))),
+    }
+}
+
+fn charts(runs: &[RunData], results: &[&MegafaceResults], names: &[String]) -> Result<Vec<Chart>> {
     let mut out = Vec::new();
     for (i, run) in runs.iter().enumerate() {
         let Some(curves) = CmcCurves::load(&run.dir)? else {
@@ -198,15 +187,12 @@ fn charts(runs: &[RunData], names: &[String]) -> Result<Vec<Chart>> {
             cmc_chart(&series, &title),
         ));
     }
-    let series: Vec<CmcSeries> = runs
+    let series: Vec<CmcSeries> = results
         .iter()
         .zip(names)
-        .map(|(run, name)| CmcSeries {
+        .map(|(r, name)| CmcSeries {
             label: name.clone(),
-            points: sizes(&run.results)
-                .iter()
-                .filter_map(|z| Some((z["distractors"].as_f64()?, z["rank1"].as_f64()?)))
-                .collect(),
+            points: r.metrics.sizes.iter().filter_map(|z| Some((f64::from(z.distractors), z.rank1?))).collect(),
         })
         .collect();
     out.push(chart(
@@ -220,8 +206,9 @@ fn charts(runs: &[RunData], names: &[String]) -> Result<Vec<Chart>> {
 
 /// The report of one or several MegaFace runs.
 pub fn write_report(runs: &[RunData], out_dir: &Path, index_name: &str) -> Result<Vec<PathBuf>> {
+    let results = runs.iter().map(megaface).collect::<Result<Vec<_>>>()?;
     let names = display_names(runs);
-    let charts = charts(runs, &names)?;
+    let charts = charts(runs, &results, &names)?;
     let mut written = Vec::new();
     let mut put = |name: &str, bytes: &[u8]| -> Result<()> {
         let path = out_dir.join(name);
@@ -241,43 +228,42 @@ pub fn write_report(runs: &[RunData], out_dir: &Path, index_name: &str) -> Resul
     let title = if runs.len() == 1 { names[0].clone() } else { format!("{} MegaFace runs", runs.len()) };
     page_start(&mut page, &title);
     let _ = writeln!(page, "<header><h1>{}</h1></header>", escape_html(&title));
-    for (run, name) in runs.iter().zip(&names) {
-        let r = &run.results;
+    for (r, name) in results.iter().zip(&names) {
         if runs.len() > 1 {
             let _ = writeln!(page, "<h2>{}</h2>", escape_html(name));
         }
         let rows = [
-            ("Benchmark", format!("{} — {}", field(r, "/benchmark/name"), field(r, "/benchmark/title"))),
-            ("Probe set", field(r, "/protocol/probe_set")),
+            ("Benchmark", format!("{} — {}", field(&r.benchmark.name), field(&r.benchmark.title))),
+            ("Probe set", field(&r.protocol.probe_set)),
             (
                 "Probes",
                 format!(
                     "{} images of {} identities; {} searches (ordered same-identity pairs); {} genuine pairs",
-                    field(r, "/counts/images"),
-                    field(r, "/counts/identities"),
-                    field(r, "/counts/searches"),
-                    field(r, "/counts/genuine_pairs")
+                    field(&r.counts.images),
+                    field(&r.counts.identities),
+                    field(&r.counts.searches),
+                    field(&r.counts.genuine_pairs)
                 ),
             ),
-            ("Cleaning", format!("{} ({} probe images replaced)", field(r, "/protocol/cleaning"), field(r, "/counts/cleaned"))),
-            ("Flip fusion", field(r, "/protocol/flip_fusion")),
-            ("Score", field(r, "/protocol/score")),
-            ("Rank rule", field(r, "/protocol/rank_rule")),
+            ("Cleaning", format!("{} ({} probe images replaced)", field(&r.protocol.cleaning), field(&r.counts.cleaned))),
+            ("Flip fusion", field(&r.protocol.flip_fusion)),
+            ("Score", field(&r.protocol.score)),
+            ("Rank rule", field(&r.protocol.rank_rule)),
             (
                 "Verification",
                 format!(
                     "positives: same-identity probe pairs; negatives: all probe × distractor scores (strict) or those of the first {} probes (compat=devkit, positives first among ties)",
-                    field(r, "/protocol/devkit_probes")
+                    field(&r.protocol.devkit_probes)
                 ),
             ),
-            ("Embeddings", format!("probes <code>{}</code>; distractors <code>{}</code>", field(r, "/embeddings/probes/fingerprint"), field(r, "/embeddings/distractors/fingerprint"))),
+            ("Embeddings", format!("probes <code>{}</code>; distractors <code>{}</code>", field(&r.embeddings.probes.fingerprint), field(&r.embeddings.distractors.fingerprint))),
         ];
         kv_table(&mut page, &rows);
         page.push_str("<h2>Identification and verification per distractor set</h2>\n");
         size_table(&mut page, r);
         age_tables(&mut page, r);
         page.push_str("<h2>Benchmark files</h2>\n");
-        files_table(&mut page, r);
+        files_table(&mut page, &r.benchmark);
     }
     page.push_str("<h2>Charts</h2>\n");
     for c in &charts {

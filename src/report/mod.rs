@@ -10,7 +10,7 @@ pub mod terminal;
 
 use crate::error::{Error, Result};
 use crate::run::dir::RunData;
-use crate::run::results::kind;
+use crate::run::results::Results;
 use std::path::{Path, PathBuf};
 
 /// Writes the report for one or more runs into `out_dir` and returns the paths written. The page
@@ -27,9 +27,13 @@ pub fn write_report(runs: &[RunData], out_dir: &Path, index_name: &str) -> Resul
             "report file name {index_name:?} must be a plain file name like report.html"
         )));
     }
-    // Runs were checked against the typed model when loaded (RunData::load); the kind field is
-    // enough to choose the page.
-    let megaface = runs.iter().filter(|r| r.results["kind"] == kind::MEGAFACE).count();
+    let megaface = runs
+        .iter()
+        .filter(|r| match r.results {
+            Results::Megaface(_) => true,
+            Results::Pairs(_) | Results::Manifest(_) | Results::Fgnet(_) | Results::Ijb(_) => false,
+        })
+        .count();
     if megaface == runs.len() {
         return megaface::write_report(runs, out_dir, index_name);
     }

@@ -13,37 +13,61 @@
 //!
 //! All values are fractions in results.json and printed as percentages with two decimals.
 //!
-//! Rows: runs with the same model label (top-level `model`, or `embeddings.model`, a string) share a
-//! row named after it. Without a label, runs with the same `embeddings.fingerprint` share a row
-//! named after the first run's directory (a fingerprint covers one embedding store, so different
-//! benchmarks of one unlabelled model land on separate rows). When several runs of a row fill the
-//! same column, the first in input order wins.
+//! Rows: runs with the same `embeddings.fingerprint` share a row named after the first run's
+//! directory (a fingerprint covers one embedding store, so different benchmarks of one model land
+//! on separate rows); a MegaFace run, with two stores, gets a row of its own. When several runs of
+//! a row fill the same column, the first in input order wins.
 
+use crate::metrics::TarRule;
 use crate::run::dir::RunData;
-use serde_json::Value;
+use crate::run::results::Results;
 use std::fmt::Write;
 
 /// A column of the paper table and how a run fills it.
 struct Column {
     markdown: &'static str,
     benchmarks: &'static [&'static str],
-    value: fn(&Value) -> Option<f64>,
+    value: fn(&Results) -> Option<f64>,
 }
 
-fn accuracy(r: &Value) -> Option<f64> {
-    r.pointer("/metrics/accuracy/mean").and_then(Value::as_f64)
+fn accuracy(r: &Results) -> Option<f64> {
+    r.verification().map(|v| v.metrics.accuracy.spread.mean)
 }
 
-fn strict_tar(r: &Value, far: f64) -> Option<f64> {
-    r.pointer("/metrics/tar_at_far")?.as_array()?.iter().find_map(|e| {
-        let target = e["far_target"].as_f64()?;
-        let matches = (target - far).abs() <= far * 1e-9 && e["rule"] == "strict" && e["available"] != false;
+fn strict_tar(r: &Results, far: f64) -> Option<f64> {
+    let entries = match r {
+        Results::Pairs(v) => &v.metrics.tar_at_far,
+        Results::Manifest(m) => &m.verification.metrics.tar_at_far,
+        Results::Ijb(x) => &x.metrics.tar_at_far,
+        // FG-NET's and MegaFace's TAR are not the 1:1 benchmark numbers of the table.
+        Results::Fgnet(_) | Results::Megaface(_) => return None,
+    };
+    entries.iter().find_map(|e| {
+        let matches = (e.far_target - far).abs() <= far * 1e-9 && e.rule == TarRule::Strict && e.available;
         if matches {
-            e["tar"].as_f64()
+            e.tar
         } else {
             None
         }
     })
+}
+
+fn rank1_at_1m(r: &Results) -> Option<f64> {
+    match r {
+        Results::Megaface(m) => m.metrics.rank1_at_1m,
+        Results::Pairs(_) | Results::Manifest(_) | Results::Fgnet(_) | Results::Ijb(_) => None,
+    }
+}
+
+/// The embedding store a run evaluated (MegaFace runs have two and none here).
+fn fingerprint(r: &Results) -> Option<&str> {
+    match r {
+        Results::Pairs(v) => Some(&v.embeddings.fingerprint),
+        Results::Manifest(m) => Some(&m.verification.embeddings.fingerprint),
+        Results::Fgnet(x) => Some(&x.embeddings.fingerprint),
+        Results::Ijb(x) => Some(&x.embeddings.fingerprint),
+        Results::Megaface(_) => None,
+    }
 }
 
 const COLUMNS: [Column; 7] = [
@@ -56,19 +80,12 @@ const COLUMNS: [Column; 7] = [
     Column {
         markdown: "MegaFace-FGNet rank-1@1M",
         benchmarks: &["megafacefgnet", "fgnetmegaface"],
-        value: |r| r.pointer("/metrics/rank1_at_1m").and_then(Value::as_f64),
+        value: rank1_at_1m,
     },
 ];
 
 fn normalise(name: &str) -> String {
     name.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect()
-}
-
-fn model_label(r: &Value) -> Option<String> {
-    [r.pointer("/model"), r.pointer("/embeddings/model")]
-        .into_iter()
-        .flatten()
-        .find_map(|v| v.as_str().filter(|s| !s.trim().is_empty()).map(str::to_string))
 }
 
 /// One table row: its label and a value per column.
@@ -77,22 +94,19 @@ fn rows(runs: &[RunData]) -> Vec<(String, Vec<Option<f64>>)> {
     let mut out: Vec<(String, Vec<Option<f64>>)> = Vec::new();
     for run in runs {
         let r = &run.results;
-        let (key, label) = match model_label(r) {
-            Some(m) => (format!("model:{m}"), m),
-            None => match r.pointer("/embeddings/fingerprint").and_then(Value::as_str) {
-                Some(fp) => (format!("fingerprint:{fp}"), run.name()),
-                None => (format!("dir:{}", run.dir.display()), run.name()),
-            },
+        let key = match fingerprint(r) {
+            Some(fp) => format!("fingerprint:{fp}"),
+            None => format!("dir:{}", run.dir.display()),
         };
         let i = match keys.iter().position(|k| *k == key) {
             Some(i) => i,
             None => {
                 keys.push(key);
-                out.push((label, vec![None; COLUMNS.len()]));
+                out.push((run.name(), vec![None; COLUMNS.len()]));
                 out.len() - 1
             }
         };
-        let bench = normalise(r.pointer("/benchmark/name").and_then(Value::as_str).unwrap_or(""));
+        let bench = normalise(&r.benchmark().name);
         for (c, col) in COLUMNS.iter().enumerate() {
             if out[i].1[c].is_none() && col.benchmarks.contains(&bench.as_str()) {
                 out[i].1[c] = (col.value)(r).filter(|v| v.is_finite());
@@ -182,37 +196,31 @@ pub fn paper_table(runs: &[RunData]) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::dir::test_run as run;
     use serde_json::json;
-    use std::path::PathBuf;
-
-    fn run(dir: &str, results: Value) -> RunData {
-        RunData { dir: PathBuf::from(dir), results, curves: None, pairs: None }
-    }
 
     #[test]
-    fn groups_by_model_and_fills_columns() {
+    fn groups_by_fingerprint_and_fills_columns() {
         let runs = vec![
-            run(
-                "r/a-lfw",
-                json!({"model": "ArcFace_R100", "benchmark": {"name": "lfw"}, "metrics": {"accuracy": {"mean": 0.99833}}}),
-            ),
-            run(
-                "r/a-agedb",
-                json!({"model": "ArcFace_R100", "benchmark": {"name": "agedb_30"}, "metrics": {"accuracy": {"mean": 0.9815}}}),
-            ),
-            run(
-                "r/b_ijbc",
-                json!({"embeddings": {"fingerprint": "ff"}, "benchmark": {"name": "IJB-C"}, "metrics": {"tar_at_far": [
-                {"far_target": 1e-4, "rule": "insightface_nearest", "available": true, "tar": 0.5},
-                {"far_target": 1e-4, "rule": "strict", "available": true, "tar": 0.9712},
-                {"far_target": 1e-5, "rule": "strict", "available": false, "tar": null}]}}),
-            ),
+            run("r/a_lfw", |v| v["metrics"]["accuracy"]["mean"] = json!(0.99833)),
+            run("r/a-agedb", |v| {
+                v["benchmark"]["name"] = json!("agedb_30");
+                v["metrics"]["accuracy"]["mean"] = json!(0.9815);
+            }),
+            run("r/b_ijbc", |v| {
+                v["benchmark"]["name"] = json!("IJB-C");
+                v["embeddings"]["fingerprint"] = json!("ff");
+                v["metrics"]["tar_at_far"] = json!([
+                {"far_target": 1e-4, "rule": "insightface_nearest", "available": true, "tar": 0.5, "far": 1e-4, "threshold": 0.3, "false_accepts": 1, "note": null},
+                {"far_target": 1e-4, "rule": "strict", "available": true, "tar": 0.9712, "far": 1e-4, "threshold": 0.3, "false_accepts": 1, "note": null},
+                {"far_target": 1e-5, "rule": "strict", "available": false, "tar": null, "far": null, "threshold": null, "false_accepts": null, "note": "n/a"}]);
+            }),
         ];
         let (md, tex) = paper_table(&runs);
         let lines: Vec<&str> = md.lines().collect();
-        assert_eq!(lines[2], "| ArcFace\\_R100 | 99.83 | 98.15 | – | – | – | – | – |");
+        assert_eq!(lines[2], "| a\\_lfw | 99.83 | 98.15 | – | – | – | – | – |");
         assert_eq!(lines[3], "| b\\_ijbc | – | – | – | – | 97.12 | – | – |");
-        assert!(tex.contains("ArcFace\\_R100 & 99.83 & 98.15 & -- & -- & -- & -- & -- \\\\"));
+        assert!(tex.contains("a\\_lfw & 99.83 & 98.15 & -- & -- & -- & -- & -- \\\\"));
         assert!(tex.contains("b\\_ijbc & -- & -- & -- & -- & 97.12 & -- & -- \\\\"));
     }
 

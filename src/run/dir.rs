@@ -19,8 +19,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct RunData {
     pub dir: PathBuf,
-    /// results.json as written (schema in docs/results-schema.md).
-    pub results: serde_json::Value,
+    /// The results file read (normally `dir/results.json`).
+    pub results_path: PathBuf,
+    /// results.json, typed and checked (schema in docs/results-schema.md).
+    pub results: Results,
     /// curves.json, when present.
     pub curves: Option<Curves>,
     /// pair_scores.npy, when present.
@@ -32,19 +34,13 @@ impl RunData {
     pub fn load(dir: &Path) -> Result<Self> {
         let results_path = if dir.is_file() { dir.to_path_buf() } else { dir.join("results.json") };
         let dir = results_path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let results: serde_json::Value = read_json(&results_path)?;
-        // The whole structure of the kind is checked here, so every reader gets a valid run.
-        Results::from_value(results.clone()).map_err(|m| Error::data(&results_path, m))?;
+        // The whole structure of the kind is checked here, once: every reader gets a valid run.
+        let results = Results::from_value(read_json(&results_path)?).map_err(|m| Error::data(&results_path, m))?;
         let curves_path = dir.join("curves.json");
         let curves = if curves_path.exists() { Some(read_json::<Curves>(&curves_path)?) } else { None };
         let pairs_path = dir.join("pair_scores.npy");
         let pairs = if pairs_path.exists() { Some(read_pair_scores(&pairs_path)?) } else { None };
-        Ok(RunData { dir, results, curves, pairs })
-    }
-
-    /// results.json typed (checked when the run was loaded; reports still read `results`).
-    pub fn model(&self) -> Result<Results> {
-        Results::from_value(self.results.clone()).map_err(|m| Error::data(&self.dir.join("results.json"), m))
+        Ok(RunData { dir, results_path, results, curves, pairs })
     }
 
     /// Display name of the run: the directory name.
@@ -262,6 +258,23 @@ fn remove_if_present(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::write(path, e)),
         _ => Ok(()),
+    }
+}
+
+/// A run for unit tests: the committed demo baseline's results.json (a pair run), edited as JSON
+/// and then read through the typed model like any run.
+#[cfg(test)]
+pub(crate) fn test_run(dir: &str, edit: impl FnOnce(&mut serde_json::Value)) -> RunData {
+    let mut v: serde_json::Value =
+        serde_json::from_str(include_str!("../../tests/baselines/demo/results.json")).expect("baseline JSON");
+    edit(&mut v);
+    let dir = PathBuf::from(dir);
+    RunData {
+        results_path: dir.join("results.json"),
+        results: Results::from_value(v).expect("a valid result"),
+        dir,
+        curves: None,
+        pairs: None,
     }
 }
 

@@ -351,6 +351,27 @@ impl Results {
         }
     }
 
+    /// The bootstrap parameters the run's intervals were drawn with; IJB runs have no bootstrap.
+    pub fn bootstrap_spec(&self) -> Option<&crate::metrics::bootstrap::BootstrapSpec> {
+        match self {
+            Results::Pairs(r) => Some(&r.metrics.bootstrap.spec),
+            Results::Manifest(r) => Some(&r.verification.metrics.bootstrap.spec),
+            Results::Fgnet(r) => Some(&r.metrics.bootstrap.spec),
+            Results::Ijb(_) => None,
+            Results::Megaface(r) => Some(&r.metrics.bootstrap.spec),
+        }
+    }
+
+    /// The pair-verification part of a pair or manifest run (accuracy, folds, bootstrap
+    /// intervals, pair scores); None for the identification kinds.
+    pub fn verification(&self) -> Option<&VerificationResults> {
+        match self {
+            Results::Pairs(r) => Some(r),
+            Results::Manifest(r) => Some(&r.verification),
+            Results::Fgnet(_) | Results::Ijb(_) | Results::Megaface(_) => None,
+        }
+    }
+
     /// What a kind calls itself in messages.
     pub fn kind_label(&self) -> &'static str {
         match self {

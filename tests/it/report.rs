@@ -5,6 +5,7 @@ use aifr_eval::protocol::curves::{Curves, MarkedThreshold, RocCurve, ScoreHistog
 use aifr_eval::report::html::escape_html;
 use aifr_eval::report::write_report;
 use aifr_eval::run::dir::RunData;
+use aifr_eval::run::results::Results;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -52,6 +53,11 @@ fn histogram(genuine: &[f64], impostor: &[f64], bins: usize) -> ScoreHistogram {
 /// A demo-like run: 3000 genuine N(0.35 + shift, 0.1) and 3000 impostor N(0, 0.1) scores, the
 /// numbers of the demo's results.json, and curves computed from the scores.
 fn synthetic(dir: &str, title: &str, shift: f64, seed: u64) -> RunData {
+    synthetic_with(dir, title, shift, seed, |_| {})
+}
+
+/// `synthetic` with its results.json edited before it is read through the typed model.
+fn synthetic_with(dir: &str, title: &str, shift: f64, seed: u64, edit: impl FnOnce(&mut serde_json::Value)) -> RunData {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (g, i) = (Normal::new(0.35 + shift, 0.1).unwrap(), Normal::new(0.0, 0.1).unwrap());
     let genuine: Vec<f64> = (0..3000).map(|_| g.sample(&mut rng)).collect();
@@ -72,7 +78,7 @@ fn synthetic(dir: &str, title: &str, shift: f64, seed: u64) -> RunData {
                "far": tar.map(|_| far), "threshold": tar.map(|_| 0.2526), "false_accepts": tar.map(|_| 3),
                "note": if tar.is_some() { None } else { Some("FAR is below 1/N_impostor = 1/3000 and cannot be measured") }})
     };
-    let results = json!({
+    let mut results = json!({
         "schema": "aifr-eval/results", "schema_version": 1, "kind": "pair_verification",
         "software": {"name": "aifr-eval", "version": "0.1.0", "commit": null},
         "benchmark": {"name": "lfw", "title": title, "format": "lfw_pairs",
@@ -92,10 +98,15 @@ fn synthetic(dir: &str, title: &str, shift: f64, seed: u64) -> RunData {
             "bootstrap": {"unit": "identity", "clusters": 1196, "resamples": 1000, "seed": 1, "confidence": 0.95,
                           "accuracy": {"estimate": 0.9785, "lo": 0.9752438525766742, "hi": 0.9819429294515049},
                           "tar_at_far": [{"far_target": 1e-3, "rule": "strict", "estimate": 0.88, "lo": 0.83282964128028, "hi": 0.9016725113818137}],
+                          "auc": {"estimate": 0.9981722222222209, "lo": 0.9973, "hi": 0.9989},
+                          "eer": {"estimate": 0.02033333333333333, "lo": 0.0161, "hi": 0.0249},
                           "note": null}
         }
     });
-    RunData { dir: PathBuf::from(dir), results, curves: Some(curves), pairs: None }
+    edit(&mut results);
+    let results = Results::from_value(results).unwrap();
+    let dir = PathBuf::from(dir);
+    RunData { results_path: dir.join("results.json"), dir, results, curves: Some(curves), pairs: None }
 }
 
 fn read(p: &Path) -> Vec<u8> {
@@ -160,8 +171,9 @@ fn output_is_deterministic() {
 #[test]
 fn user_strings_are_escaped() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut run = synthetic("runs/<b>&\"x'", "<script>alert(\"t\")</script> & co", 0.0, 3);
-    run.results["benchmark"]["files"][0]["path"] = json!("a<img src=x onerror=alert(1)>.txt");
+    let run = synthetic_with("runs/<b>&\"x'", "<script>alert(\"t\")</script> & co", 0.0, 3, |v| {
+        v["benchmark"]["files"][0]["path"] = json!("a<img src=x onerror=alert(1)>.txt")
+    });
     write_report(&[run], tmp.path(), "report.html").unwrap();
     let page = String::from_utf8(read(&tmp.path().join("report.html"))).unwrap();
     assert!(!page.contains("<script") && !page.contains("<img src=x") && !page.contains("<b>&"));
@@ -189,11 +201,10 @@ fn a_run_without_curves_still_gets_its_tables() {
     let tmp = tempfile::tempdir().unwrap();
     let mut run = synthetic("r/old", "LFW", 0.0, 6);
     run.curves = None;
-    run.results["metrics"].as_object_mut().unwrap().remove("bootstrap");
     let written = write_report(&[run], tmp.path(), "report.html").unwrap();
     assert!(!written.iter().any(|p| p.extension().is_some_and(|e| e == "png")));
     let page = String::from_utf8(read(&tmp.path().join("report.html"))).unwrap();
-    assert!(page.contains("97.850% ± 0.187 (SE)") && page.contains("not drawn") && !page.contains("95% CI"));
+    assert!(page.contains("97.850% ± 0.187 (SE)") && page.contains("not drawn") && !page.contains("<img"));
 }
 
 fn find_chromium() -> Option<PathBuf> {
@@ -262,5 +273,42 @@ fn page_renders_in_headless_chromium() {
         // Tables and charts cover a good part of the first 3000 px; a blank page is ~0.
         assert!(ink > 0.05, "screenshot of {} looks blank ({:.1}% non-white pixels)", page.display(), 100.0 * ink);
         assert!(blue > 2000, "the charts of {} did not load (only {blue} chart-blue pixels)", page.display());
+    }
+}
+
+/// Each kind's own protocol parameters make two runs incomparable, read from the typed model:
+/// the demo's run of the kind against a copy with one parameter edited.
+#[test]
+fn runs_differing_in_a_kind_specific_parameter_are_not_comparable() {
+    use aifr_eval::report::compare::check_comparable;
+    let demo = crate::support::demo();
+    let cases: [(&str, &str, serde_json::Value, &str); 9] = [
+        ("", "/protocol/folds", json!(5), "differ in folds (10 vs 5)"),
+        ("", "/protocol/far_targets", json!([0.5]), "differ in FAR targets"),
+        ("ijbc", "/protocol/pooling/flip", json!(false), "differ in pooling"),
+        ("ijbc", "/protocol/fpir_targets", json!([0.5]), "differ in FPIR targets"),
+        ("fgnet", "/protocol/age_groups", json!([{"lo": 0, "hi": null}]), "differ in age groups"),
+        (
+            "megaface_fgnet",
+            "/protocol/probe_set",
+            json!("facescrub"),
+            "differ in probe set (\"fgnet\" vs \"facescrub\")",
+        ),
+        ("megaface_fgnet", "/protocol/cleaning", json!("facexzoo"), "differ in cleaning"),
+        ("megaface_fgnet", "/protocol/devkit_probes", json!(7), "differ in devkit probes"),
+        ("megaface_fgnet", "/protocol/age_groups", json!([]), "differ in age groups"),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, (run, ptr, value, expected)) in cases.into_iter().enumerate() {
+        let base = RunData::load(&demo.join(run)).unwrap();
+        let mut v: serde_json::Value = serde_json::from_slice(&read(&demo.join(run).join("results.json"))).unwrap();
+        *v.pointer_mut(ptr).unwrap() = value;
+        let dir = tmp.path().join(i.to_string());
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("results.json"), serde_json::to_vec(&v).unwrap()).unwrap();
+        let edited = RunData::load(&dir).unwrap();
+        check_comparable(&base, &base).unwrap();
+        let err = check_comparable(&base, &edited).unwrap_err().to_string();
+        assert!(err.contains(expected), "{run}{ptr}: {err}");
     }
 }
