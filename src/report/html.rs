@@ -16,11 +16,12 @@ use crate::metrics::bootstrap::Interval;
 use crate::metrics::identification::GroupRank1;
 use crate::metrics::open_set::{self, FpirRule};
 use crate::metrics::{Eer, FoldMode, TarAtFar, TarRule};
-use crate::protocol::verification::{BootstrapSummary, Fusion};
+use crate::protocol::verification::BootstrapSummary;
 use crate::run::dir::RunData;
 use crate::run::results::{
     BenchmarkInfo, EmbeddingsInfo, FgnetResults, IjbResults, Results, Software, VerificationResults,
 };
+use crate::score::fusion::Fusion;
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt::Write;
