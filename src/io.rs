@@ -87,7 +87,10 @@ pub fn open_input(path: &Path, role: Role) -> Result<(std::fs::File, u64)> {
         return Err(not_a_file(path, &format!("is a directory, not a {}", role.what)));
     }
     if !meta.is_file() {
-        return Err(not_a_file(path, &format!("is not a regular file (a device, pipe or socket), not a {}", role.what)));
+        return Err(not_a_file(
+            path,
+            &format!("is not a regular file (a device, pipe or socket), not a {}", role.what),
+        ));
     }
     let file = std::fs::File::open(path).map_err(|e| Error::read(path, e))?;
     let len = file.metadata().map_err(|e| Error::read(path, e))?.len();
@@ -195,6 +198,9 @@ mod tests {
         std::fs::write(&p, b"\xEF\xBB\xBFa\nb\n").unwrap();
         assert_eq!(read_text(&p, Role::KEY_LIST).unwrap(), "a\nb\n");
         std::fs::write(&p, b"a\nb\xff\n").unwrap();
-        assert_eq!(read_text(&p, Role::KEY_LIST).unwrap_err().to_string(), format!("{}:2: not UTF-8 text", p.display()));
+        assert_eq!(
+            read_text(&p, Role::KEY_LIST).unwrap_err().to_string(),
+            format!("{}:2: not UTF-8 text", p.display())
+        );
     }
 }

@@ -22,11 +22,17 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
         }
         let (name, label) = match line.rsplit_once(|c: char| c.is_whitespace()) {
             Some((n, l)) if !n.trim().is_empty() => (n.trim(), l),
-            _ => return Err(Error::parse(path, i + 1, format!("expected '<image_name> <label>', found '{}'", crate::io::excerpt(line)))),
+            _ => {
+                return Err(Error::parse(
+                    path,
+                    i + 1,
+                    format!("expected '<image_name> <label>', found '{}'", crate::io::excerpt(line)),
+                ))
+            }
         };
-        let label: i64 = label
-            .parse()
-            .map_err(|_| Error::parse(path, i + 1, format!("label must be an integer, found '{}'", crate::io::excerpt(label))))?;
+        let label: i64 = label.parse().map_err(|_| {
+            Error::parse(path, i + 1, format!("label must be an integer, found '{}'", crate::io::excerpt(label)))
+        })?;
         entries.push((i + 1, name.to_string(), label != 0));
     }
     if entries.is_empty() || entries.len() % 2 != 0 {
@@ -71,7 +77,11 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
             return Err(Error::parse(
                 path,
                 p[1].0,
-                format!("negative pair {} names one person twice ('{}')", k + 1, crate::io::excerpt(&identity(&p[0].1))),
+                format!(
+                    "negative pair {} names one person twice ('{}')",
+                    k + 1,
+                    crate::io::excerpt(&identity(&p[0].1))
+                ),
             ));
         }
         let (a, b) = (table.intern(p[0].1.clone()), table.intern(p[1].1.clone()));

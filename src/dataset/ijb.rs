@@ -577,7 +577,13 @@ pub fn read_template_csv(path: &Path, name: &str, template_ids: &[u32], faces_pa
         let mut f = line.split(',');
         let mut field = |what: &str| -> Result<u32> {
             let v = f.next().unwrap_or("").trim();
-            v.parse().map_err(|_| Error::parse(path, n, format!("{what} must be a non-negative integer, found '{}'", crate::io::excerpt(v))))
+            v.parse().map_err(|_| {
+                Error::parse(
+                    path,
+                    n,
+                    format!("{what} must be a non-negative integer, found '{}'", crate::io::excerpt(v)),
+                )
+            })
         };
         let (t, s) = (field("TEMPLATE_ID (column 1)")?, field("SUBJECT_ID (column 2)")?);
         let ti = index.get(t).ok_or_else(|| {

@@ -107,7 +107,11 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
         }
     }
     if let Some((ln, line)) = lines.find(|(_, l)| !l.trim().is_empty()) {
-        return Err(Error::parse(path, ln, format!("unexpected extra line after {} pairs: '{}'", pairs.len(), crate::io::excerpt(line))));
+        return Err(Error::parse(
+            path,
+            ln,
+            format!("unexpected extra line after {} pairs: '{}'", pairs.len(), crate::io::excerpt(line)),
+        ));
     }
     // Key `<name>/<name>_<nnnn>.jpg`: the identity is the directory.
     let (keys, identities) = table.into_keys_and_identities(|k| k.split('/').next().unwrap_or(k));

@@ -81,13 +81,19 @@ pub fn check_relative(rel: &str) -> std::result::Result<(), String> {
         return Err("empty path".into());
     }
     if rel.contains(['\t', '\n', '\r']) {
-        return Err(format!("path '{}' contains a tab or line break", crate::io::excerpt(&rel.escape_debug().to_string())));
+        return Err(format!(
+            "path '{}' contains a tab or line break",
+            crate::io::excerpt(&rel.escape_debug().to_string())
+        ));
     }
     let p = Path::new(rel);
     // `C:\x` or `\\server\x` are absolute on Windows even where Path::is_absolute says no.
     let windows_abs = rel.starts_with('\\') || rel.as_bytes().get(1) == Some(&b':');
     if p.is_absolute() || p.has_root() || windows_abs {
-        return Err(format!("path '{}' is absolute; paths must be relative to the dataset root", crate::io::excerpt(rel)));
+        return Err(format!(
+            "path '{}' is absolute; paths must be relative to the dataset root",
+            crate::io::excerpt(rel)
+        ));
     }
     let mut depth = 0usize;
     for c in p.components() {
@@ -168,7 +174,11 @@ fn check_records<'a>(path: &Path, text: &'a str, sep: u8) -> Result<&'a str> {
         i += 1;
         line += 1;
         if record.trim().is_empty() {
-            return Err(Error::parse(path, start_line, "blank line inside the table (only the end may have blank lines)"));
+            return Err(Error::parse(
+                path,
+                start_line,
+                "blank line inside the table (only the end may have blank lines)",
+            ));
         }
         match header_fields {
             None => header_fields = Some(fields),

@@ -95,7 +95,10 @@ fn locate(path: &Path, flip_tensor: bool) -> Result<Option<MatrixLoc>> {
     };
     if let Some(m) = &found {
         if m.cols == 0 {
-            return Err(Error::data(path, format!("the embeddings are {}×0: each row needs at least one value", m.rows)));
+            return Err(Error::data(
+                path,
+                format!("the embeddings are {}×0: each row needs at least one value", m.rows),
+            ));
         }
     }
     Ok(found)
@@ -213,7 +216,11 @@ pub fn read_keys(path: &Path) -> Result<Vec<String>> {
             return Err(Error::parse(path, i + 1, "empty key (every line must name one image)"));
         }
         if let Some(first) = seen.insert(key, i + 1) {
-            return Err(Error::parse(path, i + 1, format!("duplicate key '{}' (first on line {first})", crate::io::excerpt(key))));
+            return Err(Error::parse(
+                path,
+                i + 1,
+                format!("duplicate key '{}' (first on line {first})", crate::io::excerpt(key)),
+            ));
         }
         keys.push(key.to_string());
     }
@@ -342,6 +349,7 @@ fn copy_rows(m: &MatrixLoc, view: View, keys: &[String], dtype: DType, w: &mut S
 /// An embedding that is not finite or has zero norm cannot be compared; it usually means a failed
 /// image that was written as zeros. Refuse it rather than produce a wrong score.
 fn check_row(path: &Path, row: &[f32], index: usize, key: &str) -> Result<()> {
+    let key = crate::io::excerpt(key);
     if let Some((col, v)) = row.iter().enumerate().find(|(_, v)| !v.is_finite()) {
         return Err(Error::data(path, format!("row {index} (key '{key}') has a non-finite value {v} in column {col}")));
     }

@@ -10,7 +10,7 @@
 //! `target/fuzz-failures/<target>/` for adding to the regressions.
 
 use crate::support::{data, repo};
-use aifr_eval::dataset::{agedb, bin_pairs, calfw, ijb, lfw, manifest::Manifest, megaface, mat5};
+use aifr_eval::dataset::{agedb, bin_pairs, calfw, ijb, lfw, manifest::Manifest, mat5, megaface};
 use aifr_eval::store::import::{import, EmbeddingSource};
 use aifr_eval::store::EmbeddingStore;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -147,7 +147,7 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
             10 => {
                 // A huge line: the kind of input that once produced megabyte messages.
                 let at = rng.below(n + 1);
-                b.splice(at..at, std::iter::repeat(b'x').take(4096));
+                b.splice(at..at, std::iter::repeat_n(b'x', 4096));
             }
             _ => {}
         }
@@ -159,12 +159,14 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
+type Runner = Box<dyn Fn(&Path, &[u8]) -> Result<(), String>>;
+
 /// A parser under test: valid seeds, and what to do with one input (`dir` is a scratch folder
 /// the target may use; the result only has to come back, `Ok` or `Err`).
 struct Target {
     name: &'static str,
     seeds: Vec<Vec<u8>>,
-    run: Box<dyn Fn(&Path, &[u8]) -> Result<(), String>>,
+    run: Runner,
 }
 
 impl Target {
@@ -237,6 +239,10 @@ fn fuzz(t: Target) {
             let file = out.join(&hash.as_str()[..16]);
             std::fs::write(&file, &input).unwrap();
             failures.push(format!("iteration {done} panics ({msg}); input kept in {}", file.display()));
+            // A handful of kept inputs is enough to start fixing.
+            if failures.len() >= 10 {
+                break;
+            }
         }
         done += 1;
     }
@@ -275,7 +281,8 @@ fn safetensors(rows: usize, cols: usize, vals: &[f32], flip: bool) -> Vec<u8> {
     let n = rows * cols * 4;
     let mut header = format!(r#"{{"embeddings":{{"dtype":"F32","shape":[{rows},{cols}],"data_offsets":[0,{n}]}}"#);
     if flip {
-        header += &format!(r#","embeddings_flip":{{"dtype":"F32","shape":[{rows},{cols}],"data_offsets":[{n},{}]}}"#, 2 * n);
+        header +=
+            &format!(r#","embeddings_flip":{{"dtype":"F32","shape":[{rows},{cols}],"data_offsets":[{n},{}]}}"#, 2 * n);
     }
     header += "}";
     let mut out = (header.len() as u64).to_le_bytes().to_vec();
@@ -482,4 +489,17 @@ fn fuzz_dlib() {
     fuzz(Target::new("dlib", vec![], |dir, b| {
         aifr_eval::model::dlib_serialize::read_metric_net(&dir.join("net.dat"), b).map(|_| ()).map_err(err)
     }));
+}
+
+#[test]
+fn the_harness_reports_a_panicking_parser() {
+    // A "parser" that panics on any input whose length differs from its seed's: the harness
+    // must fail, or a real panic could go unnoticed.
+    let t = Target::new("selftest", vec![b"a fixed seed\n".to_vec()], |_, b| {
+        assert_eq!(b.len(), 13, "length changed");
+        Ok(())
+    });
+    let outcome = catch_unwind(AssertUnwindSafe(|| fuzz(t)));
+    let msg = outcome.err().and_then(|p| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+    assert!(msg.contains("selftest:") && msg.contains("panics (") && msg.contains("length changed"), "{msg}");
 }

@@ -73,7 +73,11 @@ fn contradictory_pairs_are_errors_naming_the_line() {
 
     let mut text = String::new();
     for k in 0..20 {
-        let (a, b, l) = if k < 10 { (format!("P{k}_0001"), format!("P{k}_0002"), 1) } else { (format!("N{k}_1"), format!("M{k}_1"), 0) };
+        let (a, b, l) = if k < 10 {
+            (format!("P{k}_0001"), format!("P{k}_0002"), 1)
+        } else {
+            (format!("N{k}_1"), format!("M{k}_1"), 0)
+        };
         text += &format!("{a}.jpg {l}\n{b}.jpg {l}\n");
     }
     let p = put(dir.path(), "calfw.txt", text.replace("P3_0002", "P3_0001"));

@@ -200,16 +200,22 @@ pub fn read_description(dir: &Path, m: &Manifest) -> Result<ProtocolDescription>
 fn row_of(index: &HashMap<&str, u32>, m: &Manifest, file: &Path, line: usize, key: &str) -> Result<u32> {
     check_relative(key).map_err(|msg| Error::parse(file, line, msg))?;
     index.get(key).copied().ok_or_else(|| {
-        Error::parse(file, line, format!("'{}' is not a path of the manifest {}", crate::io::excerpt(key), m.source.display()))
+        Error::parse(
+            file,
+            line,
+            format!("'{}' is not a path of the manifest {}", crate::io::excerpt(key), m.source.display()),
+        )
     })
 }
 
 fn positive(file: &Path, line: usize, field: &str) -> Result<u32> {
-    field
-        .parse::<u32>()
-        .ok()
-        .filter(|&v| v > 0)
-        .ok_or_else(|| Error::parse(file, line, format!("image number must be a positive integer, found '{}'", crate::io::excerpt(field))))
+    field.parse::<u32>().ok().filter(|&v| v > 0).ok_or_else(|| {
+        Error::parse(
+            file,
+            line,
+            format!("image number must be a positive integer, found '{}'", crate::io::excerpt(field)),
+        )
+    })
 }
 
 /// Reads a pairs.txt-layout file against the manifest into the benchmark the verification
@@ -300,7 +306,11 @@ pub fn read_pairs(file: &Path, m: &Manifest) -> Result<PairBenchmark> {
         }
     }
     if let Some((ln, line)) = lines.find(|(_, l)| !l.trim().is_empty()) {
-        return Err(Error::parse(file, ln, format!("unexpected extra line after {} pairs: '{}'", pairs.len(), crate::io::excerpt(line))));
+        return Err(Error::parse(
+            file,
+            ln,
+            format!("unexpected extra line after {} pairs: '{}'", pairs.len(), crate::io::excerpt(line)),
+        ));
     }
     // Identities numbered in order of first appearance over the keys, as the LFW adapter does.
     let (keys, _) = table.into_keys_and_identities(|k| k);
