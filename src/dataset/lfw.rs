@@ -21,6 +21,13 @@ fn number(path: &Path, line: usize, field: &str, what: &str) -> Result<u32> {
     }
 }
 
+/// Room for the pairs a header promises, but no more than the file has lines for: a corrupt header
+/// (`2147483647\t300`) must end in "file ends early", not in an overflow or a huge allocation.
+pub(crate) fn pair_capacity(folds: u32, per_fold: u32, text: &str) -> usize {
+    let promised = u64::from(folds).saturating_mul(u64::from(per_fold)).saturating_mul(2);
+    promised.min(text.lines().count() as u64) as usize
+}
+
 pub fn read_pairs(path: &Path) -> Result<PairBenchmark> {
     let text = crate::io::read_text(path, crate::io::Role::PROTOCOL_TEXT)?;
     parse_pairs(&text, path)
@@ -43,7 +50,7 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
         }
     };
     let mut table = KeyTable::default();
-    let mut pairs = Vec::with_capacity((folds * per_fold * 2) as usize);
+    let mut pairs = Vec::with_capacity(pair_capacity(folds, per_fold, text));
     for fold in 0..folds {
         for genuine in [true, false] {
             for _ in 0..per_fold {
@@ -161,6 +168,9 @@ mod tests {
         assert_eq!(e, "pairs.txt:3: mismatched pair names one person twice ('A')");
         let e = parse(&format!("1\t1\nA\t1\t{}\n", "9".repeat(5000))).unwrap_err().to_string();
         assert!(e.len() < 400 && e.ends_with("…(4800 more bytes)'"), "{e}");
+        // A header whose product overflows, found by tests/it/fuzz.rs.
+        let e = parse("2\t2147483647\nA\t1\t2\n").unwrap_err().to_string();
+        assert!(e.starts_with("pairs.txt:3: file ends early"), "{e}");
         let e = parse("ten\t300\n").unwrap_err().to_string();
         assert!(e.starts_with("pairs.txt:1: number of folds"), "{e}");
     }

@@ -75,12 +75,12 @@ fn lines(b: &[u8]) -> Vec<(usize, usize)> {
     out
 }
 
-/// One to four random edits of `seed`.
+/// One to four random edits of `seed`, all O(len) (the scan for numbers included).
 fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
     let mut b = seed.to_vec();
     for _ in 0..1 + rng.below(4) {
         let n = b.len();
-        match rng.below(11) {
+        match rng.below(12) {
             0 if n > 0 => {
                 let i = rng.below(n);
                 b[i] ^= 1 << rng.below(8);
@@ -148,6 +148,29 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
                 // A huge line: the kind of input that once produced megabyte messages.
                 let at = rng.below(n + 1);
                 b.splice(at..at, std::iter::repeat_n(b'x', 4096));
+            }
+            11 => {
+                // A number of the input (a shape, an offset, a count) replaced by another.
+                let runs: Vec<(usize, usize)> = {
+                    let mut v = Vec::new();
+                    let mut i = 0;
+                    while i < n {
+                        if b[i].is_ascii_digit() {
+                            let s = i;
+                            while i < n && b[i].is_ascii_digit() {
+                                i += 1;
+                            }
+                            v.push((s, i));
+                        }
+                        i += 1;
+                    }
+                    v
+                };
+                if !runs.is_empty() {
+                    let (s, e) = runs[rng.below(runs.len())];
+                    let num = NUMBERS[rng.below(NUMBERS.len())].as_bytes().to_vec();
+                    b.splice(s..e, num);
+                }
             }
             _ => {}
         }

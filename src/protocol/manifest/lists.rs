@@ -241,7 +241,7 @@ pub fn read_pairs(file: &Path, m: &Manifest) -> Result<PairBenchmark> {
     };
     let mut table = KeyTable::default();
     let mut rows_of_keys: Vec<u32> = Vec::new();
-    let mut pairs = Vec::with_capacity((folds * per_fold * 2) as usize);
+    let mut pairs = Vec::with_capacity(crate::dataset::lfw::pair_capacity(folds, per_fold, &text));
     for fold in 0..folds {
         for genuine in [true, false] {
             for _ in 0..per_fold {
