@@ -288,12 +288,24 @@ pub fn import(src: &EmbeddingSource, dest: &Path) -> Result<EmbeddingStore> {
     let dtype = main.ty.store_dtype();
     let views = if flip.is_some() { 2 } else { 1 };
     let mut w = StoreWriter::create(dest, dtype, main.cols, views, main.rows, source_fingerprint(&paths)?)?;
-    copy_rows(&main, View::Original, &keys, dtype, &mut w)?;
-    if let Some(f) = &flip {
-        copy_rows(f, View::Flipped, &keys, dtype, &mut w)?;
-    }
+    let copied = copy_rows(&main, View::Original, &keys, dtype, &mut w)
+        .and_then(|()| flip.as_ref().map_or(Ok(()), |f| copy_rows(f, View::Flipped, &keys, dtype, &mut w)));
+    let w = discard_on_error(dest, w, copied)?;
     let path = w.finish(&keys)?;
     EmbeddingStore::open(&path)
+}
+
+/// Removes the half-written `<dest>.partial` when filling it failed (a bad row), so a refused
+/// import leaves nothing behind; hands the writer back otherwise.
+fn discard_on_error(dest: &Path, w: StoreWriter, filled: Result<()>) -> Result<StoreWriter> {
+    match filled {
+        Ok(()) => Ok(w),
+        Err(e) => {
+            drop(w);
+            let _ = std::fs::remove_file(super::partial_path(dest));
+            Err(e)
+        }
+    }
 }
 
 /// Imports into `cache_dir`, reusing an existing store made from the same sources.
@@ -416,6 +428,20 @@ pub fn import_devkit_features(keys: &[String], dir: &Path, suffix: &str, cache_d
     let first = path_of(&keys[0]);
     let dim = crate::dataset::megaface::read_feature_file(&first)?.len();
     let mut w = StoreWriter::create(&dest, DType::F32, dim, 1, keys.len(), fp)?;
+    let filled = fill_devkit_rows(keys, &path_of, &first, dim, &mut w);
+    let w = discard_on_error(&dest, w, filled)?;
+    let path = w.finish(keys)?;
+    EmbeddingStore::open(&path)
+}
+
+fn fill_devkit_rows(
+    keys: &[String],
+    path_of: &(dyn Fn(&String) -> PathBuf + Sync),
+    first: &Path,
+    dim: usize,
+    w: &mut StoreWriter,
+) -> Result<()> {
+    use rayon::prelude::*;
     const CHUNK: usize = 4096;
     for (c, chunk) in keys.chunks(CHUNK).enumerate() {
         let rows: Vec<Vec<f32>> = chunk
@@ -439,8 +465,7 @@ pub fn import_devkit_features(keys: &[String], dir: &Path, suffix: &str, cache_d
         let flat: Vec<f32> = rows.concat();
         w.write_rows(View::Original, c * CHUNK, &DType::F32.encode(&flat))?;
     }
-    let path = w.finish(keys)?;
-    EmbeddingStore::open(&path)
+    Ok(())
 }
 
 /// Writes a little-endian `.npy` (format 1.0) atomically; `descr` is the numpy type string.

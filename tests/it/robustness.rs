@@ -215,8 +215,26 @@ fn a_devkit_dimension_mismatch_names_both_files() {
         let dim = if i == 0 { 4 } else { 8 };
         put(&feats, &format!("{k}_x.bin"), megaface::encode_feature_file(&vec![0.5; dim]));
     }
-    let e = import_devkit_features(&keys, &feats, "_x.bin", &dir.path().join("cache")).err().unwrap().to_string();
+    let cache = dir.path().join("cache");
+    let e = import_devkit_features(&keys, &feats, "_x.bin", &cache).err().unwrap().to_string();
     assert!(e.contains("0.jpg_x.bin") && e.contains("1.jpg_x.bin") && e.contains("disagree"), "{e}");
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 0, "a refused conversion leaves no .partial");
+}
+
+#[test]
+fn a_refused_import_leaves_no_partial_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = npy(3, 2);
+    let at = bytes.len() - 4;
+    bytes[at..].copy_from_slice(&f32::NAN.to_le_bytes());
+    let e = put(dir.path(), "e.npy", bytes);
+    let k = put(dir.path(), "k.txt", "a\nb\nc\n");
+    let err = import(&EmbeddingSource { embeddings: e, keys: k, flip: None }, &dir.path().join("s.aifrstore"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("row 2 (key 'c') has a non-finite value"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "only the inputs remain");
 }
 
 #[test]
