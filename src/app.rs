@@ -171,7 +171,7 @@ pub fn open_embeddings(
 
 /// Reads an ages file: one `key age` per line (whitespace separated; `#` starts a comment).
 pub fn read_ages(path: &Path) -> Result<std::collections::HashMap<String, u32>> {
-    let text = crate::dataset::read_text(path)?;
+    let text = crate::io::read_text(path, crate::io::Role::KEY_LIST)?;
     let mut ages = std::collections::HashMap::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
@@ -179,13 +179,21 @@ pub fn read_ages(path: &Path) -> Result<std::collections::HashMap<String, u32>> 
             continue;
         }
         let (key, age) = line.rsplit_once(char::is_whitespace).ok_or_else(|| {
-            Error::parse(path, i + 1, format!("expected '<image key> <age in years>', found '{line}'"))
+            Error::parse(
+                path,
+                i + 1,
+                format!("expected '<image key> <age in years>', found '{}'", crate::io::excerpt(line)),
+            )
         })?;
         let age: u32 = age.parse().ok().filter(|a| *a <= 130).ok_or_else(|| {
-            Error::parse(path, i + 1, format!("age must be a whole number of years 0..130, found '{age}'"))
+            Error::parse(
+                path,
+                i + 1,
+                format!("age must be a whole number of years 0..130, found '{}'", crate::io::excerpt(age)),
+            )
         })?;
         if ages.insert(key.trim().to_string(), age).is_some() {
-            return Err(Error::parse(path, i + 1, format!("duplicate key '{}'", key.trim())));
+            return Err(Error::parse(path, i + 1, format!("duplicate key '{}'", crate::io::excerpt(key.trim()))));
         }
     }
     Ok(ages)
@@ -205,7 +213,7 @@ pub fn resolve_ages(bench: &PairBenchmark, ages_file: Option<&Path>) -> Result<O
     let mut missing = bench.keys.iter().filter(|k| !table.contains_key(k.as_str())).peekable();
     if missing.peek().is_some() {
         let all: Vec<&String> = missing.collect();
-        let shown: Vec<String> = all.iter().take(5).map(|k| format!("'{k}'")).collect();
+        let shown: Vec<String> = all.iter().take(5).map(|k| format!("'{}'", crate::io::excerpt(k))).collect();
         return Err(Error::Invalid(format!(
             "{} of the benchmark's {} images have no age in {}; first: {}",
             all.len(),

@@ -180,7 +180,9 @@ fn split_pairs<'a>(v: &'a Value, place: &str, path: &Path) -> Result<(&'a str, &
     };
     let pairs = first_field(fields, values, |v| matches!(v, Value::Cell { .. }));
     let labels = first_field(fields, values, |v| matches!(v, Value::Numeric { .. }));
-    let (Some((pf, Value::Cell { dims, items })), Some((_, Value::Numeric { data, .. }))) = (pairs, labels) else {
+    let (Some((pf, Value::Cell { dims, items })), Some((lf, Value::Numeric { dims: label_dims, data, .. }))) =
+        (pairs, labels)
+    else {
         return Err(Error::data(
             path,
             format!("{place}: expected {expect}; its fields: {}", field_list(fields, values)),
@@ -198,6 +200,13 @@ fn split_pairs<'a>(v: &'a Value, place: &str, path: &Path) -> Result<(&'a str, &
             ))
         }
     };
+    // Labels are one row (or column): a matrix would be read column-major and misalign with pairs.
+    if !matches!(label_dims.as_slice(), [1, _] | [_, 1]) {
+        return Err(Error::data(
+            path,
+            format!("{place}.{lf}: expected a 1×N array of labels, found {}", mat5::dims_text(label_dims)),
+        ));
+    }
     if data.len() != n {
         return Err(Error::data(path, format!("{place}: {n} pairs but {} labels", data.len())));
     }

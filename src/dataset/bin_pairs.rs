@@ -5,11 +5,10 @@ use super::insightface_bin::parse_bin;
 use super::{contiguous_fold, Pair, PairBenchmark};
 use crate::error::{Error, Result};
 use memmap2::Mmap;
-use std::fs::File;
 use std::path::Path;
 
 pub fn read_pairs(path: &Path, folds: usize) -> Result<PairBenchmark> {
-    let file = File::open(path).map_err(|e| Error::read(path, e))?;
+    let (file, _) = crate::io::open_input(path, crate::io::Role::MAPPED)?;
     // SAFETY: read-only mapping of a file we only parse; packs are not modified while read.
     let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::read(path, e))?;
     let pack = parse_bin(&map).map_err(|e| Error::data(path, format!("not a valid insightface .bin pack: {e}")))?;

@@ -9,7 +9,7 @@ use std::path::Path;
 pub const FOLDS: usize = 10;
 
 pub fn read_pairs(path: &Path) -> Result<PairBenchmark> {
-    let text = super::read_text(path)?;
+    let text = crate::io::read_text(path, crate::io::Role::PROTOCOL_TEXT)?;
     parse_pairs(&text, path)
 }
 
@@ -22,11 +22,17 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
         }
         let (name, label) = match line.rsplit_once(|c: char| c.is_whitespace()) {
             Some((n, l)) if !n.trim().is_empty() => (n.trim(), l),
-            _ => return Err(Error::parse(path, i + 1, format!("expected '<image_name> <label>', found '{line}'"))),
+            _ => {
+                return Err(Error::parse(
+                    path,
+                    i + 1,
+                    format!("expected '<image_name> <label>', found '{}'", crate::io::excerpt(line)),
+                ))
+            }
         };
-        let label: i64 = label
-            .parse()
-            .map_err(|_| Error::parse(path, i + 1, format!("label must be an integer, found '{label}'")))?;
+        let label: i64 = label.parse().map_err(|_| {
+            Error::parse(path, i + 1, format!("label must be an integer, found '{}'", crate::io::excerpt(label)))
+        })?;
         entries.push((i + 1, name.to_string(), label != 0));
     }
     if entries.is_empty() || entries.len() % 2 != 0 {
@@ -59,6 +65,25 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
             }
         }
         let fold = if genuine { contiguous_fold(k, n_pos, FOLDS) } else { contiguous_fold(k - n_pos, n_neg, FOLDS) };
+        let identity = |k: &str| k.rsplit_once('_').map_or(k, |(identity, _)| identity).to_string();
+        if p[0].1 == p[1].1 {
+            return Err(Error::parse(
+                path,
+                p[1].0,
+                format!("pair {} is image '{}' with itself", k + 1, crate::io::excerpt(&p[0].1)),
+            ));
+        }
+        if !genuine && identity(&p[0].1) == identity(&p[1].1) {
+            return Err(Error::parse(
+                path,
+                p[1].0,
+                format!(
+                    "negative pair {} names one person twice ('{}')",
+                    k + 1,
+                    crate::io::excerpt(&identity(&p[0].1))
+                ),
+            ));
+        }
         let (a, b) = (table.intern(p[0].1.clone()), table.intern(p[1].1.clone()));
         pairs.push(Pair { a, b, genuine, fold: fold as u32 });
     }

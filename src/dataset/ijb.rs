@@ -167,8 +167,8 @@ impl Col {
 }
 
 fn map_file(path: &Path) -> Result<Option<Mmap>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::read(path, e))?;
-    if file.metadata().map_err(|e| Error::read(path, e))?.len() == 0 {
+    let (file, len) = crate::io::open_input(path, crate::io::Role::IJB_META)?;
+    if len == 0 {
         return Ok(None);
     }
     // SAFETY: read-only mapping of a protocol file nobody writes while we read it.
@@ -186,10 +186,11 @@ fn read_table(path: &Path, kinds: &[Kind], sep: u8, skip: usize, what: &str) -> 
     let Some(map) = map_file(path)? else {
         return Err(Error::data(path, format!("the file is empty; expected {what}")));
     };
-    let lines = line_count(&map).saturating_sub(skip);
-    match read_polars(&map, kinds, sep, skip) {
+    let bytes = crate::io::strip_bom(&map);
+    let lines = line_count(bytes).saturating_sub(skip);
+    match read_polars(bytes, kinds, sep, skip) {
         Some(cols) if cols_len(&cols) == lines => Ok(cols),
-        _ => read_lines(path, &map, kinds, sep, skip, what),
+        _ => read_lines(path, bytes, kinds, sep, skip, what),
     }
 }
 
@@ -273,13 +274,17 @@ fn read_lines(path: &Path, bytes: &[u8], kinds: &[Kind], sep: u8, skip: usize, w
                     "expected {what}: {} {sep_name}-separated fields, found {} in '{}'",
                     kinds.len(),
                     if line.is_empty() { 0 } else { fields.len() },
-                    line.chars().take(120).collect::<String>()
+                    crate::io::excerpt(line)
                 ),
             ));
         }
         for (j, (f, col)) in fields.iter().zip(cols.iter_mut()).enumerate() {
             let bad = |expected: &str| {
-                Error::parse(path, n, format!("field {} must be {expected}, found '{f}' (expected {what})", j + 1))
+                Error::parse(
+                    path,
+                    n,
+                    format!("field {} must be {expected}, found '{}' (expected {what})", j + 1, crate::io::excerpt(f)),
+                )
             };
             match col {
                 Col::Str(v) if !f.is_empty() => v.push(f.to_string()),
@@ -342,6 +347,14 @@ pub fn read_landmarks(path: &Path) -> Result<Vec<LandmarkRow>> {
     let mut cols = read_table(path, &kinds, b' ', 0, what)?.into_iter();
     let names = cols.next().map(Col::into_str).unwrap_or_default();
     let vals: Vec<Vec<f32>> = cols.map(Col::into_float).collect();
+    // A detector score is a probability; anything else would silently reweight templates.
+    if let Some(i) = vals[10].iter().position(|s| !(0.0..=1.0).contains(s)) {
+        return Err(Error::parse(
+            path,
+            line_of(i, 0),
+            format!("detector score {} of '{}' is outside [0, 1]", vals[10][i], names[i]),
+        ));
+    }
     Ok(names
         .into_iter()
         .enumerate()
@@ -478,6 +491,13 @@ pub fn read_pairs(path: &Path, template_ids: &[u32], faces_path: &Path) -> Resul
             format!("label must be 1 (same subject) or 0 (different), found {}", label[row]),
         ));
     }
+    if let Some(row) = t1.iter().zip(&t2).position(|(x, y)| x == y) {
+        return Err(Error::parse(
+            path,
+            line_of(row, 0),
+            format!("template {} is paired with itself: a comparison needs two templates", a[row]),
+        ));
+    }
     check_duplicate_pairs(path, &t1, &t2, template_ids)?;
     Ok(IjbPairs { t1, t2, genuine: label.iter().map(|&l| l == 1).collect() })
 }
@@ -527,24 +547,43 @@ fn check_duplicate_pairs(path: &Path, t1: &[u32], t2: &[u32], ids: &[u32]) -> Re
 
 /// A 1:N CSV (`TEMPLATE_ID,SUBJECT_ID,…` with a header row, one row per image).
 pub fn read_template_csv(path: &Path, name: &str, template_ids: &[u32], faces_path: &Path) -> Result<TemplateSet> {
-    let text = crate::dataset::read_text(path)?;
+    let text = crate::io::read_text(path, crate::io::Role::PROTOCOL_TEXT)?;
     let index = TemplateIndex::new(template_ids);
     let mut subject_of: HashMap<u32, (u32, usize)> = HashMap::new();
-    let mut first = true;
+    let mut columns = 0;
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
-        if first {
-            first = false;
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if n == 1 {
             let head = line.split(',').next().unwrap_or("").trim().to_ascii_uppercase();
             if head.parse::<u64>().is_ok() {
                 return Err(Error::parse(path, n, "expected a header row (TEMPLATE_ID,SUBJECT_ID,…), found data"));
             }
+            columns = line.split(',').count();
             continue;
+        }
+        // Every row has the header's columns: a row cut short is a file cut off mid-row.
+        let found = line.split(',').count();
+        if found != columns {
+            return Err(Error::parse(
+                path,
+                n,
+                format!(
+                    "{found} comma-separated fields where the header has {columns} (file cut off or a malformed row): '{}'",
+                    crate::io::excerpt(line)
+                ),
+            ));
         }
         let mut f = line.split(',');
         let mut field = |what: &str| -> Result<u32> {
             let v = f.next().unwrap_or("").trim();
-            v.parse().map_err(|_| Error::parse(path, n, format!("{what} must be a non-negative integer, found '{v}'")))
+            v.parse().map_err(|_| {
+                Error::parse(
+                    path,
+                    n,
+                    format!("{what} must be a non-negative integer, found '{}'", crate::io::excerpt(v)),
+                )
+            })
         };
         let (t, s) = (field("TEMPLATE_ID (column 1)")?, field("SUBJECT_ID (column 2)")?);
         let ti = index.get(t).ok_or_else(|| {

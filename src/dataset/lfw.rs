@@ -13,12 +13,23 @@ pub fn image_key(name: &str, n: u32) -> String {
 fn number(path: &Path, line: usize, field: &str, what: &str) -> Result<u32> {
     match field.parse::<u32>() {
         Ok(v) if v > 0 => Ok(v),
-        _ => Err(Error::parse(path, line, format!("{what} must be a positive integer, found '{field}'"))),
+        _ => Err(Error::parse(
+            path,
+            line,
+            format!("{what} must be a positive integer, found '{}'", crate::io::excerpt(field)),
+        )),
     }
 }
 
+/// Room for the pairs a header promises, but no more than the file has lines for: a corrupt header
+/// (`2147483647\t300`) must end in "file ends early", not in an overflow or a huge allocation.
+pub(crate) fn pair_capacity(folds: u32, per_fold: u32, text: &str) -> usize {
+    let promised = u64::from(folds).saturating_mul(u64::from(per_fold)).saturating_mul(2);
+    promised.min(text.lines().count() as u64) as usize
+}
+
 pub fn read_pairs(path: &Path) -> Result<PairBenchmark> {
-    let text = super::read_text(path)?;
+    let text = crate::io::read_text(path, crate::io::Role::PROTOCOL_TEXT)?;
     parse_pairs(&text, path)
 }
 
@@ -34,12 +45,12 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
             return Err(Error::parse(
                 path,
                 1,
-                format!("expected a header '<folds>\\t<pairs per fold>', found '{header}'"),
+                format!("expected a header '<folds>\\t<pairs per fold>', found '{}'", crate::io::excerpt(header)),
             ))
         }
     };
     let mut table = KeyTable::default();
-    let mut pairs = Vec::with_capacity((folds * per_fold * 2) as usize);
+    let mut pairs = Vec::with_capacity(pair_capacity(folds, per_fold, text));
     for fold in 0..folds {
         for genuine in [true, false] {
             for _ in 0..per_fold {
@@ -55,14 +66,30 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
                 };
                 let f: Vec<&str> = line.split_whitespace().collect();
                 let (a, b) = match (genuine, f.as_slice()) {
-                    (true, [name, n1, n2]) => (
-                        image_key(name, number(path, ln, n1, "image number")?),
-                        image_key(name, number(path, ln, n2, "image number")?),
-                    ),
-                    (false, [n1, i1, n2, i2]) => (
-                        image_key(n1, number(path, ln, i1, "image number")?),
-                        image_key(n2, number(path, ln, i2, "image number")?),
-                    ),
+                    (true, [name, n1, n2]) => {
+                        let (i1, i2) = (number(path, ln, n1, "image number")?, number(path, ln, n2, "image number")?);
+                        if i1 == i2 {
+                            return Err(Error::parse(
+                                path,
+                                ln,
+                                format!("matched pair of image {i1} of '{}' with itself", crate::io::excerpt(name)),
+                            ));
+                        }
+                        (image_key(name, i1), image_key(name, i2))
+                    }
+                    (false, [n1, i1, n2, i2]) => {
+                        if n1 == n2 {
+                            return Err(Error::parse(
+                                path,
+                                ln,
+                                format!("mismatched pair names one person twice ('{}')", crate::io::excerpt(n1)),
+                            ));
+                        }
+                        (
+                            image_key(n1, number(path, ln, i1, "image number")?),
+                            image_key(n2, number(path, ln, i2, "image number")?),
+                        )
+                    }
                     _ => {
                         let want = if genuine {
                             "a matched pair 'name n1 n2'"
@@ -72,7 +99,12 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
                         return Err(Error::parse(
                             path,
                             ln,
-                            format!("expected {want} (fold {}), found {} fields: '{line}'", fold + 1, f.len()),
+                            format!(
+                                "expected {want} (fold {}), found {} fields: '{}'",
+                                fold + 1,
+                                f.len(),
+                                crate::io::excerpt(line)
+                            ),
                         ));
                     }
                 };
@@ -82,7 +114,11 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
         }
     }
     if let Some((ln, line)) = lines.find(|(_, l)| !l.trim().is_empty()) {
-        return Err(Error::parse(path, ln, format!("unexpected extra line after {} pairs: '{line}'", pairs.len())));
+        return Err(Error::parse(
+            path,
+            ln,
+            format!("unexpected extra line after {} pairs: '{}'", pairs.len(), crate::io::excerpt(line)),
+        ));
     }
     // Key `<name>/<name>_<nnnn>.jpg`: the identity is the directory.
     let (keys, identities) = table.into_keys_and_identities(|k| k.split('/').next().unwrap_or(k));
@@ -126,6 +162,15 @@ mod tests {
         assert!(e.contains("empty file"), "{e}");
         let e = parse("1\t1\nA\t1\t2\nA\t1\tB\t1\nextra\n").unwrap_err().to_string();
         assert!(e.starts_with("pairs.txt:4: unexpected extra line"), "{e}");
+        let e = parse("1\t1\nA\t2\t2\nA\t1\tB\t1\n").unwrap_err().to_string();
+        assert_eq!(e, "pairs.txt:2: matched pair of image 2 of 'A' with itself");
+        let e = parse("1\t1\nA\t1\t2\nA\t1\tA\t3\n").unwrap_err().to_string();
+        assert_eq!(e, "pairs.txt:3: mismatched pair names one person twice ('A')");
+        let e = parse(&format!("1\t1\nA\t1\t{}\n", "9".repeat(5000))).unwrap_err().to_string();
+        assert!(e.len() < 400 && e.ends_with("…(4800 more bytes)'"), "{e}");
+        // A header whose product overflows, found by tests/it/fuzz.rs.
+        let e = parse("2\t2147483647\nA\t1\t2\n").unwrap_err().to_string();
+        assert!(e.starts_with("pairs.txt:3: file ends early"), "{e}");
         let e = parse("ten\t300\n").unwrap_err().to_string();
         assert!(e.starts_with("pairs.txt:1: number of folds"), "{e}");
     }

@@ -81,13 +81,19 @@ pub fn check_relative(rel: &str) -> std::result::Result<(), String> {
         return Err("empty path".into());
     }
     if rel.contains(['\t', '\n', '\r']) {
-        return Err(format!("path '{}' contains a tab or line break", rel.escape_debug()));
+        return Err(format!(
+            "path '{}' contains a tab or line break",
+            crate::io::excerpt(&rel.escape_debug().to_string())
+        ));
     }
     let p = Path::new(rel);
     // `C:\x` or `\\server\x` are absolute on Windows even where Path::is_absolute says no.
     let windows_abs = rel.starts_with('\\') || rel.as_bytes().get(1) == Some(&b':');
     if p.is_absolute() || p.has_root() || windows_abs {
-        return Err(format!("path '{rel}' is absolute; manifest paths must be relative to the dataset root"));
+        return Err(format!(
+            "path '{}' is absolute; paths must be relative to the dataset root",
+            crate::io::excerpt(rel)
+        ));
     }
     let mut depth = 0usize;
     for c in p.components() {
@@ -95,11 +101,11 @@ pub fn check_relative(rel: &str) -> std::result::Result<(), String> {
             Component::Normal(_) => depth += 1,
             Component::CurDir => {}
             Component::ParentDir if depth > 0 => depth -= 1,
-            _ => return Err(format!("path '{rel}' leaves the dataset root ('..' above it)")),
+            _ => return Err(format!("path '{}' leaves the dataset root ('..' above it)", crate::io::excerpt(rel))),
         }
     }
     if depth == 0 {
-        return Err(format!("path '{rel}' names the dataset root itself, not a file in it"));
+        return Err(format!("path '{}' names the dataset root itself, not a file in it", crate::io::excerpt(rel)));
     }
     Ok(())
 }
@@ -112,7 +118,81 @@ pub fn resolve_in_root(root: &Path, rel: &str) -> std::result::Result<PathBuf, S
 }
 
 fn polars_error(path: &Path, what: &str, e: PolarsError) -> Error {
-    Error::data(path, format!("cannot read as {what}: {e}"))
+    Error::data(path, format!("cannot read as {what}: {}", crate::io::excerpt(&e.to_string())))
+}
+
+/// Checks the record structure of a CSV/TSV before polars sees it, so that every fault is named
+/// by line: a quote never closed, a blank line inside the table, a row with more or fewer fields
+/// than the header. Quotes follow RFC 4180 (a field that starts with `"` runs to the next lone
+/// `"`; `""` inside it is a quote). Returns the text without its trailing blank lines.
+fn check_records<'a>(path: &Path, text: &'a str, sep: u8) -> Result<&'a str> {
+    let text = text.trim_end_matches(['\r', '\n']);
+    if text.is_empty() {
+        return Err(Error::data(path, "the file is empty; a manifest starts with a header row"));
+    }
+    let b = text.as_bytes();
+    let (mut i, mut line) = (0usize, 1usize);
+    let mut header_fields = None;
+    while i < b.len() || header_fields.is_none() {
+        let (start, start_line) = (i, line);
+        let mut fields = 1;
+        loop {
+            if b.get(i) == Some(&b'"') {
+                i += 1;
+                loop {
+                    match b.get(i) {
+                        None => {
+                            return Err(Error::parse(
+                                path,
+                                start_line,
+                                "a quoted field that starts on this line is never closed (a '\"' is missing)",
+                            ))
+                        }
+                        Some(b'"') if b.get(i + 1) == Some(&b'"') => i += 2,
+                        Some(b'"') => {
+                            i += 1;
+                            break;
+                        }
+                        Some(c) => {
+                            line += usize::from(*c == b'\n');
+                            i += 1;
+                        }
+                    }
+                }
+            }
+            while i < b.len() && b[i] != sep && b[i] != b'\n' {
+                i += 1;
+            }
+            if i < b.len() && b[i] == sep {
+                fields += 1;
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        let record = text[start..i].trim_end_matches('\r');
+        i += 1;
+        line += 1;
+        if record.trim().is_empty() {
+            return Err(Error::parse(
+                path,
+                start_line,
+                "blank line inside the table (only the end may have blank lines)",
+            ));
+        }
+        match header_fields {
+            None => header_fields = Some(fields),
+            Some(h) if h != fields => {
+                return Err(Error::parse(
+                    path,
+                    start_line,
+                    format!("{fields} fields where the header has {h}: '{}'", crate::io::excerpt(record)),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(text)
 }
 
 /// Reads the table with polars; every column of a CSV/TSV is read as text (cells are parsed and
@@ -126,16 +206,18 @@ fn read_table(path: &Path) -> Result<DataFrame> {
         TableFormat::Csv | TableFormat::Tsv => {
             let sep = if format == TableFormat::Csv { b',' } else { b'\t' };
             let what = if sep == b',' { "CSV" } else { "TSV" };
+            let text = crate::io::read_text(path, crate::io::Role::MANIFEST)?;
+            let text = check_records(path, &text, sep)?;
             CsvReadOptions::default()
                 .with_has_header(true)
                 .with_infer_schema_length(Some(0))
                 .map_parse_options(|o| o.with_separator(sep))
-                .try_into_reader_with_file_path(Some(path.to_path_buf()))
-                .and_then(|r| r.finish())
+                .into_reader_with_file_handle(std::io::Cursor::new(text.as_bytes()))
+                .finish()
                 .map_err(|e| polars_error(path, what, e))
         }
         TableFormat::Parquet => {
-            let file = std::fs::File::open(path).map_err(|e| Error::read(path, e))?;
+            let (file, _) = crate::io::open_input(path, crate::io::Role::MANIFEST)?;
             ParquetReader::new(file).finish().map_err(|e| polars_error(path, "Parquet", e))
         }
     }
@@ -159,8 +241,9 @@ fn parse_landmarks(cell: &str) -> std::result::Result<[f32; 10], String> {
     let nums: Vec<&str> = inner.split([' ', ',', ';', '\t']).filter(|s| !s.is_empty()).collect();
     if nums.len() != 10 {
         return Err(format!(
-            "landmarks must be 10 numbers (x1 y1 … x5 y5 of 5 points), found {}: '{cell}'",
-            nums.len()
+            "landmarks must be 10 numbers (x1 y1 … x5 y5 of 5 points), found {}: '{}'",
+            nums.len(),
+            crate::io::excerpt(cell)
         ));
     }
     let mut out = [0f32; 10];
@@ -169,7 +252,7 @@ fn parse_landmarks(cell: &str) -> std::result::Result<[f32; 10], String> {
             .parse::<f32>()
             .ok()
             .filter(|v| v.is_finite())
-            .ok_or_else(|| format!("landmark '{n}' is not a finite number"))?;
+            .ok_or_else(|| format!("landmark '{}' is not a finite number", crate::io::excerpt(n)))?;
     }
     Ok(out)
 }
@@ -255,7 +338,7 @@ impl Manifest {
             check_relative(&p).map_err(|m| err(row, m))?;
             if let Some(first) = first_row.insert(p.clone(), row) {
                 let first = if is_csv { format!("line {}", first + 2) } else { format!("row {}", first + 1) };
-                return Err(err(row, format!("duplicate path '{p}' (first on {first})")));
+                return Err(err(row, format!("duplicate path '{}' (first on {first})", crate::io::excerpt(&p))));
             }
             paths.push(p);
         }
@@ -285,7 +368,13 @@ impl Manifest {
                     .ok()
                     .filter(|a| a.fract() == 0.0 && *a >= 0.0 && *a <= MAX_AGE as f64)
                     .ok_or_else(|| {
-                        err(row, format!("age must be a whole number of years 0..{MAX_AGE}, found '{cell}'"))
+                        err(
+                            row,
+                            format!(
+                                "age must be a whole number of years 0..{MAX_AGE}, found '{}'",
+                                crate::io::excerpt(&cell)
+                            ),
+                        )
                     })?;
                 ages.push(age as u32);
             }
@@ -310,10 +399,16 @@ impl Manifest {
             for (row, cell) in text_cells(path, &df, "detector_score")?.into_iter().enumerate() {
                 let v = cell
                     .map(|c| {
-                        c.parse::<f64>()
-                            .ok()
-                            .filter(|v| v.is_finite())
-                            .ok_or_else(|| err(row, format!("detector_score must be a finite number, found '{c}'")))
+                        // A detector's confidence is a probability; other values would reweight.
+                        c.parse::<f64>().ok().filter(|v| (0.0..=1.0).contains(v)).ok_or_else(|| {
+                            err(
+                                row,
+                                format!(
+                                    "detector_score must be a number in [0, 1], found '{}'",
+                                    crate::io::excerpt(&c)
+                                ),
+                            )
+                        })
                     })
                     .transpose()?;
                 out.push(v);

@@ -150,7 +150,7 @@ impl MatFile {
 }
 
 pub fn read(path: &Path) -> Result<MatFile> {
-    let bytes = std::fs::read(path).map_err(|e| Error::read(path, e))?;
+    let bytes = crate::io::read_input(path, crate::io::Role::MAT)?;
     parse(&bytes, path)
 }
 

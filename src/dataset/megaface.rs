@@ -72,8 +72,8 @@ struct DistractorJson {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path, expected: &str) -> Result<T> {
-    let file = std::fs::File::open(path).map_err(|e| Error::read(path, e))?;
-    serde_json::from_reader(std::io::BufReader::with_capacity(1 << 20, file))
+    let bytes = crate::io::read_input(path, crate::io::Role::DEVKIT_LIST)?;
+    serde_json::from_slice(crate::io::strip_bom(&bytes))
         .map_err(|e| Error::parse(path, e.line(), format!("not a devkit list ({expected}): {e}")))
 }
 
@@ -83,8 +83,13 @@ fn check_unique(path: &Path, paths: &[String]) -> Result<()> {
         if p.is_empty() {
             return Err(Error::data(path, format!("entry {i} of \"path\" is empty")));
         }
+        // Paths are read under the feature or image directory; they may not leave it.
+        super::manifest::check_relative(p).map_err(|m| Error::data(path, format!("entry {i} of \"path\": {m}")))?;
         if !seen.insert(p.as_str()) {
-            return Err(Error::data(path, format!("image '{p}' is listed twice (second time at entry {i})")));
+            return Err(Error::data(
+                path,
+                format!("image '{}' is listed twice (second time at entry {i})", crate::io::excerpt(p)),
+            ));
         }
     }
     Ok(())
@@ -142,7 +147,7 @@ pub fn read_distractor_list(path: &Path, expected: u32) -> Result<Vec<String>> {
 
 /// insightface's noise lists: one image per line, `#` lines are comments.
 pub fn read_noise_list(path: &Path) -> Result<HashSet<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+    let text = crate::io::read_text(path, crate::io::Role::PROTOCOL_TEXT)?;
     Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect())
 }
 
@@ -158,7 +163,7 @@ const CV_32F: i32 = 5;
 /// Reads one devkit feature file: little-endian int32 `rows, cols, stride_bytes, cv_type` then
 /// row-major float32 data. Accepts the D×1 column insightface writes and the 1×D row form.
 pub fn read_feature_file(path: &Path) -> Result<Vec<f32>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::read(path, e))?;
+    let bytes = crate::io::read_input(path, crate::io::Role::FEATURE_FILE)?;
     parse_feature_file(path, &bytes)
 }
 

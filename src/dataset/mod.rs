@@ -68,14 +68,6 @@ impl PairBenchmark {
     }
 }
 
-/// Reads a whole text file; a non-UTF-8 file is a data error naming the file, not an I/O error.
-pub fn read_text(path: &std::path::Path) -> crate::Result<String> {
-    std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::InvalidData => crate::Error::data(path, "not UTF-8 text"),
-        _ => crate::Error::read(path, e),
-    })
-}
-
 /// Fold of item `i` of `n` when a list is cut into `k` contiguous blocks whose sizes are `n/k`,
 /// the first `n%k` blocks one larger (sklearn `KFold(shuffle=False)`, insightface's packs).
 pub fn contiguous_fold(i: usize, n: usize, k: usize) -> usize {

@@ -91,7 +91,7 @@ impl EmbedMeta {
         if !path.exists() {
             return Ok(None);
         }
-        let text = crate::dataset::read_text(&path)?;
+        let text = crate::io::read_text(&path, crate::io::Role::RECORD)?;
         let meta: EmbedMeta = serde_json::from_str(&text)
             .map_err(|e| Error::parse(&path, e.line(), format!("not an aifr-eval embedding record: {e}")))?;
         if meta.kind != KIND || meta.version != 1 {

@@ -273,7 +273,7 @@ pub struct DlibResnet {
 impl DlibResnet {
     /// Reads and checks a `.dat` file and puts the folded weights on `device` in `dtype`.
     pub fn load(path: &Path, device: &Device, dtype: DType) -> crate::Result<Self> {
-        let data = std::fs::read(path).map_err(|e| crate::Error::read(path, e))?;
+        let data = crate::io::read_input(path, crate::io::Role::MODEL)?;
         Self::from_bytes(path, &data, device, dtype)
     }
 

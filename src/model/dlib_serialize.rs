@@ -170,7 +170,12 @@ impl<'a> Reader<'a> {
             return Err(self.error_at(at, format!("{what}: tensor shape {shape:?} is too large")));
         };
         let raw = self.take(bytes, &format!("{what} tensor data ({shape:?} f32)"))?;
-        let data = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let data: Vec<f32> = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        // A NaN or infinite weight gives finite-looking but meaningless embeddings downstream.
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            let at = self.pos - raw.len() + 4 * i;
+            return Err(self.error_at(at, format!("{what}: weight {i} is {}; weights must be finite", data[i])));
+        }
         Ok(DlibTensor { shape, data })
     }
 
@@ -630,6 +635,25 @@ mod tests {
         w = w.int(1).int(4).int(2).int(1).int(1).int(1).int(0).int(0).int(0).int(0).int(1);
         w = w.float(1, 0).float(1, 0).float(1, 0).float(0, 0);
         tail(w, false).0
+    }
+
+    #[test]
+    fn the_fuzzing_seed_is_the_hand_built_network() {
+        let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz-regressions/dlib/seed-tiny-net.dat");
+        assert_eq!(std::fs::read(seed).unwrap(), tiny_net());
+    }
+
+    #[test]
+    fn non_finite_weights_are_refused_at_their_offset() {
+        let b = tiny_net();
+        // The con_4 filter's first weight, 0.5f32, is the first such 4-byte run in the file.
+        let at = b.windows(4).position(|w| w == 0.5f32.to_le_bytes()).unwrap();
+        for bad in [f32::NAN, f32::INFINITY] {
+            let mut m = b.clone();
+            m[at..at + 4].copy_from_slice(&bad.to_le_bytes());
+            let e = read_metric_net(Path::new("t.dat"), &m).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("t.dat: byte {at}:")) && e.contains("weights must be finite"), "{e}");
+        }
     }
 
     #[test]

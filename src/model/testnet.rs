@@ -5,7 +5,7 @@
 
 use super::meta::{impl_face_embedder, Meta};
 use super::{candle_err, InputSpec};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use candle_core::{DType, Device, Tensor};
 use std::path::Path;
 
@@ -21,7 +21,7 @@ pub struct TestNet {
 
 impl TestNet {
     pub fn load(weights: &Path, device: &Device, dtype: DType) -> Result<Self> {
-        let bytes = std::fs::read(weights).map_err(|e| Error::read(weights, e))?;
+        let bytes = crate::io::read_input(weights, crate::io::Role::MODEL)?;
         let mut h = blake3::Hasher::new();
         h.update(ARCH.as_bytes()).update(b"\0").update(&bytes);
         let hash = h.finalize();

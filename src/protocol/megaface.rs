@@ -220,7 +220,7 @@ fn probe_matrix(input: &MegafaceInput<'_>, fusion: Fusion, protocol: &MegafacePr
     let mut unmatched: Vec<&String> = noise.iter().filter(|n| !names.contains(n.as_str())).collect();
     if !unmatched.is_empty() {
         unmatched.sort();
-        let shown: Vec<String> = unmatched.iter().take(5).map(|k| format!("'{k}'")).collect();
+        let shown: Vec<String> = unmatched.iter().take(5).map(|k| format!("'{}'", crate::io::excerpt(k))).collect();
         return Err(Error::Invalid(format!(
             "{} of the {} entries of the probe noise list name no image of the probe list {} (first: {}): the list was made for another naming of the probe images",
             unmatched.len(),
@@ -368,7 +368,7 @@ pub fn evaluate(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol) -> Resul
         let missing: Vec<&str> =
             set.keys.iter().zip(&rows).filter(|(_, r)| r.is_none()).map(|(k, _)| k.as_str()).collect();
         if !missing.is_empty() {
-            let shown: Vec<String> = missing.iter().take(5).map(|k| format!("'{k}'")).collect();
+            let shown: Vec<String> = missing.iter().take(5).map(|k| format!("'{}'", crate::io::excerpt(k))).collect();
             return Err(Error::Invalid(format!(
                 "{} of the {} distractors of the {} list are not in the embeddings {}; first: {}",
                 missing.len(),

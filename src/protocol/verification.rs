@@ -116,7 +116,7 @@ pub(crate) fn resolve_rows(keys: &[String], store: &EmbeddingStore) -> Result<Ve
         }
     }
     if !missing.is_empty() {
-        let shown: Vec<String> = missing.iter().take(5).map(|k| format!("'{k}'")).collect();
+        let shown: Vec<String> = missing.iter().take(5).map(|k| format!("'{}'", crate::io::excerpt(k))).collect();
         return Err(Error::Invalid(format!(
             "{} of the {} images the benchmark references are not in the embeddings {} ({} keys); first: {}{}",
             missing.len(),

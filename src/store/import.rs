@@ -80,16 +80,28 @@ pub struct EmbeddingSource {
 fn locate(path: &Path, flip_tensor: bool) -> Result<Option<MatrixLoc>> {
     let is_npy = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"));
     let is_st = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
-    if is_npy {
+    let found = if is_npy {
         if flip_tensor {
             return Ok(None);
         }
-        return locate_npy(path).map(Some);
+        Some(locate_npy(path)?)
+    } else if is_st {
+        locate_safetensors(path, flip_tensor)?
+    } else {
+        return Err(Error::data(
+            path,
+            "unknown embedding file type: expected a .npy or .safetensors file (or an .aifrstore)",
+        ));
+    };
+    if let Some(m) = &found {
+        if m.cols == 0 {
+            return Err(Error::data(
+                path,
+                format!("the embeddings are {}×0: each row needs at least one value", m.rows),
+            ));
+        }
     }
-    if is_st {
-        return locate_safetensors(path, flip_tensor);
-    }
-    Err(Error::data(path, "unknown embedding file type: expected a .npy or .safetensors file (or an .aifrstore)"))
+    Ok(found)
 }
 
 /// Counts bytes consumed by the header parser, which tells where the data starts.
@@ -107,8 +119,7 @@ impl<R: Read> Read for Counting<R> {
 }
 
 fn locate_npy(path: &Path) -> Result<MatrixLoc> {
-    let file = File::open(path).map_err(|e| Error::read(path, e))?;
-    let len = file.metadata().map_err(|e| Error::read(path, e))?.len();
+    let (file, len) = crate::io::open_input(path, crate::io::Role::MAPPED)?;
     // The header parser reads byte-wise from an unbuffered reader, so the count is exact.
     let mut counting = Counting { inner: file, n: 0 };
     let header = npyz::NpyHeader::from_reader(&mut counting)
@@ -156,7 +167,7 @@ fn check_len(path: &Path, offset: u64, rows: usize, cols: usize, ty: SrcType, le
 }
 
 fn locate_safetensors(path: &Path, flip: bool) -> Result<Option<MatrixLoc>> {
-    let file = File::open(path).map_err(|e| Error::read(path, e))?;
+    let (file, _) = crate::io::open_input(path, crate::io::Role::MAPPED)?;
     // SAFETY: read-only mapping used only to parse the header; dropped before data is read.
     let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::read(path, e))?;
     let (n, meta) = safetensors::SafeTensors::read_metadata(&map)
@@ -196,7 +207,7 @@ fn locate_safetensors(path: &Path, flip: bool) -> Result<Option<MatrixLoc>> {
 
 /// Reads a key list: one non-empty key per line, unique.
 pub fn read_keys(path: &Path) -> Result<Vec<String>> {
-    let text = crate::dataset::read_text(path)?;
+    let text = crate::io::read_text(path, crate::io::Role::KEY_LIST)?;
     let mut keys = Vec::new();
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, line) in text.lines().enumerate() {
@@ -205,7 +216,11 @@ pub fn read_keys(path: &Path) -> Result<Vec<String>> {
             return Err(Error::parse(path, i + 1, "empty key (every line must name one image)"));
         }
         if let Some(first) = seen.insert(key, i + 1) {
-            return Err(Error::parse(path, i + 1, format!("duplicate key '{key}' (first on line {first})")));
+            return Err(Error::parse(
+                path,
+                i + 1,
+                format!("duplicate key '{}' (first on line {first})", crate::io::excerpt(key)),
+            ));
         }
         keys.push(key.to_string());
     }
@@ -275,12 +290,24 @@ fn import_unlocked(src: &EmbeddingSource, dest: &Path, fingerprint: [u8; 32]) ->
     let dtype = main.ty.store_dtype();
     let views = if flip.is_some() { 2 } else { 1 };
     let mut w = StoreWriter::create(dest, dtype, main.cols, views, main.rows, fingerprint)?;
-    copy_rows(&main, View::Original, &keys, dtype, &mut w)?;
-    if let Some(f) = &flip {
-        copy_rows(f, View::Flipped, &keys, dtype, &mut w)?;
-    }
+    let copied = copy_rows(&main, View::Original, &keys, dtype, &mut w)
+        .and_then(|()| flip.as_ref().map_or(Ok(()), |f| copy_rows(f, View::Flipped, &keys, dtype, &mut w)));
+    let w = discard_on_error(dest, w, copied)?;
     let path = w.finish(&keys)?;
     EmbeddingStore::open(&path)
+}
+
+/// Removes the half-written `<dest>.partial` when filling it failed (a bad row), so a refused
+/// import leaves nothing behind; hands the writer back otherwise.
+fn discard_on_error(dest: &Path, w: StoreWriter, filled: Result<()>) -> Result<StoreWriter> {
+    match filled {
+        Ok(()) => Ok(w),
+        Err(e) => {
+            drop(w);
+            let _ = std::fs::remove_file(super::partial_path(dest));
+            Err(e)
+        }
+    }
 }
 
 /// A store in a cache and whether it was there already (`reused`: made by an earlier run, so
@@ -343,6 +370,7 @@ fn copy_rows(m: &MatrixLoc, view: View, keys: &[String], dtype: DType, w: &mut S
 /// An embedding that is not finite or has zero norm cannot be compared; it usually means a failed
 /// image that was written as zeros. Refuse it rather than produce a wrong score.
 fn check_row(path: &Path, row: &[f32], index: usize, key: &str) -> Result<()> {
+    let key = crate::io::excerpt(key);
     if let Some((col, v)) = row.iter().enumerate().find(|(_, v)| !v.is_finite()) {
         return Err(Error::data(path, format!("row {index} (key '{key}') has a non-finite value {v} in column {col}")));
     }
@@ -407,8 +435,23 @@ pub fn import_devkit_features(keys: &[String], dir: &Path, suffix: &str, cache_d
     if let Some(store) = cached_store(&dest, fp) {
         return Ok(Cached { store, reused: true });
     }
-    let dim = crate::dataset::megaface::read_feature_file(&path_of(&keys[0]))?.len();
+    let first = path_of(&keys[0]);
+    let dim = crate::dataset::megaface::read_feature_file(&first)?.len();
     let mut w = StoreWriter::create(&dest, DType::F32, dim, 1, keys.len(), fp)?;
+    let filled = fill_devkit_rows(keys, &path_of, &first, dim, &mut w);
+    let w = discard_on_error(&dest, w, filled)?;
+    let path = w.finish(keys)?;
+    Ok(Cached { store: EmbeddingStore::open(&path)?, reused: false })
+}
+
+fn fill_devkit_rows(
+    keys: &[String],
+    path_of: &(dyn Fn(&String) -> PathBuf + Sync),
+    first: &Path,
+    dim: usize,
+    w: &mut StoreWriter,
+) -> Result<()> {
+    use rayon::prelude::*;
     const CHUNK: usize = 4096;
     for (c, chunk) in keys.chunks(CHUNK).enumerate() {
         let rows: Vec<Vec<f32>> = chunk
@@ -417,7 +460,13 @@ pub fn import_devkit_features(keys: &[String], dir: &Path, suffix: &str, cache_d
                 let p = path_of(k);
                 let v = crate::dataset::megaface::read_feature_file(&p)?;
                 if v.len() != dim {
-                    return Err(Error::data(&p, format!("{}-D feature, but the first file has {dim}", v.len())));
+                    // Name both files: either one may be the odd one out.
+                    return Err(Error::Invalid(format!(
+                        "devkit feature files disagree on the dimension: {} is {}-D but {} is {dim}-D",
+                        p.display(),
+                        v.len(),
+                        first.display()
+                    )));
                 }
                 check_row(&p, &v, 0, k)?;
                 Ok(v)
@@ -426,8 +475,7 @@ pub fn import_devkit_features(keys: &[String], dir: &Path, suffix: &str, cache_d
         let flat: Vec<f32> = rows.concat();
         w.write_rows(View::Original, c * CHUNK, &DType::F32.encode(&flat))?;
     }
-    let path = w.finish(keys)?;
-    Ok(Cached { store: EmbeddingStore::open(&path)?, reused: false })
+    Ok(())
 }
 
 /// Writes a little-endian `.npy` (format 1.0) atomically; `descr` is the numpy type string.
@@ -461,7 +509,7 @@ pub fn read_npy_f64(path: &Path) -> Result<(usize, usize, Vec<f64>)> {
     if m.ty != SrcType::F64 {
         return Err(Error::data(path, "expected a float64 ('<f8') array"));
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::read(path, e))?;
+    let bytes = crate::io::read_input(path, crate::io::Role::MAPPED)?;
     let data = bytes[m.offset as usize..]
         .chunks_exact(8)
         .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))

@@ -54,8 +54,7 @@ impl std::fmt::Debug for EmbeddingStore {
 impl EmbeddingStore {
     /// Opens a sealed store. Refuses partial, truncated or corrupted files with a clear message.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::read(path, e))?;
-        let len = file.metadata().map_err(|e| Error::read(path, e))?.len();
+        let (file, len) = crate::io::open_input(path, crate::io::Role::MAPPED)?;
         // SAFETY: the file is opened read-only; stores are only ever replaced by rename, never
         // modified in place, so the mapping does not change under us.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::read(path, e))?;

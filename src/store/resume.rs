@@ -98,10 +98,11 @@ impl ResumableWriter {
             && header.count as usize == want.count
             && header.dtype.name() == want.dtype
             && len == header.keys_offset;
-        fits.then(|| {
-            let writer = StoreWriter { final_path: path.to_path_buf(), partial, file, header, hasher: None };
-            (writer, progress)
-        })
+        if !fits || !rows_are_written(&file, &header, &progress) {
+            return None;
+        }
+        let writer = StoreWriter { final_path: path.to_path_buf(), partial, file, header, hasher: None };
+        Some((writer, progress))
     }
 
     /// Rows already written (the next batch starts here).
@@ -157,6 +158,39 @@ impl ResumableWriter {
         std::fs::remove_file(&progress_path).map_err(|e| Error::write(&progress_path, e))?;
         Ok(path)
     }
+}
+
+/// Whether every row the progress record claims (skipped ones aside) holds data. The partial file
+/// is created full-size and zero-filled, and a computed embedding is never all zeros, so a record
+/// claiming rows that were never written (edited, or from another file) is caught here instead of
+/// sealing zeros into a store.
+fn rows_are_written(file: &std::fs::File, header: &StoreHeader, progress: &Progress) -> bool {
+    if progress.skipped.iter().any(|&(r, _)| r >= progress.rows_done) {
+        return false;
+    }
+    let skip: std::collections::HashSet<usize> = progress.skipped.iter().map(|(r, _)| *r).collect();
+    let row = header.dtype.size() * progress.dim;
+    let per_read = ((1 << 20) / row.max(1)).max(1);
+    let mut buf = vec![0u8; per_read * row];
+    for v in 0..progress.views {
+        let mut first = 0;
+        while first < progress.rows_done {
+            let n = per_read.min(progress.rows_done - first);
+            let at = header.data_offset + ((v * progress.count + first) * row) as u64;
+            if file.read_exact_at(&mut buf[..n * row], at).is_err() {
+                return false;
+            }
+            let empty = buf[..n * row]
+                .chunks_exact(row)
+                .enumerate()
+                .any(|(i, r)| !skip.contains(&(first + i)) && r.iter().all(|&b| b == 0));
+            if empty {
+                return false;
+            }
+            first += n;
+        }
+    }
+    true
 }
 
 /// Copies the kept rows of the partial file into a new store, then replaces the final path.
@@ -231,6 +265,19 @@ mod tests {
         assert_eq!(ResumableWriter::open(&p, DType::F32, 2, 2, 5, [4; 32], 2).unwrap().rows_done(), 0);
         assert!(fill(&p, Some(2)).is_none());
         assert_eq!(ResumableWriter::open(&p, DType::F32, 2, 2, 5, [3; 32], 3).unwrap().rows_done(), 0);
+    }
+
+    #[test]
+    fn a_progress_record_claiming_unwritten_rows_starts_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lie.aifrstore");
+        assert!(fill(&p, Some(1)).is_none());
+        let text = std::fs::read_to_string(progress_path(&p)).unwrap();
+        std::fs::write(progress_path(&p), text.replace("\"rows_done\": 2", "\"rows_done\": 4")).unwrap();
+        assert_eq!(ResumableWriter::open(&p, DType::F32, 2, 2, 5, [3; 32], 2).unwrap().rows_done(), 0);
+        // A truthful record still resumes.
+        assert!(fill(&p, Some(1)).is_none());
+        assert_eq!(ResumableWriter::open(&p, DType::F32, 2, 2, 5, [3; 32], 2).unwrap().rows_done(), 2);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod cli;
 mod dlib_model;
 mod embed;
 mod fgnet_reference;
+mod fuzz;
 mod gate;
 mod gate_kinds;
 mod ijb;
@@ -22,4 +23,5 @@ mod model_reference;
 #[cfg(feature = "onnx")]
 mod onnx_model;
 mod report;
+mod robustness;
 mod run_model;

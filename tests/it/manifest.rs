@@ -84,7 +84,7 @@ fn malformed_manifests_give_clear_errors() {
         ("path,identity,age\na.jpg,x,old\n", "found 'old'"),
         ("path,identity,age\na.jpg,x,4\nb.jpg,x,\n", "m.csv:3: empty 'age'"),
         ("path,identity,landmarks\na.jpg,x,1 2 3\n", "m.csv:2: landmarks must be 10 numbers"),
-        ("path,identity,detector_score\na.jpg,x,high\n", "m.csv:2: detector_score must be a finite number"),
+        ("path,identity,detector_score\na.jpg,x,high\n", "m.csv:2: detector_score must be a number in [0, 1]"),
     ];
     for (text, want) in cases {
         let e = read_error(dir, text);

@@ -174,7 +174,7 @@ pub fn write_protocol(
 /// Reads protocol.json of a protocol directory and checks it was built from this manifest.
 pub fn read_description(dir: &Path, m: &Manifest) -> Result<ProtocolDescription> {
     let path = dir.join("protocol.json");
-    let bytes = std::fs::read(&path).map_err(|e| Error::read(&path, e))?;
+    let bytes = crate::io::read_input(&path, crate::io::Role::RECORD)?;
     let desc: ProtocolDescription = serde_json::from_slice(&bytes)
         .map_err(|e| Error::data(&path, format!("not a manifest protocol description: {e}")))?;
     if desc.schema != PROTOCOL_SCHEMA {
@@ -200,23 +200,29 @@ pub fn read_description(dir: &Path, m: &Manifest) -> Result<ProtocolDescription>
 fn row_of(index: &HashMap<&str, u32>, m: &Manifest, file: &Path, line: usize, key: &str) -> Result<u32> {
     check_relative(key).map_err(|msg| Error::parse(file, line, msg))?;
     index.get(key).copied().ok_or_else(|| {
-        Error::parse(file, line, format!("'{key}' is not a path of the manifest {}", m.source.display()))
+        Error::parse(
+            file,
+            line,
+            format!("'{}' is not a path of the manifest {}", crate::io::excerpt(key), m.source.display()),
+        )
     })
 }
 
 fn positive(file: &Path, line: usize, field: &str) -> Result<u32> {
-    field
-        .parse::<u32>()
-        .ok()
-        .filter(|&v| v > 0)
-        .ok_or_else(|| Error::parse(file, line, format!("image number must be a positive integer, found '{field}'")))
+    field.parse::<u32>().ok().filter(|&v| v > 0).ok_or_else(|| {
+        Error::parse(
+            file,
+            line,
+            format!("image number must be a positive integer, found '{}'", crate::io::excerpt(field)),
+        )
+    })
 }
 
 /// Reads a pairs.txt-layout file against the manifest into the benchmark the verification
 /// protocol consumes: keys are manifest paths (interned in pair order, like the LFW adapter),
 /// identities and ages come from the manifest.
 pub fn read_pairs(file: &Path, m: &Manifest) -> Result<PairBenchmark> {
-    let text = crate::dataset::read_text(file)?;
+    let text = crate::io::read_text(file, crate::io::Role::PROTOCOL_TEXT)?;
     let index = m.row_index();
     let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
     let (_, header) =
@@ -229,13 +235,13 @@ pub fn read_pairs(file: &Path, m: &Manifest) -> Result<PairBenchmark> {
             return Err(Error::parse(
                 file,
                 1,
-                format!("expected a header '<folds>\\t<pairs per fold>', found '{header}'"),
+                format!("expected a header '<folds>\\t<pairs per fold>', found '{}'", crate::io::excerpt(header)),
             ))
         }
     };
     let mut table = KeyTable::default();
     let mut rows_of_keys: Vec<u32> = Vec::new();
-    let mut pairs = Vec::with_capacity((folds * per_fold * 2) as usize);
+    let mut pairs = Vec::with_capacity(crate::dataset::lfw::pair_capacity(folds, per_fold, &text));
     for fold in 0..folds {
         for genuine in [true, false] {
             for _ in 0..per_fold {
@@ -300,7 +306,11 @@ pub fn read_pairs(file: &Path, m: &Manifest) -> Result<PairBenchmark> {
         }
     }
     if let Some((ln, line)) = lines.find(|(_, l)| !l.trim().is_empty()) {
-        return Err(Error::parse(file, ln, format!("unexpected extra line after {} pairs: '{line}'", pairs.len())));
+        return Err(Error::parse(
+            file,
+            ln,
+            format!("unexpected extra line after {} pairs: '{}'", pairs.len(), crate::io::excerpt(line)),
+        ));
     }
     // Identities numbered in order of first appearance over the keys, as the LFW adapter does.
     let (keys, _) = table.into_keys_and_identities(|k| k);
@@ -326,7 +336,7 @@ pub fn read_pairs(file: &Path, m: &Manifest) -> Result<PairBenchmark> {
 
 /// Reads a gallery or probe list (one manifest path per line) into manifest rows.
 pub fn read_paths(file: &Path, m: &Manifest) -> Result<Vec<u32>> {
-    let text = crate::dataset::read_text(file)?;
+    let text = crate::io::read_text(file, crate::io::Role::PROTOCOL_TEXT)?;
     let index = m.row_index();
     let mut rows = Vec::new();
     for (i, line) in text.lines().enumerate() {
