@@ -113,6 +113,12 @@ pub fn run_fgnet(env: &Env, req: &RunRequest) -> Result<RunReport> {
     };
     let table = fgnet_table(&results);
     let results = Results::Fgnet(results);
-    let run = RunDir { results: &results, curves: outcome.curves.as_ref(), pair_scores: None, cmc_curves: None };
+    let run = RunDir {
+        results: &results,
+        curves: outcome.curves.as_ref(),
+        pair_scores: None,
+        cmc_curves: None,
+        search_outcomes: Some(&outcome.searches),
+    };
     finish_run(out, run, table, clock)
 }

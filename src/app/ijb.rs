@@ -141,6 +141,7 @@ pub fn run_ijb(env: &Env, req: &RunRequest) -> Result<RunReport> {
         curves: Some(&outcome.curves),
         pair_scores: None,
         cmc_curves: None,
+        search_outcomes: outcome.search_outcomes.as_ref(),
     };
     finish_run(out, run, table, clock)
 }

@@ -240,6 +240,7 @@ pub fn run_manifest(env: &Env, req: &ManifestRunRequest) -> Result<RunReport> {
         curves: Some(&outcome.curves),
         pair_scores: Some(&outcome.pairs),
         cmc_curves: None,
+        search_outcomes: None,
     };
     finish_run(out, run, table, clock)
 }

@@ -254,6 +254,12 @@ pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
     let cmc = crate::protocol::curves::CmcCurves::new(&outcome.curves);
     let table = crate::report::megaface::terminal_table(&results);
     let results = Results::Megaface(results);
-    let run = RunDir { results: &results, curves: None, pair_scores: None, cmc_curves: Some(&cmc) };
+    let run = RunDir {
+        results: &results,
+        curves: None,
+        pair_scores: None,
+        cmc_curves: Some(&cmc),
+        search_outcomes: Some(&outcome.search_outcomes),
+    };
     finish_run(out, run, table, clock)
 }

@@ -61,6 +61,7 @@ pub fn run_pairs(env: &Env, req: &RunRequest) -> Result<RunReport> {
         curves: Some(&outcome.curves),
         pair_scores: Some(&outcome.pairs),
         cmc_curves: None,
+        search_outcomes: None,
     };
     finish_run(out, run, table, clock)
 }

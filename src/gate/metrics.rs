@@ -6,9 +6,9 @@
 //! `tpir@fpir=1e-2@G1`, `ijb_evals:tpir@fpir=1e-2@mean`, `rank1@1m`, `rank1@age=0-9`,
 //! `stratum_tar@camera=indoor`. Without a rule prefix a TAR/TPIR is the strict rule's.
 
-use crate::metrics::age_gap::GapBin;
 use crate::metrics::open_set::{FpirRule, TpirAtFpir};
 use crate::metrics::{TarAtFar, TarRule};
+use crate::protocol::outcomes::group_label;
 use crate::protocol::verification::{RocSummary, VerificationMetrics};
 use crate::run::results::Results;
 
@@ -104,7 +104,7 @@ pub(super) fn gated(r: &Results) -> Vec<Gated> {
             for g in &id.by_age_group {
                 push(
                     &mut out,
-                    format!("rank1@age={}", bin_label(&g.group)),
+                    format!("rank1@age={}", group_label(&g.group)),
                     true,
                     opt(g.rank1, "no probes in the group"),
                 );
@@ -149,13 +149,6 @@ fn opt(v: Option<f64>, why: &str) -> Reading {
     match v {
         Some(x) if x.is_finite() => Ok(x),
         _ => Err(why.to_string()),
-    }
-}
-
-fn bin_label(b: &GapBin) -> String {
-    match b.hi {
-        Some(hi) => format!("{}-{hi}", b.lo),
-        None => format!("{}+", b.lo),
     }
 }
 

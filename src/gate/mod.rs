@@ -19,8 +19,8 @@ use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::metrics::bootstrap::resample_stats;
 use crate::metrics::{SortedPairs, TarRule};
-use crate::report::compare::{check_comparable, paired_differences, MetricDiff};
-use crate::run::dir::RunData;
+use crate::report::compare::{check_comparable, paired_differences, paired_rank1_differences, MetricDiff};
+use crate::run::dir::{RunData, SEARCH_OUTCOMES_FILE};
 use crate::run::results::Results;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -316,7 +316,12 @@ fn readings(baseline: &Results, current: &Results, current_name: &str) -> Vec<(S
 
 /// Pair-score statistics of both runs, or why there are none.
 enum Paired {
-    Diffs(Vec<MetricDiff>),
+    /// Intervals for the metrics the paired bootstrap covers; `uncovered` says why the others
+    /// have none.
+    Diffs {
+        diffs: Vec<MetricDiff>,
+        uncovered: String,
+    },
     Unavailable(String),
 }
 
@@ -366,7 +371,7 @@ fn judge(
         } else {
             let why = match paired {
                 Paired::Unavailable(why) => why.clone(),
-                Paired::Diffs(_) => "the bootstrap interval is undefined for this metric".into(),
+                Paired::Diffs { uncovered, .. } => uncovered.clone(),
             };
             notes.push(format!("{head}; significance not tested ({why})"));
             candidate
@@ -469,16 +474,31 @@ pub fn gate(current: &RunData, baseline: &RunData, cfg: &GateConfig) -> Result<G
         r.enabled && r.require_significant
     });
     let paired = match (base_model, &baseline.pairs, &current.pairs) {
-        // Identification runs keep no per-unit outcomes yet (docs/gate.md says what that means).
+        // Identification runs keep per-search outcomes for their rank-1 numbers.
         (Results::Fgnet(_) | Results::Ijb(_) | Results::Megaface(_), _, _) => {
-            let why = format!("{} runs keep no per-unit outcomes", base_model.kind_label());
-            outcome.notes.push(format!("{why}: tolerances only, no paired significance test"));
-            Paired::Unavailable(why)
+            let uncovered = "only rank-1 keeps per-search outcomes; TAR and TPIR are gated on tolerance".to_string();
+            match (&baseline.outcomes, &current.outcomes) {
+                (Some(_), Some(_)) if wants_significance => {
+                    Paired::Diffs { diffs: paired_rank1_differences(baseline, current)?, uncovered }
+                }
+                (Some(_), Some(_)) => Paired::Unavailable("no rule requires significance".into()),
+                (b, c) => {
+                    let missing: Vec<String> = [(b.is_none(), baseline), (c.is_none(), current)]
+                        .iter()
+                        .filter(|(m, _)| *m)
+                        .map(|(_, r)| r.name())
+                        .collect();
+                    let why = format!("no {SEARCH_OUTCOMES_FILE} in {}", missing.join(" and "));
+                    outcome.notes.push(format!("{why}: tolerances only, no paired significance test"));
+                    Paired::Unavailable(why)
+                }
+            }
         }
         // Only pay for the bootstrap when a rule uses it.
-        (Results::Pairs(_) | Results::Manifest(_), Some(_), Some(_)) if wants_significance => {
-            Paired::Diffs(paired_differences(baseline, current)?)
-        }
+        (Results::Pairs(_) | Results::Manifest(_), Some(_), Some(_)) if wants_significance => Paired::Diffs {
+            diffs: paired_differences(baseline, current)?,
+            uncovered: "the bootstrap interval is undefined for this metric".into(),
+        },
         (Results::Pairs(_) | Results::Manifest(_), Some(_), Some(_)) => {
             Paired::Unavailable("no rule requires significance".into())
         }
@@ -512,7 +532,7 @@ pub fn gate(current: &RunData, baseline: &RunData, cfg: &GateConfig) -> Result<G
             (_, Err(why)) => skipped(format!("current: {why}")),
             (Ok(bv), Ok(cv)) => {
                 let md = match &paired {
-                    Paired::Diffs(d) => d.iter().find(|m| m.metric == name),
+                    Paired::Diffs { diffs, .. } => diffs.iter().find(|m| m.metric == name),
                     Paired::Unavailable(_) => None,
                 };
                 judge(&name, higher, (*bv, *cv), rule, md, &paired, confidence)
@@ -524,7 +544,8 @@ pub fn gate(current: &RunData, baseline: &RunData, cfg: &GateConfig) -> Result<G
 }
 
 /// Files of a run directory that make up a baseline (timings.json is not deterministic).
-const BASELINE_FILES: [&str; 4] = ["cmc_curves.json", "curves.json", "pair_scores.npy", "results.json"];
+const BASELINE_FILES: [&str; 5] =
+    ["cmc_curves.json", "curves.json", "pair_scores.npy", SEARCH_OUTCOMES_FILE, "results.json"];
 
 /// Makes `current_dir`'s run the baseline: copies results.json, curves.json and pair_scores.npy
 /// (each atomically; results.json last, since its presence marks a complete run directory) and

@@ -3,8 +3,10 @@
 //! or a cached store (the second process waits and then reuses the first one's result).
 //!
 //! The lock belongs to the open file, so the kernel releases it when the holder exits or is
-//! killed: a lock file left on disk never blocks anyone. The holder writes its pid into the file
-//! so that the other process can say whom it is waiting for.
+//! killed: a lock file left on disk by a killed holder never blocks anyone. A holder that ends
+//! normally deletes the file while still holding the lock, and a process that locked a file
+//! which was deleted meanwhile starts over, so deleting never lets two holders in. The holder
+//! writes its pid into the file so that the other process can say whom it is waiting for.
 
 use crate::error::{Error, Result};
 use std::fs::{File, OpenOptions};
@@ -35,36 +37,47 @@ impl FileLock {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::write(dir, e))?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| Error::write(path, e))?;
-        match flock(&file, libc::LOCK_EX | libc::LOCK_NB) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                let holder = holder(&mut file);
-                match wait {
-                    Wait::Refuse => {
-                        return Err(Error::Busy(format!(
-                            "{what} is being written by another aifr-eval process ({holder}); \
-                             wait for it to finish or choose another --out (lock: {})",
-                            path.display()
-                        )))
-                    }
-                    Wait::Block => {
-                        eprintln!("aifr-eval: waiting for another aifr-eval process ({holder}) writing {what}");
-                        flock(&file, libc::LOCK_EX).map_err(|e| Error::write(path, e))?;
+        let mut said = false;
+        loop {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(|e| Error::write(path, e))?;
+            match flock(&file, libc::LOCK_EX | libc::LOCK_NB) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let holder = holder(&mut file);
+                    match wait {
+                        Wait::Refuse => {
+                            return Err(Error::Busy(format!(
+                                "{what} is being written by another aifr-eval process ({holder}); \
+                                 wait for it to finish or choose another --out (lock: {})",
+                                path.display()
+                            )))
+                        }
+                        Wait::Block => {
+                            if !said {
+                                eprintln!("aifr-eval: waiting for another aifr-eval process ({holder}) writing {what}");
+                                said = true;
+                            }
+                            flock(&file, libc::LOCK_EX).map_err(|e| Error::write(path, e))?;
+                        }
                     }
                 }
+                Err(e) => return Err(Error::write(path, e)),
             }
-            Err(e) => return Err(Error::write(path, e)),
+            // The previous holder may have deleted the file between our open and our lock: then
+            // we hold a lock nobody else sees, and must start over on the file now at `path`.
+            if !same_file(&file, path) {
+                continue;
+            }
+            // Best effort: the pid only improves the other process's message.
+            let _ = file.set_len(0).and_then(|_| writeln!(file, "{}", std::process::id()));
+            return Ok(FileLock { file, path: path.to_path_buf() });
         }
-        // Best effort: the pid only improves the other process's message.
-        let _ = file.set_len(0).and_then(|_| writeln!(file, "{}", std::process::id()));
-        Ok(FileLock { file, path: path.to_path_buf() })
     }
 
     pub fn path(&self) -> &Path {
@@ -74,7 +87,17 @@ impl FileLock {
 
 impl Drop for FileLock {
     fn drop(&mut self) {
+        // Deleted while still held, so nobody can lock this file and believe it current.
+        let _ = std::fs::remove_file(&self.path);
         let _ = flock(&self.file, libc::LOCK_UN);
+    }
+}
+
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -116,6 +139,7 @@ mod tests {
         assert!(msg.contains("the run directory x") && msg.contains(&format!("pid {}", std::process::id())), "{msg}");
         assert_eq!(e.exit_code(), crate::error::exit::OUTPUT);
         drop(first);
+        assert!(!p.exists(), "a released lock leaves no file");
         let again = FileLock::acquire(&p, "the run directory x", Wait::Refuse).unwrap();
         assert_eq!(again.path(), p);
     }

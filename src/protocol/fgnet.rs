@@ -6,11 +6,12 @@ use super::verification::{age_gap_at_operating_far, unit_embeddings};
 use crate::config::FgnetProtocol;
 use crate::dataset::fgnet::FgnetBenchmark;
 use crate::error::{Error, Result};
-use crate::metrics::age_gap::AgeGapBreakdown;
+use crate::metrics::age_gap::{AgeGapBreakdown, GapBin};
 use crate::metrics::bootstrap::{interval, over_resamples, weighted_rate, BootstrapSpec, Interval};
 use crate::metrics::identification::{leave_one_out, probe_outcome, rank1_by, GroupRank1};
 use crate::metrics::{Eer, Roc, TarAtFar};
 use crate::protocol::curves::{Curves, MarkedThreshold};
+use crate::protocol::outcomes::{group_label, SearchOutcomes};
 use crate::score::fusion::Fusion;
 use crate::score::kernels::dot_f64;
 use crate::store::EmbeddingStore;
@@ -72,6 +73,8 @@ pub struct FgnetOutcome {
     pub counts: FgnetCounts,
     pub metrics: FgnetMetrics,
     pub curves: Option<Curves>,
+    /// Per image (one search each): rank-1 hit overall and by probe age group, for the gate.
+    pub searches: SearchOutcomes,
 }
 
 /// Subject indices 0.. in order of first appearance, their count, and each image's age.
@@ -112,6 +115,23 @@ fn identification(
         by_age_group: rank1_by(hit, &ages, &protocol.age_groups),
         by_gap: rank1_by(hit, nearest_gap, &protocol.age_gap.bins),
     }
+}
+
+/// The searches behind the rank-1 numbers, keyed as the gate names them.
+fn search_outcomes(
+    hit: &[Option<bool>],
+    subject: &[u32],
+    n_subjects: usize,
+    age: &[u32],
+    groups: &[GapBin],
+) -> SearchOutcomes {
+    let mut o = SearchOutcomes::new("subject", n_subjects, subject.to_vec());
+    o.add("rank1".into(), hit.iter().copied());
+    for g in groups {
+        let member = hit.iter().zip(age).map(|(h, &a)| h.filter(|_| g.contains(a)));
+        o.add(format!("rank1@age={}", group_label(g)), member);
+    }
+    o
 }
 
 fn counts(n: usize, subject: &[u32], n_subjects: usize, hit: &[Option<bool>]) -> FgnetCounts {
@@ -164,6 +184,7 @@ pub fn evaluate_per_subject(
             models: "one model per held-out subject".into(),
         },
         curves: None,
+        searches: search_outcomes(&hit, &subject, n_subjects, &age, &protocol.age_groups),
     })
 }
 
@@ -215,5 +236,6 @@ pub fn evaluate(
             models: "one model".into(),
         },
         curves: Some(curves),
+        searches: search_outcomes(&loo.hit, &subject, n_subjects, &age, &protocol.age_groups),
     })
 }

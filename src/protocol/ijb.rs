@@ -14,6 +14,7 @@ use crate::metrics::open_set::{
 };
 use crate::metrics::{Roc, TarAtFar, TarRule};
 use crate::protocol::curves::{Curves, MarkedThreshold, OpenSetCurve};
+use crate::protocol::outcomes::SearchOutcomes;
 use crate::protocol::verification::RocSummary;
 use crate::score::fusion::Fusion;
 use crate::score::kernels::{l2_norm, unit_f64};
@@ -222,6 +223,19 @@ pub fn identify(
     cmc_ranks: &[u32],
     legacy_fars: &[f64],
 ) -> (Identification, Vec<OpenSetCurve>) {
+    let (id, curves, _) = identify_searches(m, one_n, fpir_targets, cmc_ranks, legacy_fars);
+    (id, curves)
+}
+
+/// [`identify`], plus each probe template's rank-1 outcome per gallery (and over both galleries
+/// when every probe has its mate in at most one), for the gate's significance test.
+pub fn identify_searches(
+    m: &TemplateMatrix,
+    one_n: &OneN,
+    fpir_targets: &[f64],
+    cmc_ranks: &[u32],
+    legacy_fars: &[f64],
+) -> (Identification, Vec<OpenSetCurve>, SearchOutcomes) {
     let probes = &one_n.probes;
     let lookups: Vec<HashMap<u32, usize>> =
         one_n.galleries.iter().map(|g| g.subjects.iter().enumerate().map(|(i, &s)| (s, i)).collect()).collect();
@@ -286,19 +300,38 @@ pub fn identify(
     let mut galleries = Vec::new();
     let mut all_hits: Vec<Vec<u32>> = Vec::new();
     let mut curves = Vec::new();
+    let mut dense: HashMap<u32, u32> = HashMap::new();
+    let cluster: Vec<u32> = probes
+        .subjects
+        .iter()
+        .map(|s| {
+            let next = dense.len() as u32;
+            *dense.entry(*s).or_insert(next)
+        })
+        .collect();
+    let mut searches = SearchOutcomes::new("subject", dense.len(), cluster);
+    // Per gallery, each probe's mate rank (None: its mate is not in this gallery).
+    let mut probe_ranks: Vec<Vec<Option<u32>>> = Vec::new();
     for (gi, g) in one_n.galleries.iter().enumerate() {
         let (mut mated, mut ranks, mut nonmated) = (Vec::new(), Vec::new(), Vec::new());
+        let mut per_probe = Vec::with_capacity(probes.templates.len());
         for c in &chunks {
             for st in &c.stats[gi] {
                 match *st {
                     ProbeStat::Mated { mate, best_nonmate, rank } => {
                         mated.push(MatedProbe { mate: mate as f64, best_nonmate: best_nonmate as f64 });
                         ranks.push(rank);
+                        per_probe.push(Some(rank));
                     }
-                    ProbeStat::NonMated { max } => nonmated.push(max as f64),
+                    ProbeStat::NonMated { max } => {
+                        nonmated.push(max as f64);
+                        per_probe.push(None);
+                    }
                 }
             }
         }
+        searches.add(format!("rank1@{}", g.name), per_probe.iter().map(|r| r.map(|r| r <= 1)));
+        probe_ranks.push(per_probe);
         let open = OpenSet::new(&mated, &nonmated);
         curves.push(OpenSetCurve::thinned(&g.name, &open.curve()));
         galleries.push(GalleryResults {
@@ -326,6 +359,13 @@ pub fn identify(
         .collect();
     let ranks_all: Vec<u32> = all_hits.concat();
     let combined = cmc(&ranks_all, cmc_ranks, probes.templates.len());
+    // The combined rank-1 divides by every probe; per probe it is one outcome only when no
+    // probe has mates in two galleries.
+    let mates_per_probe = |p: usize| probe_ranks.iter().filter(|g| g[p].is_some()).count();
+    if (0..probes.templates.len()).all(|p| mates_per_probe(p) <= 1) {
+        let hit = |p: usize| probe_ranks.iter().any(|g| g[p].is_some_and(|r| r <= 1));
+        searches.add("rank1".into(), (0..probes.templates.len()).map(|p| Some(hit(p))));
+    }
 
     let legacy_all: Vec<Option<(f32, u32)>> = chunks.iter().flat_map(|c| c.legacy.iter().copied()).collect();
     let gallery_templates: usize = one_n.galleries.iter().map(|g| g.templates.len()).sum();
@@ -359,7 +399,7 @@ pub fn identify(
             }
         }
     };
-    (Identification { galleries, mean_tpir_at_fpir, cmc: combined, legacy }, curves)
+    (Identification { galleries, mean_tpir_at_fpir, cmc: combined, legacy }, curves, searches)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -470,6 +510,8 @@ pub struct IjbOutcome {
     pub metrics: IjbMetrics,
     pub curves: Curves,
     pub stages: Stages,
+    /// Per probe template, rank-1 outcomes (with 1:N lists only), for the gate.
+    pub search_outcomes: Option<SearchOutcomes>,
 }
 
 /// The whole protocol on an opened release and store.
@@ -487,20 +529,22 @@ pub fn evaluate(release: &IjbRelease, store: &EmbeddingStore, params: &IjbParams
     lap("score pairs", &mut stages);
     let (roc, tar_at_far, mut curves) = verification_metrics(&scores, &release.pairs.genuine, &params.far_targets)?;
     lap("1:1 metrics", &mut stages);
-    let (identification, identification_note) = match &release.one_n {
+    let (identification, identification_note, search_outcomes) = match &release.one_n {
         Some(one_n) => {
-            let (id, open) = identify(&m, one_n, &params.fpir_targets, &params.cmc_ranks, &params.legacy_fars);
+            let (id, open, searches) =
+                identify_searches(&m, one_n, &params.fpir_targets, &params.cmc_ranks, &params.legacy_fars);
             curves.open_set = Some(open);
             lap("1:N identification", &mut stages);
-            (Some(id), None)
+            (Some(id), None, Some(searches))
         }
-        None => (None, Some("the 1:N gallery/probe lists are not in the data directory".to_string())),
+        None => (None, Some("the 1:N gallery/probe lists are not in the data directory".to_string()), None),
     };
     Ok(IjbOutcome {
         counts: IjbCounts::of(release),
         metrics: IjbMetrics { roc, tar_at_far, identification, identification_note },
         curves,
         stages,
+        search_outcomes,
     })
 }
 

@@ -22,6 +22,7 @@ use crate::metrics::bootstrap::{interval, over_resamples, weighted_rate, Bootstr
 use crate::metrics::cmc::{Cmc, CmcPoint};
 use crate::metrics::identification::{rank1_by, GroupRank1};
 use crate::metrics::{FoldMode, Roc, TarAtFar, TarRule};
+use crate::protocol::outcomes::SearchOutcomes;
 use crate::score::fusion::{unit_row_f32, Fusion};
 use crate::score::stream::{scan, GallerySource, RowKind, ScanSpec, SetSpec};
 use crate::score::{normalize, score_all, ScoreDevice};
@@ -134,6 +135,8 @@ pub struct MegafaceOutcome {
     pub stages: Vec<(String, f64)>,
     /// The scoring kernel (results from different kernels may differ in the last bits).
     pub score_kernel: String,
+    /// Per search, the rank-1 hit at each distractor size, for the gate.
+    pub search_outcomes: SearchOutcomes,
 }
 
 /// Distractor rows of the store, in ascending row order (sequential reads of the mapping).
@@ -353,6 +356,7 @@ pub fn evaluate(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol) -> Resul
     let devkit_probes = protocol.devkit_probes.min(p);
     let spec = BootstrapSpec::default();
     let mut sizes = Vec::new();
+    let mut search_outcomes = SearchOutcomes::new("identity", probes.identities.len(), pair_cluster.clone());
     let mut curves = Vec::new();
     // The sets overlap (the devkit's lists are independent random draws from one pool): each
     // distractor row is read and scored once, in store order, and reduced into every set it
@@ -432,6 +436,7 @@ pub fn evaluate(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol) -> Resul
         let n = set.keys.len() as u64;
         let ranks: Vec<u64> = (0..p).flat_map(|a| out.mate_ranks(a)).collect();
         let hits: Vec<bool> = ranks.iter().map(|&r| r == 0).collect();
+        search_outcomes.add(format!("rank1@{}", size_label(set.size)), hits.iter().map(|&h| Some(h)));
         let cmc = Cmc::new(ranks.clone());
         let rank1 = cmc.at(1);
         let rank1_interval = rank1.map(|r| {
@@ -493,5 +498,6 @@ pub fn evaluate(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol) -> Resul
         ages: ages.is_some(),
         stages,
         score_kernel: scorer.kernel(),
+        search_outcomes,
     })
 }

@@ -5,4 +5,5 @@ pub mod fgnet;
 pub mod ijb;
 pub mod manifest;
 pub mod megaface;
+pub mod outcomes;
 pub mod verification;

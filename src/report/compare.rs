@@ -2,7 +2,7 @@
 //! cluster-bootstrap interval, both runs resampled with the same identities in every resample.
 
 use crate::error::{Error, Result};
-use crate::metrics::bootstrap::{interval, over_resamples, resample_stats};
+use crate::metrics::bootstrap::{interval, over_resamples, resample_stats, weighted_rate, BootstrapSpec};
 use crate::metrics::SortedPairs;
 use crate::run::dir::{PairScores, RunData};
 use crate::run::results::{ProtocolInfo, Results, VerificationResults};
@@ -191,4 +191,84 @@ pub fn paired_differences(a: &RunData, b: &RunData) -> Result<Vec<MetricDiff>> {
         }
     }
     Ok(out)
+}
+
+/// Differences b − a of every rank-1 both identification runs record per search (FG-NET overall
+/// and by age group, IJB per gallery and combined, MegaFace per distractor size), with paired
+/// bootstrap intervals over the runs' units (subjects or identities): each resample weighs both
+/// runs' searches by the same draw.
+pub fn paired_rank1_differences(a: &RunData, b: &RunData) -> Result<Vec<MetricDiff>> {
+    check_comparable(a, b)?;
+    let (oa, ob) = (outcomes_of(a)?, outcomes_of(b)?);
+    if (&oa.unit, oa.clusters, &oa.cluster) != (&ob.unit, ob.clusters, &ob.cluster) {
+        return Err(Error::Invalid(format!(
+            "{} and {} were not evaluated on the same searches (their units differ)",
+            a.dir.display(),
+            b.dir.display()
+        )));
+    }
+    let spec = a.results.bootstrap_spec().copied().unwrap_or_default();
+    let mut out = Vec::new();
+    for key in oa.rank1.keys().filter(|k| ob.rank1.contains_key(*k)) {
+        let (Some(xa), Some(xb)) = (oa.outcomes(key), ob.outcomes(key)) else { continue };
+        // The same searches must take part in both runs, or the rates are not paired.
+        if xa.iter().zip(&xb).any(|(p, q)| p.is_some() != q.is_some()) {
+            return Err(Error::Invalid(format!("{key}: the two runs count different searches")));
+        }
+        let members: Vec<usize> = (0..xa.len()).filter(|&i| xa[i].is_some()).collect();
+        if members.is_empty() {
+            continue;
+        }
+        let clusters: Vec<u32> = members.iter().map(|&i| oa.cluster[i]).collect();
+        let hits = |x: &[Option<bool>]| -> Vec<bool> { members.iter().map(|&i| x[i] == Some(true)).collect() };
+        let (ha, hb) = (hits(&xa), hits(&xb));
+        out.push(rank1_difference(key, &ha, &hb, &clusters, oa.clusters, &spec));
+    }
+    Ok(out)
+}
+
+fn outcomes_of(r: &RunData) -> Result<&crate::run::dir::SearchOutcomes> {
+    r.outcomes
+        .as_ref()
+        .ok_or_else(|| Error::Invalid(format!("{} has no {}", r.dir.display(), crate::run::dir::SEARCH_OUTCOMES_FILE)))
+}
+
+fn rank1_difference(
+    key: &str,
+    ha: &[bool],
+    hb: &[bool],
+    clusters: &[u32],
+    n_clusters: usize,
+    spec: &BootstrapSpec,
+) -> MetricDiff {
+    let ones = vec![1u32; ha.len()];
+    let (ra, rb) = (weighted_rate(ha, &ones), weighted_rate(hb, &ones));
+    let samples = over_resamples(clusters, n_clusters, spec, |w| weighted_rate(hb, w) - weighted_rate(ha, w));
+    let iv = interval(rb - ra, samples, spec.confidence);
+    MetricDiff { metric: key.to_string(), a: ra, b: rb, diff: rb - ra, lo: iv.lo, hi: iv.hi }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rank1_difference_is_paired_over_clusters() {
+        let spec = BootstrapSpec { resamples: 200, ..Default::default() };
+        let clusters: Vec<u32> = (0..40).map(|i| i / 4).collect();
+        let base: Vec<bool> = (0..40).map(|i| i % 4 != 0).collect();
+        // The same outcomes: the difference and its interval are exactly 0.
+        let same = rank1_difference("rank1", &base, &base, &clusters, 10, &spec);
+        assert_eq!((same.diff, same.lo, same.hi), (0.0, 0.0, 0.0));
+        // Every subject loses one hit: −0.25 with an interval that cannot reach 0.
+        let worse: Vec<bool> = (0..40).map(|i| i % 4 > 1).collect();
+        let d = rank1_difference("rank1", &base, &worse, &clusters, 10, &spec);
+        assert_eq!((d.a, d.b), (0.75, 0.5));
+        assert!((d.diff + 0.25).abs() < 1e-12 && d.hi < 0.0 && d.lo <= d.diff, "{d:?}");
+        // One subject of ten changes: the interval includes 0 (not significant).
+        let mut one = base.clone();
+        one[1] = false;
+        let d = rank1_difference("rank1", &base, &one, &clusters, 10, &spec);
+        assert!(d.lo < 0.0 && d.hi >= 0.0, "{d:?}");
+    }
 }

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::io::lock::{FileLock, Wait};
 use crate::io::{read_json, to_json, write_atomic};
 pub use crate::protocol::curves::{CmcCurves, Curves, PairScores};
+pub use crate::protocol::outcomes::{SearchOutcomes, SEARCH_OUTCOMES_FILE};
 use crate::run::results::Results;
 use std::path::{Path, PathBuf};
 
@@ -27,6 +28,8 @@ pub struct RunData {
     pub curves: Option<Curves>,
     /// pair_scores.npy, when present.
     pub pairs: Option<PairScores>,
+    /// search_outcomes.json (identification runs), when present.
+    pub outcomes: Option<SearchOutcomes>,
 }
 
 impl RunData {
@@ -40,7 +43,15 @@ impl RunData {
         let curves = if curves_path.exists() { Some(read_json::<Curves>(&curves_path)?) } else { None };
         let pairs_path = dir.join("pair_scores.npy");
         let pairs = if pairs_path.exists() { Some(read_pair_scores(&pairs_path)?) } else { None };
-        Ok(RunData { dir, results_path, results, curves, pairs })
+        let outcomes_path = dir.join(SEARCH_OUTCOMES_FILE);
+        let outcomes = if outcomes_path.exists() {
+            let o: SearchOutcomes = read_json(&outcomes_path)?;
+            o.validate().map_err(|m| Error::data(&outcomes_path, m))?;
+            Some(o)
+        } else {
+            None
+        };
+        Ok(RunData { dir, results_path, results, curves, pairs, outcomes })
     }
 
     /// Display name of the run: the directory name.
@@ -93,17 +104,20 @@ pub fn read_pair_scores(path: &Path) -> Result<PairScores> {
 
 /// The data files of a run directory besides results.json (reports and timings.json are
 /// rendered from them afterwards).
-pub const COMPANIONS: [&str; 3] = ["curves.json", "pair_scores.npy", crate::protocol::curves::CMC_CURVES_FILE];
+pub const COMPANIONS: [&str; 4] =
+    ["curves.json", "pair_scores.npy", crate::protocol::curves::CMC_CURVES_FILE, SEARCH_OUTCOMES_FILE];
 
 /// Everything one evaluation writes into its run directory. Each kind fills what it has:
 /// pair benchmarks and manifests curves + pair scores, FG-NET curves (one model only), IJB
-/// curves, MegaFace its CMC curves.
+/// curves, MegaFace its CMC curves; the identification kinds their per-search outcomes.
 pub struct RunDir<'a> {
     pub results: &'a Results,
     pub curves: Option<&'a Curves>,
     pub pair_scores: Option<&'a PairScores>,
     /// cmc_curves.json (MegaFace).
     pub cmc_curves: Option<&'a CmcCurves>,
+    /// search_outcomes.json (FG-NET, IJB with 1:N lists, MegaFace).
+    pub search_outcomes: Option<&'a SearchOutcomes>,
 }
 
 impl RunDir<'_> {
@@ -124,6 +138,10 @@ impl RunDir<'_> {
                 },
                 "pair_scores.npy" => match self.pair_scores {
                     Some(p) => write_pair_scores(&path, p)?,
+                    None => remove_if_present(&path)?,
+                },
+                SEARCH_OUTCOMES_FILE => match self.search_outcomes {
+                    Some(o) => write_atomic(&path, &to_json(o))?,
                     None => remove_if_present(&path)?,
                 },
                 _ => match self.cmc_curves {
@@ -244,11 +262,10 @@ impl Drop for OutDir {
             return;
         }
         let _ = std::fs::remove_dir_all(&self.staging);
+        // Releasing the lock removes its file.
+        drop(self.lock.take());
         if self.created {
             // Nothing of a failed first run stays behind (the directory only if still empty).
-            if let Some(lock) = self.lock.take() {
-                let _ = std::fs::remove_file(lock.path());
-            }
             let _ = std::fs::remove_dir(&self.dir);
         }
     }
@@ -275,6 +292,7 @@ pub(crate) fn test_run(dir: &str, edit: impl FnOnce(&mut serde_json::Value)) -> 
         dir,
         curves: None,
         pairs: None,
+        outcomes: None,
     }
 }
 
@@ -303,17 +321,14 @@ mod tests {
         let e = OutDir::begin(&dir).unwrap_err();
         assert!(e.to_string().contains("another aifr-eval process"), "{e}");
         drop(out);
-        assert_eq!(
-            out_files(&dir),
-            [LOCK_FILE, "det.png", "notes.txt", "pair_scores.npy", "results.json", "scores-2.png"]
-        );
+        assert_eq!(out_files(&dir), ["det.png", "notes.txt", "pair_scores.npy", "results.json", "scores-2.png"]);
         assert_eq!(std::fs::read(dir.join("results.json")).unwrap(), b"old");
         // A committed run replaces the run files, removes the ones it lacks, keeps the user's.
         let out = OutDir::begin(&dir).unwrap();
         std::fs::write(out.staging().join("results.json"), b"new").unwrap();
         std::fs::write(out.staging().join("roc.png"), b"new").unwrap();
         assert_eq!(out.commit().unwrap(), dir.join("results.json"));
-        assert_eq!(out_files(&dir), [LOCK_FILE, "notes.txt", "results.json", "roc.png"]);
+        assert_eq!(out_files(&dir), ["notes.txt", "results.json", "roc.png"]);
         assert_eq!(std::fs::read(dir.join("results.json")).unwrap(), b"new");
         // A failed first run into a new directory leaves no directory behind.
         let fresh = root.path().join("fresh");

@@ -71,9 +71,10 @@ fn gate(dir: &Path, current: &str, baseline: &str) -> Output {
     aifr(dir, &["gate", current, "--baseline", baseline])
 }
 
-/// 0 against itself, 6 against the degraded run with `regressed` among the failing rows, 3
-/// against `other` (another benchmark or protocol).
-fn check_kind(dir: &Path, base: &str, worse: &str, regressed: &[&str], others: &[&str]) {
+/// 0 against itself, 6 against the degraded run with `regressed` among the failing rows (those
+/// in `significant` with a paired bootstrap interval that excludes 0), 3 against `other`
+/// (another benchmark or protocol).
+fn check_kind(dir: &Path, base: &str, worse: &str, regressed: &[&str], significant: &[&str], others: &[&str]) {
     let same = gate(dir, base, base);
     assert_eq!(
         same.status.code(),
@@ -88,6 +89,14 @@ fn check_kind(dir: &Path, base: &str, worse: &str, regressed: &[&str], others: &
     for metric in regressed {
         let line = table.lines().find(|l| l.split_whitespace().next() == Some(metric));
         assert!(line.is_some_and(|l| l.contains("REGRESSED")), "{metric} should have regressed:\n{table}");
+    }
+    for metric in significant {
+        // The table's note lines: "  <metric>: worse by …; 95% interval of Δ […] excludes 0".
+        let note = table.lines().find(|l| l.trim_start().starts_with(&format!("{metric}: ")));
+        assert!(
+            note.is_some_and(|l| l.contains("interval of Δ") && l.contains("excludes 0")),
+            "{metric} should carry a paired bootstrap interval:\n{table}"
+        );
     }
     for other in others {
         let o = gate(dir, other, base);
@@ -120,6 +129,7 @@ fn ijb_runs_are_gated_on_tar_tpir_and_rank1() {
         "base",
         "worse",
         &["tar@far=1e-3", "nearest:tar@far=1e-3", "tpir@fpir=1e-1@G1", "ijb_evals:tpir@fpir=1e-1@G2", "rank1@G1"],
+        &["rank1@G1", "rank1"],
         &["noflip", &lfw],
     );
 }
@@ -138,7 +148,7 @@ fn fgnet_runs_are_gated_on_rank1_overall_and_by_age() {
         ok(&aifr(t.path(), &[&args[..], &["--keys", keys.to_str().unwrap(), "--out", stem, "-q"]].concat()));
     }
     let ijbc = demo().join("ijbc");
-    check_kind(t.path(), "base", "worse", &["rank1", "auc"], &[ijbc.to_str().unwrap()]);
+    check_kind(t.path(), "base", "worse", &["rank1", "auc"], &["rank1"], &[ijbc.to_str().unwrap()]);
 }
 
 #[test]
@@ -162,7 +172,7 @@ fn megaface_runs_are_gated_per_distractor_set() {
         run(stem, &npy, "none");
     }
     let fgnet = demo().join("fgnet");
-    check_kind(t.path(), "base", "worse", &["rank1@10k"], &[fgnet.to_str().unwrap()]);
+    check_kind(t.path(), "base", "worse", &["rank1@10k"], &["rank1@10k"], &[fgnet.to_str().unwrap()]);
 }
 
 #[test]
@@ -184,5 +194,5 @@ fn manifest_runs_are_gated_on_verification_rank1_and_strata() {
     run("worse", NOISE, &[]);
     // Another gallery rule: another protocol.
     run("oldest", 0.0, &["--gallery", "oldest"]);
-    check_kind(t.path(), "base", "worse", &["accuracy", "rank1@gallery"], &["oldest"]);
+    check_kind(t.path(), "base", "worse", &["accuracy", "rank1@gallery"], &["accuracy"], &["oldest"]);
 }
