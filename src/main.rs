@@ -175,6 +175,74 @@ enum Mode {
     Facexzoo,
 }
 
+/// Flip-fusion rule (docs/protocols.md §1.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Flip {
+    /// `sum` when the embeddings include mirrored images, otherwise `none`.
+    Auto,
+    /// normalize(e + e_flip), raw embeddings summed (insightface).
+    Sum,
+    /// normalize([e, e_flip]), raw embeddings concatenated.
+    Concat,
+    /// The image's own embedding only (FaceX-Zoo).
+    None,
+}
+
+impl From<Flip> for FlipChoice {
+    fn from(f: Flip) -> Self {
+        match f {
+            Flip::Auto => FlipChoice::Auto,
+            Flip::Sum => FlipChoice::Sum,
+            Flip::Concat => FlipChoice::Concat,
+            Flip::None => FlipChoice::None,
+        }
+    }
+}
+
+/// Where each gallery image of a manifest run comes from.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Gallery {
+    /// The youngest image of each identity (ties: smallest path); probes are older.
+    Youngest,
+    /// The oldest image of each identity (ties: largest path); probes are younger.
+    Oldest,
+    /// Without ages: the identity's first image by path.
+    First,
+}
+
+impl From<Gallery> for GalleryChoice {
+    fn from(g: Gallery) -> Self {
+        match g {
+            Gallery::Youngest => GalleryChoice::Youngest,
+            Gallery::Oldest => GalleryChoice::Oldest,
+            Gallery::First => GalleryChoice::First,
+        }
+    }
+}
+
+/// MegaFace noise cleaning (docs/protocols.md §4.4).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Clean {
+    /// The official devkit: no cleaning.
+    None,
+    /// Noisy distractors can never outrank a mate; a noisy probe becomes its identity centre plus
+    /// a tiny seeded jitter.
+    Insightface,
+    /// Noisy distractors become zero vectors (score 0); a noisy probe becomes its identity centre.
+    Facexzoo,
+}
+
+impl From<Clean> for aifr_eval::protocol::megaface::Cleaning {
+    fn from(c: Clean) -> Self {
+        use aifr_eval::protocol::megaface::Cleaning;
+        match c {
+            Clean::None => Cleaning::None,
+            Clean::Insightface => Cleaning::Insightface,
+            Clean::Facexzoo => Cleaning::Facexzoo,
+        }
+    }
+}
+
 impl From<Mode> for FoldMode {
     fn from(m: Mode) -> Self {
         match m {
@@ -211,7 +279,7 @@ struct RunArgs {
     mode: Option<Mode>,
     /// Flip fusion [default: from the protocol file for the mode] (see docs/protocols.md §1.2).
     #[arg(long, value_enum)]
-    flip: Option<FlipChoice>,
+    flip: Option<Flip>,
     /// A protocol file to use instead of the built-in protocols/pair_verification.toml.
     #[arg(long)]
     protocol_file: Option<PathBuf>,
@@ -249,7 +317,7 @@ struct ManifestRunArgs {
     min_age_gap: Option<u32>,
     /// Identification gallery: each identity's youngest or oldest image (first: by path, without ages).
     #[arg(long, value_enum, requires = "manifest")]
-    gallery: Option<GalleryChoice>,
+    gallery: Option<Gallery>,
     /// Also break every result down by this manifest column (repeatable; `group` always is).
     #[arg(long, value_name = "COLUMN", requires = "manifest")]
     stratify: Vec<String>,
@@ -365,7 +433,7 @@ struct MegafaceArgs {
     distractors: Vec<String>,
     /// Noise cleaning with insightface's noise lists (recorded in the results; see docs/protocols.md §4.4).
     #[arg(long, value_enum, default_value = "none")]
-    clean: aifr_eval::protocol::megaface::Cleaning,
+    clean: Clean,
     /// Probe embeddings (.aifrstore, or .npy/.safetensors with --keys); keys are the probe list paths.
     #[arg(long, required_unless_present_any = ["feature_suffix", "model"], conflicts_with_all = ["feature_suffix", "model"])]
     embeddings: Option<PathBuf>,
@@ -399,7 +467,7 @@ struct MegafaceArgs {
     distractor_noise: Option<PathBuf>,
     /// Flip fusion [default: from protocols/megaface.toml] (see docs/protocols.md §1.2).
     #[arg(long, value_enum)]
-    flip: Option<FlipChoice>,
+    flip: Option<Flip>,
     /// A protocol file to use instead of the built-in protocols/megaface.toml.
     #[arg(long)]
     protocol_file: Option<PathBuf>,
@@ -603,7 +671,7 @@ fn run_request(a: &RunArgs, benchmark: String, default_out: PathBuf) -> RunReque
         keys: a.keys.clone(),
         flip_embeddings: a.flip_embeddings.clone(),
         mode: a.mode.map(Into::into),
-        flip: a.flip,
+        flip: a.flip.map(Into::into),
         protocol_file: a.protocol_file.clone(),
         ages: a.ages.clone(),
         out_dir: a.out.clone().unwrap_or(default_out),
@@ -623,7 +691,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 protocol_dir: m.protocol_dir,
                 pairs: m.pairs,
                 min_age_gap: m.min_age_gap,
-                gallery: m.gallery,
+                gallery: m.gallery.map(Into::into),
                 stratify: m.stratify,
                 seed: m.seed,
                 pairs_per_fold: m.pairs_per_fold,
@@ -640,7 +708,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let env = env(&cli.global)?;
             let benchmark = a.benchmark.clone().unwrap_or_default();
             // The mirrored images are embedded unless flip fusion is switched off.
-            let model = a.model.request(a.flip != Some(FlipChoice::None), a.quiet);
+            let model = a.model.request(a.flip != Some(Flip::None), a.quiet);
             let out = PathBuf::from("reports").join(&benchmark);
             let req = run_request(&a, benchmark, out);
             let r = match model {
@@ -800,7 +868,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 .iter()
                 .map(|s| aifr_eval::dataset::megaface::parse_size(s))
                 .collect::<Result<Vec<_>, _>>()?;
-            let flip_views = a.flip != Some(FlipChoice::None);
+            let flip_views = a.flip != Some(Flip::None);
             let embeddings = match (a.embeddings, a.feature_suffix) {
                 (None, None) if a.model.model.is_some() => {
                     let model = a
@@ -828,9 +896,9 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 out_dir: a.out.unwrap_or_else(|| PathBuf::from("reports").join(benchmark)),
                 benchmark: benchmark.into(),
                 sizes,
-                cleaning: a.clean,
+                cleaning: a.clean.into(),
                 embeddings,
-                flip: a.flip,
+                flip: a.flip.map(Into::into),
                 probe_noise: a.probe_noise,
                 distractor_noise: a.distractor_noise,
                 protocol_file: a.protocol_file,

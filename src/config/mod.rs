@@ -102,7 +102,7 @@ impl DatasetEntry {
 }
 
 /// Flip-fusion rule (docs/protocols.md §1.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FlipChoice {
     /// `sum` when the embeddings include mirrored images, otherwise `none`.

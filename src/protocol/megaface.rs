@@ -35,7 +35,7 @@ use std::time::Instant;
 
 /// Noise cleaning with insightface's lists (docs/protocols.md §4.4). Always recorded in the results:
 /// numbers with different cleaning are not comparable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cleaning {
     /// The official devkit: no cleaning.

@@ -54,7 +54,7 @@ impl PairList {
 }
 
 /// Where each gallery image comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GalleryChoice {
     /// The youngest image of each identity (ties: smallest path); probes are older.
