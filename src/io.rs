@@ -40,6 +40,14 @@ pub fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
     v
 }
 
+/// JSON on one line with a trailing newline, for data files too large to be worth indenting
+/// (`search_outcomes.json`: one number per search).
+pub fn to_json_compact<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    let mut v = serde_json::to_vec(value).unwrap_or_default();
+    v.push(b'\n');
+    v
+}
+
 /// Reads a JSON file into `T`; a parse error names the file and what serde expected.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).map_err(|e| Error::read(path, e))?;

@@ -141,7 +141,7 @@ impl RunDir<'_> {
                     None => remove_if_present(&path)?,
                 },
                 SEARCH_OUTCOMES_FILE => match self.search_outcomes {
-                    Some(o) => write_atomic(&path, &to_json(o))?,
+                    Some(o) => write_atomic(&path, &crate::io::to_json_compact(o))?,
                     None => remove_if_present(&path)?,
                 },
                 _ => match self.cmc_curves {
