@@ -47,6 +47,15 @@ impl Env {
         }
         Ok(store)
     }
+
+    /// A cached store: checked when an earlier run made it, trusted when made just now.
+    pub fn checked_cached(&self, cached: crate::store::import::Cached) -> Result<EmbeddingStore> {
+        if cached.reused {
+            self.checked(cached.store)
+        } else {
+            Ok(cached.store)
+        }
+    }
 }
 
 /// `aifr-eval run <benchmark>` for pair-verification benchmarks.
@@ -164,9 +173,7 @@ pub fn open_embeddings(
         }
     };
     let src = EmbeddingSource { embeddings: embeddings.to_path_buf(), keys, flip: flip.map(Path::to_path_buf) };
-    let cached = import_cached(&src, &env.cache_dir)?;
-    let store = if cached.reused { env.checked(cached.store)? } else { cached.store };
-    Ok(store.with_source(embeddings))
+    Ok(env.checked_cached(import_cached(&src, &env.cache_dir)?)?.with_source(embeddings))
 }
 
 /// Reads an ages file: one `key age` per line (whitespace separated; `#` starts a comment).

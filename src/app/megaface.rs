@@ -153,10 +153,9 @@ pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
         MegafaceEmbeddingsSource::DevkitFeatures { suffix, probe_dir, distractor_dir } => {
             let pdir = megaface_file(env, &req.benchmark, "probe_features", probe_dir.as_deref())?;
             let ddir = megaface_file(env, &req.benchmark, "distractor_features", distractor_dir.as_deref())?;
-            use crate::store::import::{import_devkit_features, Cached};
-            let checked = |c: Cached| if c.reused { env.checked(c.store) } else { Ok(c.store) };
-            let p = checked(import_devkit_features(&probes.paths, &pdir, suffix, &env.cache_dir)?)?;
-            let d = checked(import_devkit_features(&union_keys(&sets), &ddir, suffix, &env.cache_dir)?)?;
+            use crate::store::import::import_devkit_features;
+            let p = env.checked_cached(import_devkit_features(&probes.paths, &pdir, suffix, &env.cache_dir)?)?;
+            let d = env.checked_cached(import_devkit_features(&union_keys(&sets), &ddir, suffix, &env.cache_dir)?)?;
             (p, Some(d))
         }
         MegafaceEmbeddingsSource::Model(model) => {

@@ -241,8 +241,8 @@ fn rank1_difference(
     n_clusters: usize,
     spec: &BootstrapSpec,
 ) -> MetricDiff {
-    let ones = vec![1u32; ha.len()];
-    let (ra, rb) = (weighted_rate(ha, &ones), weighted_rate(hb, &ones));
+    let rate = |h: &[bool]| h.iter().filter(|&&x| x).count() as f64 / h.len() as f64;
+    let (ra, rb) = (rate(ha), rate(hb));
     let samples = over_resamples(clusters, n_clusters, spec, |w| weighted_rate(hb, w) - weighted_rate(ha, w));
     let iv = interval(rb - ra, samples, spec.confidence);
     MetricDiff { metric: key.to_string(), a: ra, b: rb, diff: rb - ra, lo: iv.lo, hi: iv.hi }

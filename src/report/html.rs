@@ -162,19 +162,26 @@ struct View<'a> {
     age_gap: Option<&'a AgeGapBreakdown>,
 }
 
+/// The common fields of the three protocol records (distinct types with the same names).
+macro_rules! protocol_view {
+    ($p:expr) => {
+        ProtocolView {
+            name: &$p.name,
+            mode: &$p.mode,
+            flip_fusion: $p.flip_fusion,
+            score: &$p.score,
+            accept_rule: &$p.accept_rule,
+        }
+    };
+}
+
 impl<'a> View<'a> {
     fn of(run: &'a RunData) -> Result<Self> {
         let pairs = |v: &'a VerificationResults| View {
             run,
             software: &v.software,
             benchmark: &v.benchmark,
-            protocol: ProtocolView {
-                name: &v.protocol.name,
-                mode: &v.protocol.mode,
-                flip_fusion: v.protocol.flip_fusion,
-                score: &v.protocol.score,
-                accept_rule: &v.protocol.accept_rule,
-            },
+            protocol: protocol_view!(v.protocol),
             embeddings: &v.embeddings,
             counts: (v.counts.pairs, v.counts.genuine, v.counts.impostor),
             images: v.counts.images,
@@ -193,13 +200,7 @@ impl<'a> View<'a> {
                     run,
                     software: &r.software,
                     benchmark: &r.benchmark,
-                    protocol: ProtocolView {
-                        name: &r.protocol.name,
-                        mode: &r.protocol.mode,
-                        flip_fusion: r.protocol.flip_fusion,
-                        score: &r.protocol.score,
-                        accept_rule: &r.protocol.accept_rule,
-                    },
+                    protocol: protocol_view!(r.protocol),
                     embeddings: &r.embeddings,
                     counts: (g + i, g, i),
                     images: r.counts.images,
@@ -213,13 +214,7 @@ impl<'a> View<'a> {
                 run,
                 software: &r.software,
                 benchmark: &r.benchmark,
-                protocol: ProtocolView {
-                    name: &r.protocol.name,
-                    mode: &r.protocol.mode,
-                    flip_fusion: r.protocol.flip_fusion,
-                    score: &r.protocol.score,
-                    accept_rule: &r.protocol.accept_rule,
-                },
+                protocol: protocol_view!(r.protocol),
                 embeddings: &r.embeddings,
                 counts: (r.counts.pairs, r.counts.genuine, r.counts.impostor),
                 images: r.counts.images,

@@ -162,7 +162,7 @@ const STAGING_PREFIX: &str = ".aifr-staging-";
 /// Whether `name` is a file a run writes at the top of its run directory (results, companions,
 /// timings and the single-run report): the files a new run replaces or removes.
 pub fn is_run_output(name: &str) -> bool {
-    const FIXED: [&str; 12] = [
+    const FIXED: [&str; 11] = [
         "results.json",
         "timings.json",
         "report.html",
@@ -174,7 +174,6 @@ pub fn is_run_output(name: &str) -> bool {
         "age_gap.png",
         "tpir_fpir.png",
         "rank1-distractors.png",
-        "curves.json",
     ];
     let numbered = |prefix: &str| {
         name.strip_prefix(prefix)

@@ -486,6 +486,11 @@ fn fill_devkit_rows(
 
 /// Writes a little-endian `.npy` (format 1.0) atomically; `descr` is the numpy type string.
 fn write_npy(path: &Path, descr: &str, rows: usize, cols: usize, data: Vec<u8>) -> Result<()> {
+    crate::io::write_atomic(path, &npy_bytes(descr, rows, cols, &data))
+}
+
+/// A little-endian `.npy` (format 1.0) in memory; `data` is already encoded as `descr`.
+fn npy_bytes(descr: &str, rows: usize, cols: usize, data: &[u8]) -> Vec<u8> {
     let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     let mut header = dict.into_bytes();
     // magic(6) + version(2) + length(2) + header, space-padded to a multiple of 64, '\n'-ended.
@@ -497,8 +502,14 @@ fn write_npy(path: &Path, descr: &str, rows: usize, cols: usize, data: Vec<u8>) 
     out.extend_from_slice(b"\x93NUMPY\x01\x00");
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(&header);
-    out.extend_from_slice(&data);
-    crate::io::write_atomic(path, &out)
+    out.extend_from_slice(data);
+    out
+}
+
+/// The bytes of a float32 `.npy` file (for tests and seeds that build inputs in memory).
+pub fn npy_f32_bytes(rows: usize, cols: usize, data: &[f32]) -> Vec<u8> {
+    let encoded: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    npy_bytes("<f4", rows, cols, &encoded)
 }
 
 pub fn write_npy_f32(path: &Path, rows: usize, cols: usize, data: &[f32]) -> Result<()> {

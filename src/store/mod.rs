@@ -324,7 +324,12 @@ impl StoreWriter {
         self.header.state = STATE_COMPLETE;
         self.write_at(0, &self.header.encode())?;
         self.file.sync_all().map_err(|e| Error::write(&self.partial, e))?;
-        std::fs::rename(&self.partial, &self.final_path).map_err(|e| Error::write(&self.final_path, e))?;
+        if let Err(e) = std::fs::rename(&self.partial, &self.final_path) {
+            // A sealed store that cannot take its name (a directory there, a read-only folder)
+            // is not left behind under the temporary one.
+            let _ = std::fs::remove_file(&self.partial);
+            return Err(Error::write(&self.final_path, e));
+        }
         Ok(self.final_path)
     }
 }
@@ -363,6 +368,17 @@ mod tests {
         s.read_row(2, View::Original, &mut out);
         assert_eq!(out, [0.6, 0.8]);
         s.verify().unwrap();
+        assert!(!partial_path(&p).exists());
+    }
+
+    #[test]
+    fn a_store_that_cannot_take_its_name_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("taken");
+        std::fs::create_dir(&p).unwrap();
+        let mut w = StoreWriter::create(&p, DType::F32, 2, 1, 1, [0; 32]).unwrap();
+        w.write_rows(View::Original, 0, &DType::F32.encode(&[1.0, 0.0])).unwrap();
+        assert!(w.finish(&["a".into()]).unwrap_err().to_string().contains("cannot write"));
         assert!(!partial_path(&p).exists());
     }
 

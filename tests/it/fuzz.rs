@@ -287,17 +287,7 @@ fn put(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 // Seeds
 
 fn npy(rows: usize, cols: usize, vals: &[f32]) -> Vec<u8> {
-    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    let mut h = dict.into_bytes();
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(b' ');
-    }
-    h.push(b'\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend((h.len() as u16).to_le_bytes());
-    out.extend(h);
-    out.extend(vals.iter().flat_map(|v| v.to_le_bytes()));
-    out
+    aifr_eval::store::import::npy_f32_bytes(rows, cols, vals)
 }
 
 fn safetensors(rows: usize, cols: usize, vals: &[f32], flip: bool) -> Vec<u8> {

@@ -14,18 +14,15 @@ fn put(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
     p
 }
 
+/// `aifr-eval import --embeddings E --keys K -o OUT`.
+fn cli_import(e: &Path, k: &Path, out: &Path) -> std::process::Output {
+    Command::new(EXE).args(["import", "--embeddings"]).arg(e).arg("--keys").arg(k).arg("-o").arg(out).output().unwrap()
+}
+
+/// A float32 rows×cols `.npy` holding 1, 2, 3, … (no zero or repeated row).
 fn npy(rows: usize, cols: usize) -> Vec<u8> {
-    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    let mut h = dict.into_bytes();
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(b' ');
-    }
-    h.push(b'\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend((h.len() as u16).to_le_bytes());
-    out.extend(h);
-    out.extend((0..rows * cols).flat_map(|i| (1.0 + i as f32).to_le_bytes()));
-    out
+    let vals: Vec<f32> = (0..rows * cols).map(|i| 1.0 + i as f32).collect();
+    aifr_eval::store::import::npy_f32_bytes(rows, cols, &vals)
 }
 
 #[test]
@@ -37,15 +34,7 @@ fn safetensors_with_zero_columns_is_refused_without_a_panic_or_partial_file() {
     let e = put(dir.path(), "e.safetensors", st);
     let k = put(dir.path(), "k.txt", "a\nb\nc\n");
     let out = dir.path().join("s.aifrstore");
-    let o = Command::new(EXE)
-        .args(["import", "--embeddings"])
-        .arg(&e)
-        .arg("--keys")
-        .arg(&k)
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = cli_import(&e, &k, &out);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("3×0") && !stderr.contains("panicked"), "{stderr}");
@@ -254,15 +243,7 @@ fn non_files_and_oversized_inputs_are_refused_before_reading() {
     assert!(e.contains("a devkit feature file is at most"), "{e}");
     // Through the binary: the exit code of an unreadable input.
     let e_npy = put(dir.path(), "e.npy", npy(2, 3));
-    let o = Command::new(EXE)
-        .args(["import", "--embeddings"])
-        .arg(&e_npy)
-        .arg("--keys")
-        .arg(dir.path())
-        .arg("-o")
-        .arg(dir.path().join("s.aifrstore"))
-        .output()
-        .unwrap();
+    let o = cli_import(&e_npy, dir.path(), &dir.path().join("s.aifrstore"));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("is a directory") && !stderr.contains("No such device"), "{stderr}");
@@ -279,15 +260,7 @@ fn byte_order_marks_are_stripped_and_messages_stay_short() {
     let junk = "x".repeat(5 << 20);
     let k = put(dir.path(), "keys.txt", format!("{junk}\nb\n{junk}\n"));
     let e = put(dir.path(), "e.npy", npy(3, 2));
-    let o = Command::new(EXE)
-        .args(["import", "--embeddings"])
-        .arg(&e)
-        .arg("--keys")
-        .arg(&k)
-        .arg("-o")
-        .arg(dir.path().join("s.aifrstore"))
-        .output()
-        .unwrap();
+    let o = cli_import(&e, &k, &dir.path().join("s.aifrstore"));
     assert_eq!(o.status.code(), Some(3));
     assert!(o.stderr.len() < 2000, "{} bytes of stderr", o.stderr.len());
     let stderr = String::from_utf8_lossy(&o.stderr);
