@@ -10,6 +10,10 @@
 //!   comparison, strict TAR@1e-6) on the 1M set, when python3 + numpy are present;
 //! * converting devkit feature files into a store (100,000 files; file-system bound).
 //!
+//! `cargo bench --bench megaface -- --shards` instead splits the same run into 1, 2 and 4 slices
+//! (`--distractor-shard`), merges them, and prints the total work, the merge time and the part
+//! sizes (docs/sharding.md).
+//!
 //! Environment: `AIFR_BENCH_MEGAFACE_MAX=100k` runs a smaller instance; `AIFR_BENCH_SCORE_DEVICE=cuda`
 //! also times the GPU scoring path on the same data (an aifr-eval built with `--features cuda`, on
 //! a GPU machine); `AIFR_BENCH_DIR` and `AIFR_EVAL_BIN` point a copied bench binary at a data
@@ -146,6 +150,74 @@ fn main() {
             .map_or("n/a".into(), |p| p["identification_rate"].to_string()),
         largest["tar_at_far"][0]["tar"]
     );
+    // `-- --shards`: the same run split into 1, 2 and 4 slices run one after another (the total
+    // work a cluster would do), the merge, and the parts' sizes; the merged files must equal the
+    // whole run's byte for byte.
+    if std::env::args().any(|a| a == "--shards") {
+        for n in [1usize, 2, 4] {
+            let dir = base.join(format!("shards-{n}"));
+            let _ = std::fs::remove_dir_all(&dir);
+            let mut work = 0.0;
+            let mut peak: f64 = 0.0;
+            let mut bytes = Vec::new();
+            let mut parts = Vec::new();
+            for k in 0..n {
+                let part = dir.join(format!("part-{k}-of-{n}.safetensors"));
+                let u = run_child(
+                    Command::new(&exe)
+                        .args(["--data-dir", data.to_str().unwrap_or_default(), "--cache-dir"])
+                        .arg(base.join("cache"))
+                        .args(["megaface", "--probe", "fgnet", "--flip", "none", "--quiet"])
+                        .args(["--distractors", &sizes.join(","), "--embeddings"])
+                        .arg(&fg.embeddings)
+                        .arg("--keys")
+                        .arg(&fg.keys)
+                        .arg("--distractor-embeddings")
+                        .arg(&d.store)
+                        .arg("--distractor-shard")
+                        .arg(format!("{k}/{n}"))
+                        .arg("--part")
+                        .arg(&part),
+                );
+                assert!(u.ok, "shard {k}/{n} failed");
+                work += u.wall;
+                peak = peak.max(u.rss_mb);
+                bytes.push(std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0));
+                parts.push(part);
+            }
+            let merged = dir.join("run");
+            let m = run_child(
+                Command::new(&exe)
+                    .args(["--data-dir", data.to_str().unwrap_or_default(), "--cache-dir"])
+                    .arg(base.join("cache"))
+                    .args(["megaface", "--probe", "fgnet", "--flip", "none", "--quiet"])
+                    .args(["--distractors", &sizes.join(","), "--embeddings"])
+                    .arg(&fg.embeddings)
+                    .arg("--keys")
+                    .arg(&fg.keys)
+                    .arg("--distractor-embeddings")
+                    .arg(&d.store)
+                    .arg("--out")
+                    .arg(&merged)
+                    .arg("--merge")
+                    .args(&parts),
+            );
+            assert!(m.ok, "merge of {n} parts failed");
+            let same = ["results.json", "cmc_curves.json", "search_outcomes.json", "report.html"]
+                .iter()
+                .all(|f| std::fs::read(out.join(f)).ok() == std::fs::read(merged.join(f)).ok());
+            let mb: Vec<String> = bytes.iter().map(|b| format!("{:.1}", *b as f64 / 1e6)).collect();
+            println!(
+                "{n} shard(s): total work {work:.2} s ({:.2}× the single run), largest shard peak RSS {peak:.0} MB; merge {:.2} s (peak RSS {:.0} MB); parts {} MB; merged = single run byte for byte: {same}",
+                work / wall,
+                m.wall,
+                m.rss_mb,
+                mb.join(" + ")
+            );
+            assert!(same, "the merged run differs from the single run");
+        }
+        return;
+    }
     // The GPU path on the same data (AIFR_BENCH_SCORE_DEVICE=cuda, a `--features cuda` build):
     // time, and how far its numbers are from the CPU run's (kernels may differ in the last bits,
     // which can move a near-tie).

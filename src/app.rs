@@ -25,7 +25,7 @@ pub mod pairs;
 
 pub use fgnet::run_fgnet;
 pub use ijb::run_ijb;
-pub use megaface::{run_megaface, MegafaceEmbeddingsSource, MegafaceRequest};
+pub use megaface::{run_megaface, scan_megaface_shard, MegafaceEmbeddingsSource, MegafaceRequest, ShardReport};
 pub use pairs::run_pairs;
 
 /// Where data, configuration and caches live for this invocation.

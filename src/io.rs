@@ -82,6 +82,8 @@ impl Role {
     pub const MANIFEST: Role = Role { what: "manifest", max_bytes: 4 << 30 };
     /// Network weights read whole (dlib `.dat`, test nets).
     pub const MODEL: Role = Role { what: "model file", max_bytes: 4 << 30 };
+    /// One shard's part of a split MegaFace scan (its kept impostor scores: tens of MB at 1M).
+    pub const SCAN_PART: Role = Role { what: "MegaFace scan part", max_bytes: 16 << 30 };
     /// Small JSON records the tool writes itself (`.meta.json`, `.progress`).
     pub const RECORD: Role = Role { what: "record", max_bytes: 256 << 20 };
     /// Files that are memory-mapped or streamed, never read whole (`.npy`, `.safetensors`,

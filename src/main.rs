@@ -480,6 +480,18 @@ struct MegafaceArgs {
     /// [default: --device with --model, else cpu]
     #[arg(long, value_name = "DEVICE")]
     score_device: Option<String>,
+    /// Scan only the K-th (from 0) of N slices of the distractors and write its part to --part;
+    /// `auto/N` takes K from SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX or AIFR_SHARD_INDEX.
+    /// Join the parts with the same command and --merge (docs/sharding.md).
+    #[arg(long, value_name = "K/N", requires = "part", conflicts_with = "merge")]
+    distractor_shard: Option<String>,
+    /// Where --distractor-shard writes its part (a small safetensors file).
+    #[arg(long, value_name = "FILE", requires = "distractor_shard")]
+    part: Option<PathBuf>,
+    /// Join the parts of every slice (written by --distractor-shard) instead of scanning the
+    /// distractors: the run directory equals a single machine's, number for number.
+    #[arg(long, value_name = "PART", num_args = 1.., value_delimiter = ',')]
+    merge: Vec<PathBuf>,
     /// Or compute the embeddings: probe images under the dataset's `images` entry and distractor
     /// images under `distractor_images`, used as they are on disk (aligned crops such as
     /// insightface's MegaFace test pack) and resized to the network's input.
@@ -909,7 +921,26 @@ fn run(cli: Cli) -> Result<i32, Error> {
                         "cpu"
                     }),
                 )?,
+                merge: a.merge,
             };
+            if let (Some(shard), Some(part)) = (a.distractor_shard, a.part) {
+                let shard = aifr_eval::embed::shard::Shard::parse_option("--distractor-shard", &shard)?;
+                let r = app::scan_megaface_shard(&env, &req, shard, &part)?;
+                if !a.quiet {
+                    println!(
+                        "megaface: slice {}/{} (distractor rows {}..{} of {}) scanned in {:.1} s → {} ({:.1} MB)",
+                        r.index,
+                        r.count,
+                        r.rows.start,
+                        r.rows.end,
+                        r.distractor_rows,
+                        r.seconds,
+                        r.part.display(),
+                        r.bytes as f64 / 1e6
+                    );
+                }
+                return Ok(exit::OK);
+            }
             let r = app::run_megaface(&env, &req)?;
             if !a.quiet {
                 print_run(&r);

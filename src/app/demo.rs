@@ -97,6 +97,7 @@ pub fn run_all(spec: &DemoSpec, out: &Path, mode: Option<FoldMode>, on_run: &mut
         protocol_file: None,
         out_dir: out.join("megaface_fgnet"),
         score_device: crate::score::ScoreDevice::Cpu,
+        merge: Vec::new(),
     };
     on_run(&run_megaface(&env, &req)?);
     // AgeDB's raw layout with its official .mat protocols (AgeDB-30), and CACD-VS.

@@ -8,6 +8,11 @@ use crate::run::dir::OutDir;
 use crate::run::dir::RunDir;
 use crate::run::results::Results;
 use crate::run::results::{BenchmarkInfo, EmbeddingsInfo, Software, SCHEMA, SCHEMA_VERSION};
+use crate::config::MegafaceProtocol;
+use crate::dataset::megaface::ProbeSet;
+use crate::protocol::megaface::{Cleaning, DistractorSet, MegafaceInput};
+use crate::store::EmbeddingStore;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -47,6 +52,21 @@ pub struct MegafaceRequest {
     pub out_dir: PathBuf,
     /// Where the probe × distractor scores are computed.
     pub score_device: crate::score::ScoreDevice,
+    /// Parts of a split scan (`--merge`, written by [`scan_megaface_shard`]) to join instead of
+    /// scanning the distractors; empty for an ordinary run.
+    pub merge: Vec<PathBuf>,
+}
+
+/// What [`scan_megaface_shard`] wrote.
+#[derive(Debug, Clone)]
+pub struct ShardReport {
+    pub part: PathBuf,
+    pub index: usize,
+    pub count: usize,
+    pub rows: std::ops::Range<usize>,
+    pub distractor_rows: usize,
+    pub bytes: u64,
+    pub seconds: f64,
 }
 
 fn megaface_file(env: &Env, bench: &str, role: &str, given: Option<&Path>) -> Result<PathBuf> {
@@ -73,15 +93,150 @@ fn union_keys(sets: &[crate::protocol::megaface::DistractorSet]) -> Vec<String> 
     sets.iter().flat_map(|s| s.keys.iter()).filter(|k| seen.insert(k.as_str())).cloned().collect()
 }
 
+/// Everything a MegaFace run reads before scoring: the protocol, the lists and the embeddings.
+struct Loaded<'e> {
+    protocol: MegafaceProtocol,
+    entry: &'e crate::config::DatasetEntry,
+    probes_path: PathBuf,
+    probes: ProbeSet,
+    files: Vec<crate::run::results::FileFingerprint>,
+    sets: Vec<DistractorSet>,
+    probe_noise: Option<HashSet<String>>,
+    distractor_noise: Option<HashSet<String>>,
+    probe_store: EmbeddingStore,
+    distractor_store: Option<EmbeddingStore>,
+}
+
+impl Loaded<'_> {
+    fn input<'a>(&'a self, req: &'a MegafaceRequest) -> MegafaceInput<'a> {
+        MegafaceInput {
+            probes: &self.probes,
+            probe_store: &self.probe_store,
+            distractor_store: self.distractor_store.as_ref().unwrap_or(&self.probe_store),
+            sets: &self.sets,
+            cleaning: req.cleaning,
+            probe_noise: self.probe_noise.as_ref(),
+            distractor_noise: self.distractor_noise.as_ref(),
+            flip: req.flip,
+            scoring: &req.score_device,
+        }
+    }
+}
+
+/// One slice of a split distractor scan (`megaface --distractor-shard K/N --part FILE`): scans
+/// the slice and writes its part file (atomically); no run directory. `megaface … --merge
+/// PARTS` joins the parts into the run one machine would have written (docs/sharding.md).
+pub fn scan_megaface_shard(
+    env: &Env,
+    req: &MegafaceRequest,
+    shard: crate::embed::shard::Shard,
+    part: &Path,
+) -> Result<ShardReport> {
+    let start = Instant::now();
+    if !req.merge.is_empty() {
+        return Err(Error::Config("--distractor-shard scans one slice; --merge joins the slices: give one".into()));
+    }
+    let loaded = load(env, req, &mut Clock::new())?;
+    let scanned =
+        crate::protocol::megaface::scan_shard(&loaded.input(req), &loaded.protocol, shard.index, shard.count)?;
+    let bytes = scanned.to_bytes()?;
+    if let Some(dir) = part.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;
+    }
+    crate::io::write_atomic(part, &bytes)?;
+    Ok(ShardReport {
+        part: part.to_path_buf(),
+        index: scanned.index,
+        count: scanned.count,
+        rows: scanned.rows.clone(),
+        distractor_rows: scanned.facts.distractor_rows,
+        bytes: bytes.len() as u64,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
 /// MegaFace Challenge 1: identification and verification per distractor size (docs/protocols.md §4).
 pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
-    use crate::config::MegafaceProtocol;
-    use crate::dataset::megaface::{distractor_list_name, read_distractor_list, read_noise_list, read_probe_list};
-    use crate::protocol::megaface::{evaluate, Cleaning, DistractorSet, MegafaceInput};
+    use crate::protocol::megaface::{evaluate, evaluate_merged, part::ScanPart};
     use crate::run::results::{MegafaceEmbeddings, MegafaceMetrics, MegafaceProtocolInfo, MegafaceResults};
 
     let mut clock = Clock::new();
     let out = OutDir::begin(&req.out_dir)?;
+    let loaded = load(env, req, &mut clock)?;
+    let input = loaded.input(req);
+    let outcome = if req.merge.is_empty() {
+        evaluate(&input, &loaded.protocol)?
+    } else {
+        let parts = req.merge.iter().map(|p| Ok((p.clone(), ScanPart::read(p)?))).collect::<Result<Vec<_>>>()?;
+        evaluate_merged(&input, &loaded.protocol, parts)?
+    };
+    let Loaded { protocol, entry, probes_path, probes, files, probe_store, distractor_store, .. } = loaded;
+    for (stage, secs) in &outcome.stages {
+        clock.stages.push((stage.clone(), *secs));
+    }
+    clock.last = Instant::now();
+    let probe_set = match probes_path.file_name().and_then(|n| n.to_str()) {
+        Some(n) if n.starts_with("fgnet") => "fgnet".to_string(),
+        Some(n) if n.starts_with("facescrub") => "facescrub".to_string(),
+        Some(n) => n.to_string(),
+        None => String::new(),
+    };
+    let rank1_at_1m = outcome.sizes.iter().find(|s| s.distractors == 1_000_000).and_then(|s| s.rank1);
+    let results = MegafaceResults {
+        schema: SCHEMA.into(),
+        schema_version: SCHEMA_VERSION,
+        kind: crate::run::results::kind::MEGAFACE.into(),
+        software: Software::current(),
+        benchmark: BenchmarkInfo { name: req.benchmark.clone(), title: entry.title.clone(), format: entry.format, files },
+        protocol: MegafaceProtocolInfo {
+            name: protocol.name.clone(),
+            probe_set,
+            cleaning: req.cleaning,
+            flip_fusion: outcome.fusion,
+            far_targets: protocol.far_targets.clone(),
+            devkit_probes: protocol.devkit_probes,
+            score: "cosine similarity of L2-normalised (fused) embeddings, float32".into(),
+            score_kernel: outcome.score_kernel.clone(),
+            rank_rule: "rank = number of distractors scoring strictly above the mate (a tie goes to the mate); every ordered pair of same-identity probe images is one search".into(),
+            age_groups: protocol.age_groups.clone(),
+            age_gap_bins: protocol.age_gap.bins.clone(),
+        },
+        embeddings: {
+            // Stores made by a network say which one (`--model`, or stores from `aifr-eval embed`).
+            let info = |s: &crate::store::EmbeddingStore| -> Result<EmbeddingsInfo> {
+                Ok(EmbeddingsInfo::of(s).with_provenance(crate::embed::meta::EmbedMeta::of_store(s)?.as_ref(), None))
+            };
+            MegafaceEmbeddings {
+                probes: info(&probe_store)?,
+                distractors: info(distractor_store.as_ref().unwrap_or(&probe_store))?,
+            }
+        },
+        counts: outcome.counts.clone(),
+        metrics: MegafaceMetrics {
+            sizes: outcome.sizes.clone(),
+            rank1_at_1m,
+            bootstrap: crate::protocol::fgnet::SubjectBootstrap {
+                unit: "probe identity".into(),
+                clusters: probes.identities.len(),
+                spec: outcome.bootstrap,
+            },
+        },
+    };
+    let cmc = crate::protocol::curves::CmcCurves::new(&outcome.curves);
+    let table = crate::report::megaface::terminal_table(&results);
+    let results = Results::Megaface(results);
+    let run = RunDir {
+        results: &results,
+        curves: None,
+        pair_scores: None,
+        cmc_curves: Some(&cmc),
+        search_outcomes: Some(&outcome.search_outcomes),
+    };
+    finish_run(out, run, table, clock)
+}
+
+fn load<'e>(env: &'e Env, req: &MegafaceRequest, clock: &mut Clock) -> Result<Loaded<'e>> {
+    use crate::dataset::megaface::{distractor_list_name, read_distractor_list, read_noise_list, read_probe_list};
     let protocol = match &req.protocol_file {
         Some(p) => MegafaceProtocol::from_file(p)?,
         None => MegafaceProtocol::builtin()?,
@@ -187,78 +342,16 @@ pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
         }
     };
     clock.lap("open embeddings");
-    let input = MegafaceInput {
-        probes: &probes,
-        probe_store: &probe_store,
-        distractor_store: distractor_store.as_ref().unwrap_or(&probe_store),
-        sets: &sets,
-        cleaning: req.cleaning,
-        probe_noise: probe_noise.as_ref(),
-        distractor_noise: distractor_noise.as_ref(),
-        flip: req.flip,
-        scoring: &req.score_device,
-    };
-    let outcome = evaluate(&input, &protocol)?;
-    for (stage, secs) in &outcome.stages {
-        clock.stages.push((stage.clone(), *secs));
-    }
-    clock.last = Instant::now();
-    let probe_set = match probes_path.file_name().and_then(|n| n.to_str()) {
-        Some(n) if n.starts_with("fgnet") => "fgnet".to_string(),
-        Some(n) if n.starts_with("facescrub") => "facescrub".to_string(),
-        Some(n) => n.to_string(),
-        None => String::new(),
-    };
-    let rank1_at_1m = outcome.sizes.iter().find(|s| s.distractors == 1_000_000).and_then(|s| s.rank1);
-    let results = MegafaceResults {
-        schema: SCHEMA.into(),
-        schema_version: SCHEMA_VERSION,
-        kind: crate::run::results::kind::MEGAFACE.into(),
-        software: Software::current(),
-        benchmark: BenchmarkInfo { name: req.benchmark.clone(), title: entry.title.clone(), format: entry.format, files },
-        protocol: MegafaceProtocolInfo {
-            name: protocol.name.clone(),
-            probe_set,
-            cleaning: req.cleaning,
-            flip_fusion: outcome.fusion,
-            far_targets: protocol.far_targets.clone(),
-            devkit_probes: protocol.devkit_probes,
-            score: "cosine similarity of L2-normalised (fused) embeddings, float32".into(),
-            score_kernel: outcome.score_kernel.clone(),
-            rank_rule: "rank = number of distractors scoring strictly above the mate (a tie goes to the mate); every ordered pair of same-identity probe images is one search".into(),
-            age_groups: protocol.age_groups.clone(),
-            age_gap_bins: protocol.age_gap.bins.clone(),
-        },
-        embeddings: {
-            // Stores made by a network say which one (`--model`, or stores from `aifr-eval embed`).
-            let info = |s: &crate::store::EmbeddingStore| -> Result<EmbeddingsInfo> {
-                Ok(EmbeddingsInfo::of(s).with_provenance(crate::embed::meta::EmbedMeta::of_store(s)?.as_ref(), None))
-            };
-            MegafaceEmbeddings {
-                probes: info(&probe_store)?,
-                distractors: info(distractor_store.as_ref().unwrap_or(&probe_store))?,
-            }
-        },
-        counts: outcome.counts.clone(),
-        metrics: MegafaceMetrics {
-            sizes: outcome.sizes.clone(),
-            rank1_at_1m,
-            bootstrap: crate::protocol::fgnet::SubjectBootstrap {
-                unit: "probe identity".into(),
-                clusters: probes.identities.len(),
-                spec: outcome.bootstrap,
-            },
-        },
-    };
-    let cmc = crate::protocol::curves::CmcCurves::new(&outcome.curves);
-    let table = crate::report::megaface::terminal_table(&results);
-    let results = Results::Megaface(results);
-    let run = RunDir {
-        results: &results,
-        curves: None,
-        pair_scores: None,
-        cmc_curves: Some(&cmc),
-        search_outcomes: Some(&outcome.search_outcomes),
-    };
-    finish_run(out, run, table, clock)
+    Ok(Loaded {
+        protocol,
+        entry,
+        probes_path,
+        probes,
+        files,
+        sets,
+        probe_noise,
+        distractor_noise,
+        probe_store,
+        distractor_store,
+    })
 }

@@ -29,12 +29,17 @@ impl Shard {
     /// `SLURM_ARRAY_TASK_ID` (minus `SLURM_ARRAY_TASK_MIN`, so `--array=1-4` works too),
     /// Kubernetes' `JOB_COMPLETION_INDEX` (Indexed Jobs), or `AIFR_SHARD_INDEX`.
     pub fn parse(text: &str) -> Result<Shard> {
-        Self::parse_with(text, &|name| std::env::var(name).ok())
+        Self::parse_option("--shard", text)
     }
 
-    fn parse_with(text: &str, var: &dyn Fn(&str) -> Option<String>) -> Result<Shard> {
+    /// As [`Shard::parse`], for the command-line option `option` (named in errors).
+    pub fn parse_option(option: &str, text: &str) -> Result<Shard> {
+        Self::parse_with(option, text, &|name| std::env::var(name).ok())
+    }
+
+    fn parse_with(option: &str, text: &str, var: &dyn Fn(&str) -> Option<String>) -> Result<Shard> {
         let bad =
-            |why: &str| Error::Config(format!("--shard {text:?}: {why} (expected K/N with 0 ≤ K < N, or auto/N)"));
+            |why: &str| Error::Config(format!("{option} {text:?}: {why} (expected K/N with 0 ≤ K < N, or auto/N)"));
         let (k, n) = text.split_once('/').ok_or_else(|| bad("no '/'"))?;
         let count: usize =
             n.trim().parse().ok().filter(|&n| n > 0).ok_or_else(|| bad("N must be a whole number ≥ 1"))?;
@@ -263,19 +268,19 @@ mod tests {
     #[test]
     fn shard_spec_parses_plain_and_from_batch_systems() {
         let none = |_: &str| None;
-        assert_eq!(Shard::parse_with("2/7", &none).unwrap(), Shard { index: 2, count: 7 });
+        assert_eq!(Shard::parse_with("--shard", "2/7", &none).unwrap(), Shard { index: 2, count: 7 });
         for bad in ["7/7", "1", "a/3", "0/0", "auto/3"] {
-            assert!(Shard::parse_with(bad, &none).is_err(), "{bad}");
+            assert!(Shard::parse_with("--shard", bad, &none).is_err(), "{bad}");
         }
         let slurm = |n: &str| match n {
             "SLURM_ARRAY_TASK_ID" => Some("4".to_string()),
             "SLURM_ARRAY_TASK_MIN" => Some("1".to_string()),
             _ => None,
         };
-        assert_eq!(Shard::parse_with("auto/4", &slurm).unwrap(), Shard { index: 3, count: 4 });
+        assert_eq!(Shard::parse_with("--shard", "auto/4", &slurm).unwrap(), Shard { index: 3, count: 4 });
         let k8s = |n: &str| (n == "JOB_COMPLETION_INDEX").then(|| "0".to_string());
-        assert_eq!(Shard::parse_with("auto/2", &k8s).unwrap(), Shard { index: 0, count: 2 });
-        let e = Shard::parse_with("auto/2", &|n: &str| (n == "AIFR_SHARD_INDEX").then(|| "2".into())).unwrap_err();
+        assert_eq!(Shard::parse_with("--shard", "auto/2", &k8s).unwrap(), Shard { index: 0, count: 2 });
+        let e = Shard::parse_with("--shard", "auto/2", &|n: &str| (n == "AIFR_SHARD_INDEX").then(|| "2".into())).unwrap_err();
         assert!(e.to_string().contains("not below N = 2"), "{e}");
     }
 

@@ -99,6 +99,110 @@ impl ScanResult {
     }
 }
 
+impl ScanResult {
+    /// `counts`, laid out per probe (see [`ScanResult::mate_ranks`]): what a shard's part file
+    /// stores, with `top`, `top_first` and the comparison counts.
+    pub fn counts(&self) -> &[u64] {
+        &self.counts
+    }
+
+    /// A result read back from its stored parts; `mates` (the scan's `ScanSpec::mates`) gives the
+    /// layout, and `counts` must fit it.
+    pub fn from_parts(
+        mates: &[Vec<f32>],
+        counts: Vec<u64>,
+        top: Vec<f32>,
+        top_first: Vec<f32>,
+        n_scores: u64,
+        n_first_scores: u64,
+    ) -> std::result::Result<ScanResult, String> {
+        let offsets = layout(mates);
+        let want = offsets.last().copied().unwrap_or(0);
+        if counts.len() != want {
+            return Err(format!("{} rank counts where the probes' mates need {want}", counts.len()));
+        }
+        let descending = |v: &[f32]| v.windows(2).all(|w| w[0].total_cmp(&w[1]).is_ge());
+        if !descending(&top) || !descending(&top_first) {
+            return Err("kept impostor scores are not in descending order".into());
+        }
+        Ok(ScanResult { counts, offsets, top, top_first, n_scores, n_first_scores })
+    }
+}
+
+/// Joins the results of disjoint slices of one gallery, each scanned with the same `ScanSpec`
+/// (`sets` is its `sets`), into the result a scan of the whole gallery gives, exactly: rank
+/// counts and comparisons are sums over rows; each slice kept its own `keep` highest impostor
+/// scores, so their union holds the `keep` highest of the whole, and a multiset of equal values
+/// does not depend on which of the tied rows they came from.
+pub fn merge_slices(slices: Vec<Vec<ScanResult>>, sets: &[SetSpec]) -> std::result::Result<Vec<ScanResult>, String> {
+    let mut merged: Option<Vec<ScanResult>> = None;
+    for (k, slice) in slices.into_iter().enumerate() {
+        if slice.len() != sets.len() {
+            return Err(format!("slice {k} has results for {} gallery sets, not {}", slice.len(), sets.len()));
+        }
+        merged = Some(match merged {
+            None => slice,
+            Some(acc) => acc
+                .into_iter()
+                .zip(slice)
+                .map(|(mut a, b)| {
+                    if a.offsets != b.offsets {
+                        return Err(format!("slice {k} was scanned with other probes' mates"));
+                    }
+                    a.counts.iter_mut().zip(&b.counts).for_each(|(x, y)| *x += y);
+                    a.top.extend(b.top);
+                    a.top_first.extend(b.top_first);
+                    a.n_scores += b.n_scores;
+                    a.n_first_scores += b.n_first_scores;
+                    Ok(a)
+                })
+                .collect::<std::result::Result<_, String>>()?,
+        });
+    }
+    let mut merged = merged.ok_or("no slices to merge")?;
+    for (r, s) in merged.iter_mut().zip(sets) {
+        for (top, keep) in [(&mut r.top, s.keep_top), (&mut r.top_first, s.keep_top_first)] {
+            top.sort_unstable_by(|a, b| b.total_cmp(a));
+            top.truncate(keep);
+        }
+    }
+    Ok(merged)
+}
+
+/// Rows `range` of another gallery: one shard's slice of the distractors.
+pub struct Slice<'a> {
+    pub inner: &'a dyn GallerySource,
+    pub range: std::ops::Range<usize>,
+}
+
+impl GallerySource for Slice<'_> {
+    fn len(&self) -> usize {
+        self.range.len()
+    }
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn fill(&self, i: usize, out: &mut [f32]) -> Result<RowKind> {
+        self.inner.fill(self.range.start + i, out)
+    }
+    fn sets(&self, i: usize) -> u32 {
+        self.inner.sets(self.range.start + i)
+    }
+    fn release(&self, range: std::ops::Range<usize>) {
+        self.inner.release(self.range.start + range.start..self.range.start + range.end)
+    }
+}
+
+/// Where each probe's rank counts start in `ScanResult::counts` (`m + 1` slots for `m` mates).
+fn layout(mates: &[Vec<f32>]) -> Vec<usize> {
+    let mut offsets = Vec::with_capacity(mates.len() + 1);
+    offsets.push(0usize);
+    for m in mates {
+        offsets.push(offsets.last().copied().unwrap_or(0) + m.len() + 1);
+    }
+    offsets
+}
+
 /// A bounded multiset of the largest scores seen.
 #[derive(Debug, Clone)]
 struct TopK {
@@ -198,11 +302,7 @@ fn bits(mut m: u32) -> impl Iterator<Item = usize> {
 fn scan_with(spec: &ScanSpec<'_>, gallery: &dyn GallerySource, floors: &[(f32, f32)]) -> Result<Vec<ScanResult>> {
     let dim = gallery.dim();
     let p = spec.mates.len();
-    let mut offsets = Vec::with_capacity(p + 1);
-    offsets.push(0usize);
-    for m in spec.mates {
-        offsets.push(offsets.last().copied().unwrap_or(0) + m.len() + 1);
-    }
+    let offsets = layout(spec.mates);
     let total = offsets[p];
     let new_acc = || -> Vec<SetAcc> {
         spec.sets
@@ -621,6 +721,42 @@ mod tests {
             assert_eq!(together[j], alone, "set {j}");
             assert_eq!(alone.n_scores, 4 * m as u64);
         }
+    }
+
+    /// Scans of N slices, merged, equal the scan of the whole gallery for any N, including slice
+    /// boundaries inside runs of identical rows (tied scores) and slices smaller than a block.
+    #[test]
+    fn merged_slices_equal_the_whole_scan() {
+        let unit = |deg: f64| vec![deg.to_radians().cos() as f32, deg.to_radians().sin() as f32];
+        let probes: Vec<Vec<f32>> = [0.0, 45.0, 200.0].iter().map(|&d| unit(d)).collect();
+        let flat = probes.concat();
+        let mates: Vec<Vec<f32>> = vec![vec![0.5, 0.9], vec![0.99], vec![-0.2, 0.1, 0.7]];
+        // Runs of 50 identical rows: every boundary below falls inside one.
+        let n = 6001;
+        let gallery: Vec<Vec<f32>> = (0..n).map(|i| unit(((i / 50) * 7 % 360) as f64)).collect();
+        let kinds: Vec<RowKind> =
+            (0..n).map(|i| if i % 211 == 0 { RowKind::Unrankable } else { RowKind::Scored }).collect();
+        let masks: Vec<u32> = (0..n).map(|i| 1 | ((i % 3 == 0) as u32) << 1).collect();
+        let sets = [SetSpec { keep_top: 700, keep_top_first: 90 }, SetSpec { keep_top: 5, keep_top_first: 3000 }];
+        let scorer = CpuScorer::new(&flat, 2);
+        let spec = ScanSpec { scorer: &scorer, mates: &mates, first_probes: 2, sets: &sets };
+        let all = Rows(gallery, kinds, Some(masks));
+        let whole = scan(&spec, &all).unwrap();
+        for parts in [1usize, 2, 3, 7, 4000] {
+            let slices: Vec<Vec<ScanResult>> = (0..parts)
+                .map(|k| scan(&spec, &Slice { inner: &all, range: k * n / parts..(k + 1) * n / parts }).unwrap())
+                .collect();
+            assert_eq!(merge_slices(slices, &sets).unwrap(), whole, "{parts} slices");
+        }
+        // A result survives the trip through its parts; a wrong layout is refused.
+        let r = &whole[0];
+        let back =
+            ScanResult::from_parts(&mates, r.counts().to_vec(), r.top.clone(), r.top_first.clone(), r.n_scores, r.n_first_scores);
+        assert_eq!(back.as_ref(), Ok(r));
+        let short = ScanResult::from_parts(&mates[1..], r.counts().to_vec(), vec![], vec![], 0, 0).unwrap_err();
+        assert!(short.contains("rank counts"), "{short}");
+        let unsorted = ScanResult::from_parts(&mates, r.counts().to_vec(), vec![0.1, 0.2], vec![], 0, 0).unwrap_err();
+        assert!(unsorted.contains("descending"), "{unsorted}");
     }
 
     /// The top impostor scores by brute force (descending), and the scan's, for a gallery large

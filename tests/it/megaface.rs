@@ -128,6 +128,7 @@ fn setup(name: &str) -> Case {
         protocol_file: Some(dir.path().join("protocol.toml")),
         out_dir: dir.path().join("out"),
         score_device: ScoreDevice::Cpu,
+        merge: Vec::new(),
     };
     Case { _dir: dir, env, req, root, fx }
 }
@@ -544,4 +545,156 @@ fn cli_model_embeds_probe_and_distractor_images() {
     let o = run(&args.iter().map(|s| s.as_os_str()).collect::<Vec<_>>());
     assert_eq!(o.status.code(), Some(4), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains(&distractors[4]), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// The distractor scan split over N slices (N = 1, 2, 3, 7; N = 3 as three CLI processes at
+/// once) and merged gives the single run's files byte for byte, with insightface cleaning
+/// (unrankable rows) and slice boundaries inside runs of identical distractors (tied scores).
+#[test]
+fn split_scans_merge_into_the_single_run_byte_for_byte() {
+    let mut case = setup("insightface");
+    // Runs of identical vectors: pool rows 0–99 share row 0's, 100–199 row 100's, … (the
+    // library's test of the slices, score::stream, covers varied scores).
+    let emb = case.req.out_dir.parent().unwrap().join("emb");
+    let (n, dim, mut rows) = matrix(&case.fx["pool"]["features"]);
+    for i in 0..n {
+        let src = i / 100 * 100;
+        let v = rows[src * dim..(src + 1) * dim].to_vec();
+        rows[i * dim..(i + 1) * dim].copy_from_slice(&v);
+    }
+    write_npy_f32(&emb.join("pool.npy"), n, dim, &rows).unwrap();
+    // The scanned rows: every listed pool row once, in store (= pool) order.
+    let mut union: Vec<usize> = case.fx["lists"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|l| l.as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as usize))
+        .collect();
+    union.sort_unstable();
+    union.dedup();
+    let same = |a: usize, b: usize| a / 100 == b / 100;
+    for parts in [2usize, 3, 7] {
+        let inside = (1..parts).map(|k| k * union.len() / parts).any(|b| same(union[b - 1], union[b]));
+        assert!(inside, "{parts} slices: some boundary should cut a run of identical distractors");
+    }
+
+    let single = case.req.out_dir.clone();
+    app::run_megaface(&case.env, &case.req).unwrap();
+    let parts_dir = single.parent().unwrap().join("parts");
+    let files = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap() != "timings.json")
+            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    let want = files(&single);
+    assert!(want.iter().any(|(f, _)| f == "cmc_curves.json") && want.iter().any(|(f, _)| f == "report.html"));
+    let part_path = |parts: usize, k: usize| parts_dir.join(format!("{parts}/part-{k}.safetensors"));
+    for parts in [1usize, 2, 7] {
+        for k in 0..parts {
+            let shard = aifr_eval::embed::shard::Shard { index: k, count: parts };
+            let r = app::scan_megaface_shard(&case.env, &case.req, shard, &part_path(parts, k)).unwrap();
+            assert_eq!(r.rows, k * union.len() / parts..(k + 1) * union.len() / parts);
+        }
+    }
+    // N = 3: three processes at once, through the command line.
+    let exe = crate::support::EXE;
+    let MegafaceEmbeddingsSource::Files { probes, keys: Some(keys), distractors: Some(pool), distractor_keys: Some(pool_keys), .. } =
+        case.req.embeddings.clone()
+    else {
+        unreachable!()
+    };
+    let sizes: Vec<String> = case.req.sizes.iter().map(|s| s.to_string()).collect();
+    let command = || {
+        let mut c = std::process::Command::new(exe);
+        c.arg("--data-dir").arg(&case.env.data_dir).arg("--cache-dir").arg(&case.env.cache_dir);
+        c.args(["megaface", "--probe", "facescrub", "--clean", "insightface", "--quiet", "--distractors"]);
+        c.arg(sizes.join(",")).arg("--embeddings").arg(&probes).arg("--keys").arg(&keys);
+        c.arg("--distractor-embeddings").arg(&pool).arg("--distractor-keys").arg(&pool_keys);
+        c.arg("--protocol-file").arg(case.req.protocol_file.as_ref().unwrap());
+        c
+    };
+    let children: Vec<_> = (0..3)
+        .map(|k| {
+            let mut c = command();
+            c.env("AIFR_SHARD_INDEX", k.to_string()).args(["--distractor-shard", "auto/3", "--part"]);
+            c.arg(part_path(3, k)).spawn().unwrap()
+        })
+        .collect();
+    for c in children {
+        assert!(c.wait_with_output().unwrap().status.success());
+    }
+    for parts in [1usize, 2, 3, 7] {
+        // The same directory name as the single run's: charts label a run by it.
+        let out = single.parent().unwrap().join(format!("merged-{parts}/out"));
+        let list: Vec<PathBuf> = (0..parts).rev().map(|k| part_path(parts, k)).collect();
+        if parts == 3 {
+            let joined = list.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(",");
+            let st = command().arg("--merge").arg(joined).arg("--out").arg(&out).status().unwrap();
+            assert!(st.success());
+        } else {
+            case.req.out_dir = out.clone();
+            case.req.merge = list;
+            app::run_megaface(&case.env, &case.req).unwrap();
+        }
+        let got = files(&out);
+        assert_eq!(got.len(), want.len(), "{parts} slices: same files");
+        for ((f, a), (g, b)) in got.iter().zip(&want) {
+            assert_eq!(f, g);
+            assert!(a == b, "{parts} slices: {f} differs from the single run's");
+        }
+    }
+
+    // Missing, duplicated, foreign and unreadable parts: errors naming them.
+    let merge_err = |list: Vec<PathBuf>, req: &MegafaceRequest| {
+        let mut req = req.clone();
+        req.out_dir = single.parent().unwrap().join("refused");
+        req.merge = list;
+        let e = app::run_megaface(&case.env, &req).unwrap_err();
+        assert!(!req.out_dir.join("results.json").exists());
+        (e.exit_code(), e.to_string())
+    };
+    let (code, e) = merge_err(vec![part_path(7, 0), part_path(7, 2), part_path(7, 3), part_path(7, 5)], &case.req);
+    assert_eq!(code, 4);
+    assert!(e.contains("slices 1, 4, 6 of 7 are missing"), "{e}");
+    let (code, e) = merge_err(vec![part_path(2, 0), part_path(2, 1), part_path(2, 1)], &case.req);
+    assert_eq!(code, 3);
+    assert!(e.contains("both slice 1 of 2") && e.contains(&part_path(2, 1).display().to_string()), "{e}");
+    let (_, e) = merge_err(vec![part_path(2, 0), part_path(3, 1)], &case.req);
+    assert!(e.contains("parts of different splits") && e.contains(&part_path(3, 1).display().to_string()), "{e}");
+    // A part of a run over fewer distractor sets.
+    let mut fewer = case.req.clone();
+    fewer.sizes.pop();
+    fewer.merge = Vec::new();
+    let foreign = parts_dir.join("foreign.safetensors");
+    app::scan_megaface_shard(&case.env, &fewer, aifr_eval::embed::shard::Shard { index: 1, count: 2 }, &foreign)
+        .unwrap();
+    let (code, e) = merge_err(vec![part_path(2, 0), foreign.clone()], &case.req);
+    assert_eq!(code, 3);
+    assert!(e.contains("foreign.safetensors belongs to another run: "), "{e}");
+    assert!(e.contains("sets [10,100] where this run has [10,100,1000]"), "{e}");
+    // Same stores, sets and rules, but a distractor noise list one entry shorter: only the
+    // fingerprint tells.
+    let pool_paths = strings(&case.fx["pool"]["paths"]);
+    let listed: std::collections::HashSet<&str> = union.iter().map(|&i| pool_paths[i].as_str()).collect();
+    let noise = std::fs::read_to_string(case.root.join("noise/megaface_noises.txt")).unwrap();
+    let drop = noise.lines().position(|l| listed.contains(l)).expect("a listed distractor on the noise list");
+    let kept: Vec<&str> = noise.lines().enumerate().filter(|&(i, _)| i != drop).map(|(_, l)| l).collect();
+    let shorter = parts_dir.join("shorter_noise.txt");
+    std::fs::write(&shorter, kept.join("\n") + "\n").unwrap();
+    let mut other = case.req.clone();
+    other.distractor_noise = Some(shorter);
+    other.merge = Vec::new();
+    app::scan_megaface_shard(&case.env, &other, aifr_eval::embed::shard::Shard { index: 1, count: 2 }, &foreign)
+        .unwrap();
+    let (_, e) = merge_err(vec![part_path(2, 0), foreign.clone()], &case.req);
+    assert!(e.contains("foreign.safetensors belongs to another run: same stores"), "{e}");
+    let not_part = single.join("results.json");
+    let (code, e) = merge_err(vec![not_part], &case.req);
+    assert_eq!(code, 3);
+    assert!(e.contains("results.json: not a MegaFace scan part"), "{e}");
 }

@@ -12,6 +12,12 @@
 //!
 //! Scores are cosine similarities of L2-normalised (fused) embeddings in float32; the devkit's
 //! `−‖x − y‖²` ranks identically for normalised features.
+//!
+//! The distractor scan can be split over machines: [`scan_shard`] scans one slice of the
+//! distractors into a [`part::ScanPart`], and [`evaluate_merged`] joins the parts of every slice
+//! into the outcome [`evaluate`] gives (docs/sharding.md).
+
+pub mod part;
 
 use super::curves::thin_cmc;
 use super::verification::{resolve_fusion, resolve_rows};
@@ -24,13 +30,15 @@ use crate::metrics::identification::{rank1_by, GroupRank1};
 use crate::metrics::{FoldMode, Roc, TarAtFar, TarRule};
 use crate::protocol::outcomes::SearchOutcomes;
 use crate::score::fusion::{unit_row_f32, Fusion};
-use crate::score::stream::{scan, GallerySource, RowKind, ScanSpec, SetSpec};
+use crate::score::stream::{merge_slices, scan, GallerySource, RowKind, ScanSpec, SetSpec, Slice};
 use crate::score::{normalize, score_all, ScoreDevice};
 use crate::store::EmbeddingStore;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use part::ScanPart;
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Noise cleaning with insightface's lists (docs/protocols.md §4.4). Always recorded in the results:
@@ -277,7 +285,58 @@ fn probe_matrix(input: &MegafaceInput<'_>, fusion: Fusion, protocol: &MegafacePr
     Ok((m, noisy.iter().filter(|&&n| n).count()))
 }
 
+/// MegaFace on one machine: probes against every distractor of every set.
 pub fn evaluate(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol) -> Result<MegafaceOutcome> {
+    match run(input, protocol, Mode::Whole)? {
+        Done::Outcome(o) => Ok(*o),
+        Done::Part(_) => Err(Error::Invalid("internal: a whole scan produced a part".into())),
+    }
+}
+
+/// Scans the `index`-th of `count` equal slices of the distractors (rows of all sets together,
+/// in store order) and returns what the merge needs of it.
+pub fn scan_shard(
+    input: &MegafaceInput<'_>,
+    protocol: &MegafaceProtocol,
+    index: usize,
+    count: usize,
+) -> Result<ScanPart> {
+    if index >= count {
+        return Err(Error::Config(format!("distractor slice {index} of {count} does not exist")));
+    }
+    match run(input, protocol, Mode::Shard { index, count })? {
+        Done::Part(p) => Ok(*p),
+        Done::Outcome(_) => Err(Error::Invalid("internal: a shard produced an outcome".into())),
+    }
+}
+
+/// The outcome of [`evaluate`] from the parts of every slice, read from the named files: the
+/// probe side is recomputed (it is small), the distractor scan is the join of the parts. Parts
+/// of another run (other inputs, sets, protocol or scoring kernel), duplicated and missing
+/// slices are errors naming the files.
+pub fn evaluate_merged(
+    input: &MegafaceInput<'_>,
+    protocol: &MegafaceProtocol,
+    parts: Vec<(PathBuf, ScanPart)>,
+) -> Result<MegafaceOutcome> {
+    match run(input, protocol, Mode::Merge(parts))? {
+        Done::Outcome(o) => Ok(*o),
+        Done::Part(_) => Err(Error::Invalid("internal: a merge produced a part".into())),
+    }
+}
+
+enum Mode {
+    Whole,
+    Shard { index: usize, count: usize },
+    Merge(Vec<(PathBuf, ScanPart)>),
+}
+
+enum Done {
+    Outcome(Box<MegafaceOutcome>),
+    Part(Box<ScanPart>),
+}
+
+fn run(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol, mode: Mode) -> Result<Done> {
     let mut stages = Vec::new();
     let mut clock = Instant::now();
     let mut lap = |stages: &mut Vec<(String, f64)>, name: String| {
@@ -429,8 +488,31 @@ pub fn evaluate(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol) -> Resul
         })
         .collect();
     let spec_scan = ScanSpec { scorer: &*scorer, mates: &mate_scores, first_probes: devkit_probes, sets: &set_specs };
-    let outs = scan(&spec_scan, &gallery)?;
-    lap(&mut stages, format!("scan {} distractor rows", gallery.rows.len()));
+    let n_rows = gallery.rows.len();
+    let facts = || part::Facts::of(input, &set_specs, devkit_probes, scorer.kernel(), n_rows);
+    let fingerprint = |facts: &part::Facts| {
+        part::fingerprint(facts, &pm, &mate_scores, &gallery.rows, &gallery.masks, &gallery.noisy)
+    };
+    let (outs, stage) = match mode {
+        Mode::Whole => (scan(&spec_scan, &gallery)?, format!("scan {n_rows} distractor rows")),
+        Mode::Shard { index, count } => {
+            let rows = index * n_rows / count..(index + 1) * n_rows / count;
+            let results = scan(&spec_scan, &Slice { inner: &gallery, range: rows.clone() })?;
+            let facts = facts();
+            let fingerprint = fingerprint(&facts);
+            let sets = results.into_iter().map(part::SetPart::from).collect();
+            return Ok(Done::Part(Box::new(ScanPart { facts, fingerprint, index, count, rows, sets })));
+        }
+        Mode::Merge(parts) => {
+            let facts = facts();
+            let count = parts.len();
+            let slices = part::check_complete(parts, &facts, &fingerprint(&facts), &mate_scores)?;
+            let joined =
+                merge_slices(slices, &set_specs).map_err(|e| Error::Invalid(format!("merging the parts: {e}")))?;
+            (joined, format!("merge {count} parts of {n_rows} distractor rows"))
+        }
+    };
+    lap(&mut stages, stage);
 
     for ((set, out), noisy_distractors) in input.sets.iter().zip(&outs).zip(noisy_per_set) {
         let n = set.keys.len() as u64;
@@ -482,7 +564,7 @@ pub fn evaluate(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol) -> Resul
         lap(&mut stages, format!("metrics {}", size_label(set.size)));
     }
     let without_mate = mates_of.iter().filter(|m| m.is_empty()).count();
-    Ok(MegafaceOutcome {
+    Ok(Done::Outcome(Box::new(MegafaceOutcome {
         fusion,
         counts: ProbeCounts {
             images: p,
@@ -499,5 +581,5 @@ pub fn evaluate(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol) -> Resul
         stages,
         score_kernel: scorer.kernel(),
         search_outcomes,
-    })
+    })))
 }
