@@ -140,7 +140,11 @@ Examples:
   aifr-eval megaface --probe facescrub --distractors 10k --distractors 1m --clean insightface \
       --embeddings facescrub.npy --keys facescrub_keys.txt --distractor-embeddings mf.aifrstore
   aifr-eval megaface --distractors 100k --feature-suffix _arcface.bin      # devkit feature files
-  aifr-eval megaface --distractors 1m --embeddings all.aifrstore --score-device cuda   # on the GPU"
+  aifr-eval megaface --distractors 1m --embeddings all.aifrstore --score-device cuda   # on the GPU
+  aifr-eval megaface --distractors 1m --embeddings all.aifrstore --distractor-shard 2/8 --part p/2.safetensors
+  aifr-eval megaface merge p/*.safetensors --out reports/megaface_fgnet   # join the 8 slices",
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true
     )]
     Megaface(MegafaceArgs),
     /// Check an embedding store (header, size, content hash) and print what it holds.
@@ -423,8 +427,31 @@ enum ProbeSet {
     Facescrub,
 }
 
+#[derive(Subcommand, Debug)]
+enum MegafaceCommand {
+    /// Join the parts of a split scan (--distractor-shard) into the run directory one machine
+    /// would write: runs the shards' own command (recorded in the parts) with --merge.
+    #[command(after_help = "Example:
+  aifr-eval megaface merge parts/megaface-*-of-8.safetensors --out reports/megaface_fgnet
+
+The parts must be every slice of one split. The command runs in the shards' working directory
+with their arguments; AIFR_* variables the shards had and this environment lacks are taken from
+the parts. Equivalent: the shards' megaface command with --merge PARTS instead of
+--distractor-shard/--part (docs/sharding.md).")]
+    Merge {
+        /// The part files, one per slice.
+        #[arg(required = true, value_name = "PART")]
+        parts: Vec<PathBuf>,
+        /// Output directory [default: the shards' --out, else reports/megaface_<probe>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
 #[derive(Args, Debug)]
 struct MegafaceArgs {
+    #[command(subcommand)]
+    command: Option<MegafaceCommand>,
     /// Probe set: chooses the datasets.toml entry megaface_fgnet or megaface_facescrub.
     #[arg(long, value_enum, default_value = "fgnet")]
     probe: ProbeSet,
@@ -869,6 +896,9 @@ fn run(cli: Cli) -> Result<i32, Error> {
             }
             return Ok(outcome.exit_code());
         }
+        Command::Megaface(MegafaceArgs { command: Some(MegafaceCommand::Merge { parts, out }), .. }) => {
+            return megaface_merge(&parts, out.as_deref());
+        }
         Command::Megaface(a) => {
             let env = env(&cli.global)?;
             let benchmark = match a.probe {
@@ -925,7 +955,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             };
             if let (Some(shard), Some(part)) = (a.distractor_shard, a.part) {
                 let shard = aifr_eval::embed::shard::Shard::parse_option("--distractor-shard", &shard)?;
-                let r = app::scan_megaface_shard(&env, &req, shard, &part)?;
+                let r = app::scan_megaface_shard(&env, &req, shard, &part, Some(invocation()?))?;
                 if !a.quiet {
                     println!(
                         "megaface: slice {}/{} (distractor rows {}..{} of {}) scanned in {:.1} s → {} ({:.1} MB)",
@@ -993,6 +1023,61 @@ fn write_stdout(bytes: &[u8]) -> Result<(), Error> {
     out.write_all(bytes)
         .and_then(|()| out.flush())
         .map_err(|source| Error::Write { path: "standard output".into(), source })
+}
+
+/// Variables the command line reads (clap `env`), recorded with a shard's command.
+const COMMAND_LINE_VARIABLES: [&str; 3] = ["AIFR_DATA_DIR", "AIFR_DATASETS", "AIFR_CACHE_DIR"];
+
+/// This process's command, for a MegaFace part (`megaface merge` runs it again with --merge).
+fn invocation() -> Result<aifr_eval::protocol::megaface::part::Invocation, Error> {
+    let cwd = std::env::current_dir().map_err(|source| Error::Read { path: ".".into(), source })?;
+    let env = COMMAND_LINE_VARIABLES.iter().filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v))).collect();
+    Ok(aifr_eval::protocol::megaface::part::Invocation { args: std::env::args().skip(1).collect(), cwd, env })
+}
+
+/// `megaface merge PARTS`: the shards' command, with --merge PARTS in place of the slice options.
+fn megaface_merge(parts: &[PathBuf], out: Option<&std::path::Path>) -> Result<i32, Error> {
+    let absolute = |p: &std::path::Path| {
+        std::path::absolute(p).map_err(|source| Error::Read { path: p.to_path_buf(), source })
+    };
+    let first = aifr_eval::protocol::megaface::part::ScanPart::read(&parts[0])?;
+    let inv = first.invocation.ok_or_else(|| {
+        Error::Config(format!(
+            "{} does not record the command that wrote it; run that megaface command with --merge PARTS instead",
+            parts[0].display()
+        ))
+    })?;
+    // Drop the slice options (and --out when a new one is given), in both `--opt value` and
+    // `--opt=value` forms.
+    let mut drop: Vec<&str> = vec!["--distractor-shard", "--part"];
+    if out.is_some() {
+        drop.push("--out");
+    }
+    let mut args = Vec::new();
+    let mut words = inv.args.into_iter();
+    while let Some(w) = words.next() {
+        if drop.contains(&w.as_str()) {
+            words.next();
+        } else if !drop.iter().any(|d| w.starts_with(&format!("{d}="))) {
+            args.push(w);
+        }
+    }
+    args.push("--merge".into());
+    for p in parts {
+        args.push(absolute(p)?.display().to_string());
+    }
+    if let Some(o) = out {
+        args.extend(["--out".to_string(), absolute(o)?.display().to_string()]);
+    }
+    for (k, v) in &inv.env {
+        if std::env::var_os(k).is_none() {
+            std::env::set_var(k, v);
+        }
+    }
+    std::env::set_current_dir(&inv.cwd).map_err(|source| Error::Read { path: inv.cwd.clone(), source })?;
+    let cli = Cli::try_parse_from(std::iter::once("aifr-eval".to_string()).chain(args))
+        .map_err(|e| Error::Config(format!("the shards' command does not parse here: {}", e.render())))?;
+    run(cli)
 }
 
 fn main() {

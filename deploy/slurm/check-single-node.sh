@@ -2,7 +2,9 @@
 # Runs the Slurm scripts for real on this machine: installs Debian's Slurm (slurmctld, slurmd,
 # munge) when missing, starts a one-node cluster, embeds a small generated LFW-layout benchmark
 # as a job array of N shards plus the dependent merge, and checks that the merged store is
-# byte-identical to an unsharded embed. Needs root (it installs packages and starts daemons);
+# byte-identical to an unsharded embed; then splits a MegaFace run (the demo's FG-NET probes and
+# 10,000 distractors) over N array tasks with submit-megaface.sh and checks the merged run
+# directory against a single run's. Needs root (it installs packages and starts daemons);
 # meant for a throw-away machine or container.
 #   deploy/slurm/check-single-node.sh path/to/aifr-eval [N]
 set -euo pipefail
@@ -98,3 +100,27 @@ else
   echo "FAIL: the merged store differs from the unsharded one ($work)" >&2
   exit 1
 fi
+
+# MegaFace: the demo's FG-NET probes among its 10,000 synthetic distractors, split over the array.
+aifr-eval demo --out "$work/demo" >/dev/null
+d=$work/demo/data
+export AIFR_MEGAFACE_ARGS="--data-dir $d --cache-dir $work/cache --flip none
+  --distractors 10,100,1k,10k --embeddings $d/embeddings/fgnet.npy --keys $d/embeddings/fgnet_keys.txt
+  --distractor-embeddings $d/megaface/embeddings/distractors.aifrstore"
+# shellcheck disable=SC2086 # a list of options
+aifr-eval megaface $AIFR_MEGAFACE_ARGS --quiet --out "$work/mf-whole/run"
+export AIFR_PARTS=$work/mf-parts AIFR_OUT=$work/mf-merged/run
+read -r array merge < <("$here/submit-megaface.sh" "$shards")
+echo "submitted megaface array $array and merge $merge"
+for _ in $(seq 300); do
+  [ -z "$(squeue -h -j "$array,$merge" 2>/dev/null)" ] && break
+  sleep 1
+done
+cat aifr-megaface-merge-*.log 2>/dev/null || true
+for f in results.json cmc_curves.json search_outcomes.json report.html; do
+  if ! cmp -s "$work/mf-whole/run/$f" "$work/mf-merged/run/$f"; then
+    echo "FAIL: the merged MegaFace run's $f differs from the single run's (or is missing; $work)" >&2
+    exit 1
+  fi
+done
+echo "OK: $shards Slurm array tasks + dependent megaface merge = the single MegaFace run, byte for byte ($work)"

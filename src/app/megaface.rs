@@ -131,14 +131,16 @@ pub fn scan_megaface_shard(
     req: &MegafaceRequest,
     shard: crate::embed::shard::Shard,
     part: &Path,
+    invocation: Option<crate::protocol::megaface::part::Invocation>,
 ) -> Result<ShardReport> {
     let start = Instant::now();
     if !req.merge.is_empty() {
         return Err(Error::Config("--distractor-shard scans one slice; --merge joins the slices: give one".into()));
     }
     let loaded = load(env, req, &mut Clock::new())?;
-    let scanned =
+    let mut scanned =
         crate::protocol::megaface::scan_shard(&loaded.input(req), &loaded.protocol, shard.index, shard.count)?;
+    scanned.invocation = invocation;
     let bytes = scanned.to_bytes()?;
     if let Some(dir) = part.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| Error::Write { path: dir.to_path_buf(), source })?;

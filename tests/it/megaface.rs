@@ -594,10 +594,10 @@ fn split_scans_merge_into_the_single_run_byte_for_byte() {
     let want = files(&single);
     assert!(want.iter().any(|(f, _)| f == "cmc_curves.json") && want.iter().any(|(f, _)| f == "report.html"));
     let part_path = |parts: usize, k: usize| parts_dir.join(format!("{parts}/part-{k}.safetensors"));
-    for parts in [1usize, 2, 7] {
+    for parts in [1usize, 7] {
         for k in 0..parts {
             let shard = aifr_eval::embed::shard::Shard { index: k, count: parts };
-            let r = app::scan_megaface_shard(&case.env, &case.req, shard, &part_path(parts, k)).unwrap();
+            let r = app::scan_megaface_shard(&case.env, &case.req, shard, &part_path(parts, k), None).unwrap();
             assert_eq!(r.rows, k * union.len() / parts..(k + 1) * union.len() / parts);
         }
     }
@@ -633,6 +633,23 @@ fn split_scans_merge_into_the_single_run_byte_for_byte() {
         let out = single.parent().unwrap().join(format!("merged-{parts}/out"));
         let list: Vec<PathBuf> = (0..parts).rev().map(|k| part_path(parts, k)).collect();
         if parts == 3 {
+            // `megaface merge` runs the command the parts recorded (in their directory).
+            let st = std::process::Command::new(exe)
+                .current_dir(std::env::temp_dir())
+                .args(["megaface", "merge"])
+                .args(&list)
+                .arg("--out")
+                .arg(&out)
+                .status()
+                .unwrap();
+            assert!(st.success());
+        } else if parts == 2 {
+            // The shards' command with --merge (comma-separated parts) is the same.
+            for k in 0..2 {
+                let mut c = command();
+                c.args(["--distractor-shard", &format!("{k}/2"), "--part"]).arg(part_path(2, k));
+                assert!(c.status().unwrap().success());
+            }
             let joined = list.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(",");
             let st = command().arg("--merge").arg(joined).arg("--out").arg(&out).status().unwrap();
             assert!(st.success());
@@ -671,7 +688,7 @@ fn split_scans_merge_into_the_single_run_byte_for_byte() {
     fewer.sizes.pop();
     fewer.merge = Vec::new();
     let foreign = parts_dir.join("foreign.safetensors");
-    app::scan_megaface_shard(&case.env, &fewer, aifr_eval::embed::shard::Shard { index: 1, count: 2 }, &foreign)
+    app::scan_megaface_shard(&case.env, &fewer, aifr_eval::embed::shard::Shard { index: 1, count: 2 }, &foreign, None)
         .unwrap();
     let (code, e) = merge_err(vec![part_path(2, 0), foreign.clone()], &case.req);
     assert_eq!(code, 3);
@@ -689,10 +706,14 @@ fn split_scans_merge_into_the_single_run_byte_for_byte() {
     let mut other = case.req.clone();
     other.distractor_noise = Some(shorter);
     other.merge = Vec::new();
-    app::scan_megaface_shard(&case.env, &other, aifr_eval::embed::shard::Shard { index: 1, count: 2 }, &foreign)
+    app::scan_megaface_shard(&case.env, &other, aifr_eval::embed::shard::Shard { index: 1, count: 2 }, &foreign, None)
         .unwrap();
     let (_, e) = merge_err(vec![part_path(2, 0), foreign.clone()], &case.req);
     assert!(e.contains("foreign.safetensors belongs to another run: same stores"), "{e}");
+    // Parts written through the library carry no command for `megaface merge` to run.
+    let o = std::process::Command::new(exe).args(["megaface", "merge"]).arg(part_path(7, 0)).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does not record the command that wrote it"));
     let not_part = single.join("results.json");
     let (code, e) = merge_err(vec![not_part], &case.req);
     assert_eq!(code, 3);

@@ -501,7 +501,7 @@ fn run(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol, mode: Mode) -> Re
             let facts = facts();
             let fingerprint = fingerprint(&facts);
             let sets = results.into_iter().map(part::SetPart::from).collect();
-            return Ok(Done::Part(Box::new(ScanPart { facts, fingerprint, index, count, rows, sets })));
+            return Ok(Done::Part(Box::new(ScanPart { facts, fingerprint, index, count, rows, sets, invocation: None })));
         }
         Mode::Merge(parts) => {
             let facts = facts();

@@ -98,6 +98,16 @@ pub fn fingerprint(
     h.finalize().to_hex().to_string()
 }
 
+/// How a shard was started, kept in its part so that `megaface merge PARTS` can run the same
+/// command with `--merge` in place of the slice options: the arguments after the program name,
+/// the working directory, and the `AIFR_*` variables the command line reads.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Invocation {
+    pub args: Vec<String>,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
 /// One distractor set's share of a slice.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SetPart {
@@ -129,6 +139,8 @@ pub struct ScanPart {
     pub count: usize,
     pub rows: Range<usize>,
     pub sets: Vec<SetPart>,
+    /// The shard's command, when the command line wrote the part.
+    pub invocation: Option<Invocation>,
 }
 
 /// The part file's metadata.
@@ -141,6 +153,8 @@ struct Header {
     count: usize,
     rows: (usize, usize),
     facts: Facts,
+    #[serde(default)]
+    invocation: Option<Invocation>,
 }
 
 fn le_bytes<T: Copy, const N: usize>(v: &[T], f: fn(T) -> [u8; N]) -> Vec<u8> {
@@ -158,6 +172,7 @@ impl ScanPart {
             count: self.count,
             rows: (self.rows.start, self.rows.end),
             facts: self.facts.clone(),
+            invocation: self.invocation.clone(),
         };
         let header = serde_json::to_string(&header).map_err(|e| Error::Invalid(format!("encoding a scan part: {e}")))?;
         let meta = HashMap::from([(META_KEY.to_string(), header)]);
@@ -242,6 +257,7 @@ impl ScanPart {
             count: header.count,
             rows: start..end,
             sets,
+            invocation: header.invocation,
         })
     }
 }
