@@ -1037,9 +1037,8 @@ fn invocation() -> Result<aifr_eval::protocol::megaface::part::Invocation, Error
 
 /// `megaface merge PARTS`: the shards' command, with --merge PARTS in place of the slice options.
 fn megaface_merge(parts: &[PathBuf], out: Option<&std::path::Path>) -> Result<i32, Error> {
-    let absolute = |p: &std::path::Path| {
-        std::path::absolute(p).map_err(|source| Error::Read { path: p.to_path_buf(), source })
-    };
+    let absolute =
+        |p: &std::path::Path| std::path::absolute(p).map_err(|source| Error::Read { path: p.to_path_buf(), source });
     let first = aifr_eval::protocol::megaface::part::ScanPart::read(&parts[0])?;
     let inv = first.invocation.ok_or_else(|| {
         Error::Config(format!(

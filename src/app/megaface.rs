@@ -2,15 +2,15 @@
 
 use super::{file_fingerprint, finish_run, open_embeddings, Clock, Env, RunReport};
 use crate::config::FlipChoice;
+use crate::config::MegafaceProtocol;
 use crate::dataset::adapter::Protocol;
+use crate::dataset::megaface::ProbeSet;
 use crate::error::{Error, Result};
+use crate::protocol::megaface::{Cleaning, DistractorSet, MegafaceInput};
 use crate::run::dir::OutDir;
 use crate::run::dir::RunDir;
 use crate::run::results::Results;
 use crate::run::results::{BenchmarkInfo, EmbeddingsInfo, Software, SCHEMA, SCHEMA_VERSION};
-use crate::config::MegafaceProtocol;
-use crate::dataset::megaface::ProbeSet;
-use crate::protocol::megaface::{Cleaning, DistractorSet, MegafaceInput};
 use crate::store::EmbeddingStore;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

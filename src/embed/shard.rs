@@ -280,7 +280,8 @@ mod tests {
         assert_eq!(Shard::parse_with("--shard", "auto/4", &slurm).unwrap(), Shard { index: 3, count: 4 });
         let k8s = |n: &str| (n == "JOB_COMPLETION_INDEX").then(|| "0".to_string());
         assert_eq!(Shard::parse_with("--shard", "auto/2", &k8s).unwrap(), Shard { index: 0, count: 2 });
-        let e = Shard::parse_with("--shard", "auto/2", &|n: &str| (n == "AIFR_SHARD_INDEX").then(|| "2".into())).unwrap_err();
+        let e = Shard::parse_with("--shard", "auto/2", &|n: &str| (n == "AIFR_SHARD_INDEX").then(|| "2".into()))
+            .unwrap_err();
         assert!(e.to_string().contains("not below N = 2"), "{e}");
     }
 

@@ -750,8 +750,14 @@ mod tests {
         }
         // A result survives the trip through its parts; a wrong layout is refused.
         let r = &whole[0];
-        let back =
-            ScanResult::from_parts(&mates, r.counts().to_vec(), r.top.clone(), r.top_first.clone(), r.n_scores, r.n_first_scores);
+        let back = ScanResult::from_parts(
+            &mates,
+            r.counts().to_vec(),
+            r.top.clone(),
+            r.top_first.clone(),
+            r.n_scores,
+            r.n_first_scores,
+        );
         assert_eq!(back.as_ref(), Ok(r));
         let short = ScanResult::from_parts(&mates[1..], r.counts().to_vec(), vec![], vec![], 0, 0).unwrap_err();
         assert!(short.contains("rank counts"), "{short}");

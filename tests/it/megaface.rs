@@ -603,8 +603,13 @@ fn split_scans_merge_into_the_single_run_byte_for_byte() {
     }
     // N = 3: three processes at once, through the command line.
     let exe = crate::support::EXE;
-    let MegafaceEmbeddingsSource::Files { probes, keys: Some(keys), distractors: Some(pool), distractor_keys: Some(pool_keys), .. } =
-        case.req.embeddings.clone()
+    let MegafaceEmbeddingsSource::Files {
+        probes,
+        keys: Some(keys),
+        distractors: Some(pool),
+        distractor_keys: Some(pool_keys),
+        ..
+    } = case.req.embeddings.clone()
     else {
         unreachable!()
     };

@@ -33,10 +33,10 @@ use crate::score::fusion::{unit_row_f32, Fusion};
 use crate::score::stream::{merge_slices, scan, GallerySource, RowKind, ScanSpec, SetSpec, Slice};
 use crate::score::{normalize, score_all, ScoreDevice};
 use crate::store::EmbeddingStore;
+use part::ScanPart;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use part::ScanPart;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -501,7 +501,15 @@ fn run(input: &MegafaceInput<'_>, protocol: &MegafaceProtocol, mode: Mode) -> Re
             let facts = facts();
             let fingerprint = fingerprint(&facts);
             let sets = results.into_iter().map(part::SetPart::from).collect();
-            return Ok(Done::Part(Box::new(ScanPart { facts, fingerprint, index, count, rows, sets, invocation: None })));
+            return Ok(Done::Part(Box::new(ScanPart {
+                facts,
+                fingerprint,
+                index,
+                count,
+                rows,
+                sets,
+                invocation: None,
+            })));
         }
         Mode::Merge(parts) => {
             let facts = facts();

@@ -174,7 +174,8 @@ impl ScanPart {
             facts: self.facts.clone(),
             invocation: self.invocation.clone(),
         };
-        let header = serde_json::to_string(&header).map_err(|e| Error::Invalid(format!("encoding a scan part: {e}")))?;
+        let header =
+            serde_json::to_string(&header).map_err(|e| Error::Invalid(format!("encoding a scan part: {e}")))?;
         let meta = HashMap::from([(META_KEY.to_string(), header)]);
         let mut data: Vec<(String, Dtype, Vec<u8>)> = Vec::new();
         for (j, s) in self.sets.iter().enumerate() {
@@ -219,7 +220,11 @@ impl ScanPart {
         let tensor = |name: &str, dtype: Dtype| -> Result<Vec<u8>> {
             let t = tensors.tensor(name).map_err(|_| bad(format!("no tensor '{name}'")))?;
             if t.dtype() != dtype || t.shape().len() != 1 {
-                return Err(bad(format!("tensor '{name}' is {:?} {:?}, expected a vector of {dtype:?}", t.dtype(), t.shape())));
+                return Err(bad(format!(
+                    "tensor '{name}' is {:?} {:?}, expected a vector of {dtype:?}",
+                    t.dtype(),
+                    t.shape()
+                )));
             }
             Ok(t.data().to_vec())
         };
