@@ -26,7 +26,7 @@ const DEFAULT_SIZE: usize = 112;
 /// an IResNet-50), while throughput does not.
 const CHUNK: usize = 8;
 /// insightface looks at this many leading nodes for the in-graph normalisation.
-const NORM_NODES: usize = 8;
+pub const NORM_NODES: usize = 8;
 
 /// Whether the graph normalises its input itself (see the module comment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,27 +293,5 @@ fn embedding_output(outputs: &[ValueInfoProto]) -> std::result::Result<String, S
             let names: Vec<&str> = outputs.iter().map(|o| o.name.as_str()).collect();
             Err(format!("expected one (N, D) embedding output, found outputs {names:?}"))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn preprocessing_follows_insightface_rule() {
-        let d = |nodes: &[(&'static str, &'static str)]| Preprocessing::detect(nodes.iter().copied());
-        // MXNet conversions: node names only.
-        assert_eq!(d(&[("Sub", "_minusscalar0"), ("Mul", "_mulscalar0"), ("Conv", "conv0")]), Preprocessing::InGraph);
-        assert_eq!(d(&[("Custom", "Sub_0"), ("Custom", "Mul_1")]), Preprocessing::InGraph);
-        // Path-named exporters: op types.
-        assert_eq!(d(&[("Sub", "/Sub"), ("Mul", "/Mul")]), Preprocessing::InGraph);
-        // Only one of the two, or too late in the graph: normalised outside.
-        assert_eq!(d(&[("Sub", "_minusscalar0"), ("Conv", "c")]), Preprocessing::Centred);
-        let mut late = vec![("Conv", "c"); NORM_NODES];
-        late.extend([("Sub", "s"), ("Mul", "m")]);
-        assert_eq!(d(&late), Preprocessing::Centred);
-        assert_eq!(Preprocessing::Centred.mean_std(), (127.5, 127.5));
-        assert_eq!(Preprocessing::InGraph.mean_std(), (0.0, 1.0));
     }
 }

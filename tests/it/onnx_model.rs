@@ -8,7 +8,7 @@
 use crate::support::nets::{formula_input, max_abs_diff, tensor_json};
 
 use aifr_eval::model::mobilefacenet::MobileFaceNetConfig;
-use aifr_eval::model::onnx::{OnnxNet, Preprocessing};
+use aifr_eval::model::onnx::{OnnxNet, Preprocessing, NORM_NODES};
 use aifr_eval::model::weights::synthetic;
 use aifr_eval::model::{load, ChannelOrder, FaceEmbedder, InputSpec};
 use aifr_eval::store::{EmbeddingStore, View};
@@ -246,4 +246,23 @@ fn cli_embeds_with_onnx_models() {
     }
     eprintln!("PyTorch-style vs MXNet-style stores: max |diff| {worst:.2e}");
     assert!(worst <= 1e-4, "stores differ by {worst}");
+}
+
+/// The in-graph normalisation rule (kept here rather than in the library's unit tests, so that
+/// CI builds the ONNX feature's test code once, in this binary).
+#[test]
+fn preprocessing_follows_insightface_rule() {
+    let d = |nodes: &[(&'static str, &'static str)]| Preprocessing::detect(nodes.iter().copied());
+    // MXNet conversions: node names only.
+    assert_eq!(d(&[("Sub", "_minusscalar0"), ("Mul", "_mulscalar0"), ("Conv", "conv0")]), Preprocessing::InGraph);
+    assert_eq!(d(&[("Custom", "Sub_0"), ("Custom", "Mul_1")]), Preprocessing::InGraph);
+    // Path-named exporters: op types.
+    assert_eq!(d(&[("Sub", "/Sub"), ("Mul", "/Mul")]), Preprocessing::InGraph);
+    // Only one of the two, or too late in the graph: normalised outside.
+    assert_eq!(d(&[("Sub", "_minusscalar0"), ("Conv", "c")]), Preprocessing::Centred);
+    let mut late = vec![("Conv", "c"); NORM_NODES];
+    late.extend([("Sub", "s"), ("Mul", "m")]);
+    assert_eq!(d(&late), Preprocessing::Centred);
+    assert_eq!(Preprocessing::Centred.mean_std(), (127.5, 127.5));
+    assert_eq!(Preprocessing::InGraph.mean_std(), (0.0, 1.0));
 }
