@@ -78,6 +78,44 @@ pub fn weighted_rate(hits: &[bool], w: &[u32]) -> f64 {
     h as f64 / n as f64
 }
 
+/// Counts per (cluster, cell) of `[genuine, genuine accepted, impostor, impostor accepted]`
+/// pairs. A resample only reweights clusters, so the totals of every cell in any resample are
+/// weighted sums of these, without going back to the pairs.
+#[derive(Debug, Clone)]
+pub struct CellCounts {
+    cells: usize,
+    per_cluster: Vec<[u64; 4]>,
+}
+
+impl CellCounts {
+    pub fn new(n_clusters: usize, cells: usize) -> Self {
+        CellCounts { cells, per_cluster: vec![[0; 4]; n_clusters * cells] }
+    }
+
+    /// Counts one pair of `cluster` in `cell`.
+    pub fn add(&mut self, cluster: u32, cell: usize, genuine: bool, accepted: bool) {
+        let base = if genuine { 0 } else { 2 };
+        let c = &mut self.per_cluster[cluster as usize * self.cells + cell];
+        c[base] += 1;
+        c[base + 1] += accepted as u64;
+    }
+
+    /// Totals per cell, each cluster counted `w[cluster]` times (once without weights).
+    pub fn totals(&self, w: Option<&[u32]>) -> Vec<[u64; 4]> {
+        let mut t = vec![[0u64; 4]; self.cells];
+        for (k, cell) in self.per_cluster.iter().enumerate() {
+            let weight = w.map_or(1, |w| w[k / self.cells] as u64);
+            if weight == 0 {
+                continue;
+            }
+            for (a, v) in t[k % self.cells].iter_mut().zip(cell) {
+                *a += weight * v;
+            }
+        }
+        t
+    }
+}
+
 /// Statistics one resample yields for one run; NaN where undefined in that resample.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResampleStats {

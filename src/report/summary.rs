@@ -13,6 +13,11 @@
 //!
 //! All values are fractions in results.json and printed as percentages with two decimals.
 //!
+//! When a run has per-group accuracy (RFW's subsets), a second table follows, as the RFW papers
+//! print it: one column per group (`metrics.group_accuracy.groups[i].mean`), `Avg` and `STD`
+//! (`over_groups.mean`, `over_groups.std`), and the FDR of the group differentials at FMR 1e-3
+//! (`metrics.differentials[…].at[…].summary.fdr`, not a percentage), one row per such run.
+//!
 //! Rows: runs with the same `embeddings.fingerprint` share a row named after the first run's
 //! directory (a fingerprint covers one embedding store, so different benchmarks of one model land
 //! on separate rows); a MegaFace run, with two stores, gets a row of its own. When several runs of
@@ -190,7 +195,61 @@ pub fn paper_table(runs: &[RunData]) -> (String, String) {
         tex.push_str(" \\\\\n");
     }
     tex.push_str("\\bottomrule\n\\end{tabular}\n");
+    if let Some((gmd, gtex)) = group_table(runs) {
+        md.push('\n');
+        md.push_str(&gmd);
+        tex.push('\n');
+        tex.push_str(&gtex);
+    }
     (md, tex)
+}
+
+/// FMR target of the FDR column of the group table.
+const GROUP_TABLE_FMR: f64 = 1e-3;
+
+/// The per-group accuracy table (RFW) of the runs that have one, or None.
+fn group_table(runs: &[RunData]) -> Option<(String, String)> {
+    let with: Vec<(&RunData, &crate::protocol::verification::VerificationMetrics)> = runs
+        .iter()
+        .filter_map(|r| r.results.verification().map(|v| (r, &v.metrics)))
+        .filter(|(_, m)| m.group_accuracy.is_some())
+        .collect();
+    let first = with.first()?.1.group_accuracy.as_ref()?;
+    let groups: Vec<&str> = first.groups.iter().map(|g| g.group.as_str()).collect();
+    let pct = |x: f64| if x.is_finite() { format!("{:.2}", 100.0 * x) } else { "–".into() };
+    let mut md = format!("| Model ({}) |", escape_markdown(&first.attribute));
+    let mut tex = format!(
+        "\\begin{{tabular}}{{l{}}}\n\\toprule\nModel & {} & Avg & STD & FDR \\\\\n\\midrule\n",
+        "r".repeat(groups.len() + 3),
+        groups.iter().map(|g| escape_latex(g)).collect::<Vec<_>>().join(" & ")
+    );
+    for g in &groups {
+        let _ = write!(md, " {} |", escape_markdown(g));
+    }
+    let _ = writeln!(md, " Avg | STD | FDR@FMR={GROUP_TABLE_FMR:e} |");
+    md.push_str("|---|");
+    md.push_str(&"---:|".repeat(groups.len() + 3));
+    md.push('\n');
+    for (run, m) in &with {
+        let Some(g) = &m.group_accuracy else { continue };
+        let cells: Vec<String> = groups
+            .iter()
+            .map(|name| g.groups.iter().find(|x| x.group == *name).map_or("–".into(), |x| pct(x.spread.mean)))
+            .collect();
+        let fdr = m
+            .differentials
+            .iter()
+            .find(|d| d.attribute == g.attribute)
+            .and_then(|d| d.at.iter().find(|a| (a.far_target - GROUP_TABLE_FMR).abs() <= GROUP_TABLE_FMR * 1e-9))
+            .and_then(|a| a.summary.as_ref()?.fdr)
+            .map_or("–".into(), |f| format!("{f:.4}"));
+        let (avg, std) = (pct(g.over_groups.mean), pct(g.over_groups.std));
+        let _ = writeln!(md, "| {} | {} | {avg} | {std} | {fdr} |", escape_markdown(&run.name()), cells.join(" | "));
+        let _ = writeln!(tex, "{} & {} & {avg} & {std} & {fdr} \\\\", escape_latex(&run.name()), cells.join(" & "));
+    }
+    md.push_str("\nAccuracy in %: each group's own 10-fold accuracy (mean), their mean (Avg) and population standard deviation (STD); FDR: Fairness Discrepancy Rate of the groups' FMR and FNMR at one global threshold (1 = no discrepancy).\n");
+    tex.push_str("\\bottomrule\n\\end{tabular}\n");
+    Some((md, tex))
 }
 
 #[cfg(test)]
