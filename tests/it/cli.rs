@@ -546,5 +546,5 @@ fn every_file_a_run_writes_is_known_to_the_run_directory() {
             assert!(!name.starts_with(".aifr-staging-"), "staging left in {}", dir.display());
         }
     }
-    assert_eq!(runs, 7);
+    assert_eq!(runs, 8);
 }

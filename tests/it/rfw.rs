@@ -106,3 +106,73 @@ fn the_measured_differential_tracks_the_planted_one() {
     let iv = p.groups[0].fnmr_interval.unwrap();
     assert!(iv.lo > f.groups[0].fnmr.unwrap(), "{iv:?} vs fair {:?}", f.groups[0].fnmr);
 }
+
+/// `run rfw --model` embeds the release's images (`test/data/<Subset>/<person>/<person>_<NNNN>.jpg`)
+/// like any image benchmark and evaluates all four subsets.
+#[test]
+fn the_release_images_are_embedded_and_evaluated() {
+    use aifr_eval::app::embed::{run_with_model, ModelRequest};
+    use aifr_eval::embed::extract::ExtractOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data/RFW/test");
+    for (s, subset) in SUBSETS.iter().enumerate() {
+        let people: Vec<String> = (0..4).map(|p| format!("m.{}{p}", subset.to_lowercase())).collect();
+        for (p, person) in people.iter().enumerate() {
+            let d = root.join("data").join(subset).join(person);
+            std::fs::create_dir_all(&d).unwrap();
+            for shot in 1..=2u32 {
+                let img = ::image::RgbImage::from_fn(112, 112, |x, y| {
+                    let v = ((x as f32 * (0.05 + 0.02 * p as f32) + y as f32 * 0.03 * shot as f32).sin() * 100.0
+                        + 128.0) as u8;
+                    ::image::Rgb([v, (v as usize * (s + 1) % 256) as u8, (x + y) as u8])
+                });
+                img.save(d.join(format!("{person}_{shot:04}.jpg"))).unwrap();
+            }
+        }
+        // 10 folds of one matched and one mismatched pair, in RFW's headerless lines.
+        let lines: Vec<String> = (0..10)
+            .flat_map(|f| {
+                let (a, b) = (&people[f % 4], &people[(f + 1) % 4]);
+                [format!("{a}\t1\t2"), format!("{a}\t1\t{b}\t2")]
+            })
+            .collect();
+        let txt = root.join("txts").join(subset);
+        std::fs::create_dir_all(&txt).unwrap();
+        std::fs::write(txt.join(format!("{subset}_pairs.txt")), lines.join("\n") + "\n").unwrap();
+    }
+    std::fs::write(dir.path().join("weights.bin"), b"test-net weights for rfw").unwrap();
+    let env = Env {
+        data_dir: dir.path().join("data"),
+        registry: Registry::builtin().unwrap(),
+        cache_dir: dir.path().join("cache"),
+        trust_store: false,
+    };
+    let model = ModelRequest {
+        weights: dir.path().join("weights.bin"),
+        arch: Some("test-net".into()),
+        device: "cpu".into(),
+        dtype: "f32".into(),
+        options: ExtractOptions { batch_size: 8, progress: false, ..Default::default() },
+    };
+    let req = RunRequest {
+        benchmark: "rfw".into(),
+        embeddings: Default::default(),
+        per_subject_models: false,
+        keys: None,
+        flip_embeddings: None,
+        mode: None,
+        flip: None,
+        protocol_file: None,
+        ages: None,
+        out_dir: dir.path().join("out"),
+    };
+    let (embedded, run) = run_with_model(&env, &req, &model).unwrap();
+    assert_eq!(embedded.images, 4 * 4 * 2);
+    let run = run.expect("the run follows a complete extraction");
+    let value = serde_json::from_slice(&std::fs::read(&run.results_path).unwrap()).unwrap();
+    let Ok(Results::Pairs(r)) = Results::from_value(value) else { panic!("a pair-verification run") };
+    assert_eq!(r.counts.pairs, 4 * 20);
+    let g = r.metrics.group_accuracy.unwrap();
+    assert!(g.groups.iter().all(|x| x.pairs == 20), "{g:?}");
+    assert_eq!(r.metrics.differentials[0].attribute, "subset");
+}
