@@ -262,6 +262,14 @@ pub struct Differentials {
     pub impostor_tails: Vec<ImpostorTail>,
 }
 
+/// What one bootstrap resample gives: every cell's (FMR, FNMR), FDR and GARBE (NaN where
+/// undefined).
+struct Resample {
+    rates: Vec<(Option<f64>, Option<f64>)>,
+    fdr: f64,
+    garbe: f64,
+}
+
 fn rate(hits: u64, n: u64) -> Option<f64> {
     (n > 0).then(|| hits as f64 / n as f64)
 }
@@ -299,10 +307,10 @@ pub fn differentials(
     let reference = params.reference.as_ref().and_then(|r| pairs.names.iter().position(|x| x == r));
     // Each group's impostor scores, for its own operating threshold.
     let mut own_impostors: Vec<Vec<f64>> = vec![Vec::new(); n];
-    for k in 0..len {
-        if let (Some(c), false) = (cells[k], pairs.genuine[k]) {
+    for ((&cell, &genuine), &score) in cells.iter().zip(pairs.genuine).zip(pairs.scores) {
+        if let (Some(c), false) = (cell, genuine) {
             if c < n {
-                own_impostors[c].push(pairs.scores[k]);
+                own_impostors[c].push(score);
             }
         }
     }
@@ -325,8 +333,8 @@ pub fn differentials(
             continue;
         };
         let mut counts = CellCounts::new(pairs.n_clusters, n + 1);
-        for k in 0..len {
-            if let Some(c) = cells[k] {
+        for (k, cell) in cells.iter().enumerate() {
+            if let Some(c) = *cell {
                 counts.add(pairs.clusters[k], c, pairs.genuine[k], pairs.scores[k] >= threshold);
             }
         }
@@ -341,15 +349,12 @@ pub fn differentials(
         };
         // Per resample: every cell's (fmr, fnmr), then FDR and GARBE; NaN where undefined.
         let samples = over_resamples(&identity, pairs.n_clusters, spec, |w| {
-            let r = rates(&counts.totals(Some(w)));
-            let (_, _, fdr, garbe) = summarise(&r);
-            (r, fdr.unwrap_or(f64::NAN), garbe.unwrap_or(f64::NAN))
+            let rates = rates(&counts.totals(Some(w)));
+            let (_, _, fdr, garbe) = summarise(&rates);
+            Resample { rates, fdr: fdr.unwrap_or(f64::NAN), garbe: garbe.unwrap_or(f64::NAN) }
         });
-        let column = |f: &dyn Fn(&(Vec<(Option<f64>, Option<f64>)>, f64, f64)) -> f64| -> Vec<f64> {
-            samples.iter().map(f).collect()
-        };
-        let iv = |est: Option<f64>, f: &dyn Fn(&(Vec<(Option<f64>, Option<f64>)>, f64, f64)) -> f64| {
-            est.map(|e| interval(e, column(f), spec.confidence))
+        let iv = |est: Option<f64>, f: &dyn Fn(&Resample) -> f64| {
+            est.map(|e| interval(e, samples.iter().map(f).collect(), spec.confidence))
         };
         let (ref_fmr, ref_fnmr) = reference.map_or((None, None), |r| full_rates[r]);
         let ratio = |x: Option<f64>, r: Option<f64>| match (x, r) {
@@ -368,8 +373,8 @@ pub fn differentials(
                     n_impostor: im,
                     false_matches: ia,
                     fmr,
-                    fnmr_interval: iv(fnmr, &|s| s.0[g].1.unwrap_or(f64::NAN)),
-                    fmr_interval: iv(fmr, &|s| s.0[g].0.unwrap_or(f64::NAN)),
+                    fnmr_interval: iv(fnmr, &|s| s.rates[g].1.unwrap_or(f64::NAN)),
+                    fmr_interval: iv(fmr, &|s| s.rates[g].0.unwrap_or(f64::NAN)),
                     own_threshold: own_rocs[g].as_ref().and_then(|r| {
                         let t = r.tar_at_far(far, TarRule::Strict);
                         t.threshold.filter(|_| t.available)
@@ -384,7 +389,7 @@ pub fn differentials(
             n_impostor: ci,
             false_matches: cia,
             fmr: full_rates[n].0,
-            fmr_interval: iv(full_rates[n].0, &|s| s.0[n].0.unwrap_or(f64::NAN)),
+            fmr_interval: iv(full_rates[n].0, &|s| s.rates[n].0.unwrap_or(f64::NAN)),
             n_genuine: cg,
             false_non_matches: cg - cga,
             fnmr: full_rates[n].1,
@@ -402,9 +407,9 @@ pub fn differentials(
                 fmr,
                 fnmr,
                 fdr,
-                fdr_interval: iv(fdr, &|s| s.1),
+                fdr_interval: iv(fdr, &|s| s.fdr),
                 garbe,
-                garbe_interval: iv(garbe, &|s| s.2),
+                garbe_interval: iv(garbe, &|s| s.garbe),
             }),
         });
     }

@@ -9,7 +9,7 @@ use std::fmt::Write;
 
 /// The target the charts show: the highest measurable one (the most errors to compare).
 fn chart_target(d: &Differentials) -> Option<&DifferentialsAt> {
-    d.at.iter().filter(|a| a.available && a.summary.is_some()).last()
+    d.at.iter().rfind(|a| a.available && a.summary.is_some())
 }
 
 /// Three charts per attribute (`fnmr-<i>.png`, `fmr-<i>.png`, `tails-<i>.png`, i from 1).
