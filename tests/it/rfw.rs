@@ -4,7 +4,9 @@
 use aifr_eval::app::{run_benchmark, Env, RunRequest};
 use aifr_eval::config::Registry;
 use aifr_eval::dataset::rfw::SUBSETS;
+use aifr_eval::gate::{gate, GateConfig, Verdict};
 use aifr_eval::metrics::differentials::DifferentialsAt;
+use aifr_eval::run::dir::RunData;
 use aifr_eval::run::results::{Results, VerificationResults};
 use aifr_eval::synth::rfw::{generate, RfwSpec};
 use std::path::Path;
@@ -95,6 +97,18 @@ fn the_measured_differential_tracks_the_planted_one() {
     let p = run(&planted, &dir.path().join("planted"));
     let s = run(&stronger, &dir.path().join("stronger"));
     let (f, p, s) = (at_1e2(&f), at_1e2(&p), at_1e2(&s));
+
+    // The gate fails the stronger differential against the planted one as a baseline: African's
+    // FNMR worsens beyond its tolerance and FDR drops beyond its own.
+    let load = |name: &str| RunData::load(&dir.path().join(name).join("out")).unwrap();
+    let o = gate(&load("stronger"), &load("planted"), &GateConfig::builtin().unwrap()).unwrap();
+    let row = |m: &str| o.rows.iter().find(|r| r.metric == m).unwrap_or_else(|| panic!("no {m} in\n{}", o.table()));
+    for m in ["fnmr@far=1e-2@subset=African", "fdr@far=1e-2@subset"] {
+        assert_eq!(row(m).verdict, Verdict::Regressed, "{m}: {}", row(m).note);
+        assert!(row(m).note.contains("significance not tested"), "{}", row(m).note);
+    }
+    assert_eq!(row("fnmr@far=1e-2@subset=Caucasian").verdict, Verdict::Unchanged);
+    assert_eq!(o.exit_code(), aifr_eval::error::exit::REGRESSION);
     let summary = |a: &DifferentialsAt| a.summary.clone().unwrap();
     let (sf, sp) = (summary(f), summary(p));
     assert!(sf.fdr.unwrap() > sp.fdr.unwrap(), "FDR fair {:?} planted {:?}", sf.fdr, sp.fdr);
