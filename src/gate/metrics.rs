@@ -129,9 +129,6 @@ pub(super) fn gated(r: &Results) -> Vec<Gated> {
             if let Some(v) = &f.metrics.verification {
                 roc(&mut out, v.auc, v.eer.map(|e| e.eer));
                 tars(&mut out, &v.tar_at_far, &[TarRule::Strict], None);
-                if let Some(d) = &v.differentials {
-                    differentials(&mut out, d);
-                }
             }
         }
         Results::Ijb(i) => {
@@ -158,6 +155,9 @@ pub(super) fn gated(r: &Results) -> Vec<Gated> {
             }
         }
     }
+    for d in r.differentials() {
+        differentials(&mut out, d);
+    }
     out
 }
 
@@ -176,9 +176,6 @@ fn verification(out: &mut Vec<Gated>, m: &VerificationMetrics) {
     push(out, "accuracy".into(), true, opt(Some(m.accuracy.spread.mean), "no accuracy"));
     roc_summary(out, &m.roc);
     tars(out, &m.tar_at_far, &[TarRule::Strict], None);
-    for d in &m.differentials {
-        differentials(out, d);
-    }
 }
 
 /// Per group FNMR and FMR, and FDR and GARBE over the groups, at each global threshold

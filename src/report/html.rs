@@ -494,10 +494,7 @@ fn build_charts(runs: &[View], names: &[String]) -> Charts {
         Results::Ijb(r) if single => open_set_figure(runs[0].run, r, &names[0]),
         Results::Ijb(_) | Results::Pairs(_) | Results::Manifest(_) | Results::Fgnet(_) | Results::Megaface(_) => None,
     };
-    let differentials = match runs[0].pairs() {
-        Some(v) if single => differentials::charts(&v.metrics.differentials),
-        _ => Vec::new(),
-    };
+    let differentials = if single { differentials::charts(runs[0].run.results.differentials()) } else { Vec::new() };
     Charts { roc, det, scores, age_gap: age_gap_chart(runs, names), open_set, differentials }
 }
 
@@ -1031,12 +1028,10 @@ fn single_page(v: &View, name: &str, charts: &Charts) -> String {
         Results::Pairs(_) | Results::Manifest(_) | Results::Fgnet(_) | Results::Megaface(_) => {}
     }
     age_gap_table(&mut out, v);
-    if let Some(p) = v.pairs() {
-        if let Some(g) = &p.metrics.group_accuracy {
-            differentials::group_accuracy(&mut out, g);
-        }
-        differentials::section(&mut out, &p.metrics.differentials, &charts.differentials);
+    if let Some(g) = v.pairs().and_then(|p| p.metrics.group_accuracy.as_ref()) {
+        differentials::group_accuracy(&mut out, g);
     }
+    differentials::section(&mut out, run.results.differentials(), &charts.differentials);
     match &run.results {
         Results::Pairs(_) => {}
         Results::Manifest(m) => manifest::sections(&mut out, m),
