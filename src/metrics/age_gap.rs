@@ -78,7 +78,7 @@ pub fn age_gap_breakdown(
     spec: &BootstrapSpec,
 ) -> AgeGapBreakdown {
     let bin_of: Vec<Option<usize>> = gaps.iter().map(|&g| bins.iter().position(|b| b.contains(g))).collect();
-    let mut cells = CellCounts::new(n_clusters, bins.len());
+    let mut cells = CellCounts::new(bins.len());
     for i in 0..scores.len() {
         if let Some(b) = bin_of[i] {
             cells.add(clusters[i], b, genuine[i], scores[i] >= threshold);

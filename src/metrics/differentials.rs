@@ -332,7 +332,7 @@ pub fn differentials(
             });
             continue;
         };
-        let mut counts = CellCounts::new(pairs.n_clusters, n + 1);
+        let mut counts = CellCounts::new(n + 1);
         for (k, cell) in cells.iter().enumerate() {
             if let Some(c) = *cell {
                 counts.add(pairs.clusters[k], c, pairs.genuine[k], pairs.scores[k] >= threshold);
