@@ -373,6 +373,23 @@ pub fn manifest_lines(r: &crate::run::results::ManifestResults) -> String {
                 x.leave_one_out_rank1.as_ref().map_or("n/a".into(), |l| opt_pct(l.rank1))
             );
         }
+        for (what, spread) in
+            [("gallery", st.rank1_miss_spread.as_ref()), ("LOO", st.leave_one_out_miss_spread.as_ref())]
+        {
+            if let Some(m) = spread {
+                let _ = writeln!(
+                    s,
+                    "    rank-1 miss rate ({what}) over {} values: max {} ({}), min {} ({}), max/min {}, Gini {}",
+                    m.groups,
+                    opt_pct(m.max),
+                    m.max_group.as_deref().unwrap_or("–"),
+                    opt_pct(m.min),
+                    m.min_group.as_deref().unwrap_or("–"),
+                    opt_num(m.max_min_ratio, 2),
+                    opt_num(m.gini, 4)
+                );
+            }
+        }
     }
     s
 }
