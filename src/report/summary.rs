@@ -216,7 +216,7 @@ fn group_table(runs: &[RunData]) -> Option<(String, String)> {
         .collect();
     let first = with.first()?.1.group_accuracy.as_ref()?;
     let groups: Vec<&str> = first.groups.iter().map(|g| g.group.as_str()).collect();
-    let pct = |x: f64| if x.is_finite() { format!("{:.2}", 100.0 * x) } else { "–".into() };
+    let pct = |x: f64| x.is_finite().then(|| format!("{:.2}", 100.0 * x));
     let mut md = format!("| Model ({}) |", escape_markdown(&first.attribute));
     let mut tex = format!(
         "\\begin{{tabular}}{{l{}}}\n\\toprule\nModel & {} & Avg & STD & FDR \\\\\n\\midrule\n",
@@ -232,20 +232,25 @@ fn group_table(runs: &[RunData]) -> Option<(String, String)> {
     md.push('\n');
     for (run, m) in &with {
         let Some(g) = &m.group_accuracy else { continue };
-        let cells: Vec<String> = groups
+        let mut cells: Vec<Option<String>> = groups
             .iter()
-            .map(|name| g.groups.iter().find(|x| x.group == *name).map_or("–".into(), |x| pct(x.spread.mean)))
+            .map(|name| g.groups.iter().find(|x| x.group == *name).and_then(|x| pct(x.spread.mean)))
             .collect();
-        let fdr = m
-            .differentials
-            .iter()
-            .find(|d| d.attribute == g.attribute)
-            .and_then(|d| d.at.iter().find(|a| (a.far_target - GROUP_TABLE_FMR).abs() <= GROUP_TABLE_FMR * 1e-9))
-            .and_then(|a| a.summary.as_ref()?.fdr)
-            .map_or("–".into(), |f| format!("{f:.4}"));
-        let (avg, std) = (pct(g.over_groups.mean), pct(g.over_groups.std));
-        let _ = writeln!(md, "| {} | {} | {avg} | {std} | {fdr} |", escape_markdown(&run.name()), cells.join(" | "));
-        let _ = writeln!(tex, "{} & {} & {avg} & {std} & {fdr} \\\\", escape_latex(&run.name()), cells.join(" & "));
+        cells.push(pct(g.over_groups.mean));
+        cells.push(pct(g.over_groups.std));
+        cells.push(
+            m.differentials
+                .iter()
+                .find(|d| d.attribute == g.attribute)
+                .and_then(|d| d.at.iter().find(|a| (a.far_target - GROUP_TABLE_FMR).abs() <= GROUP_TABLE_FMR * 1e-9))
+                .and_then(|a| a.summary.as_ref()?.fdr)
+                .map(|f| format!("{f:.4}")),
+        );
+        let row = |missing: &str, sep: &str| {
+            cells.iter().map(|c| c.clone().unwrap_or_else(|| missing.into())).collect::<Vec<_>>().join(sep)
+        };
+        let _ = writeln!(md, "| {} | {} |", escape_markdown(&run.name()), row("–", " | "));
+        let _ = writeln!(tex, "{} & {} \\\\", escape_latex(&run.name()), row("--", " & "));
     }
     md.push_str("\nAccuracy in %: each group's own 10-fold accuracy (mean), their mean (Avg) and population standard deviation (STD); FDR: Fairness Discrepancy Rate of the groups' FMR and FNMR at one global threshold (1 = no discrepancy).\n");
     tex.push_str("\\bottomrule\n\\end{tabular}\n");
@@ -281,6 +286,27 @@ mod tests {
         assert_eq!(lines[3], "| b\\_ijbc | – | – | – | – | 97.12 | – | – |");
         assert!(tex.contains("a\\_lfw & 99.83 & 98.15 & -- & -- & -- & -- & -- \\\\"));
         assert!(tex.contains("b\\_ijbc & -- & -- & -- & -- & 97.12 & -- & -- \\\\"));
+    }
+
+    #[test]
+    fn per_group_accuracy_gets_its_own_table() {
+        let groups = json!({"attribute": "subset", "groups": [
+            {"group": "African", "pairs": 6000, "fold_accuracies": [0.95], "mean": 0.95, "std": 0.0, "se": 0.0},
+            {"group": "Asian", "pairs": 6000, "fold_accuracies": [0.97], "mean": 0.97, "std": 0.0, "se": 0.0}],
+            "over_groups": {"mean": 0.96, "std": 0.01, "se": 0.01}});
+        let runs = vec![
+            run("r/plain", |_| {}),
+            run("r/rfw", |v| {
+                v["benchmark"]["name"] = json!("rfw");
+                v["embeddings"]["fingerprint"] = json!("rr");
+                v["metrics"]["group_accuracy"] = groups.clone();
+            }),
+        ];
+        let (md, tex) = paper_table(&runs);
+        assert!(md.contains("| Model (subset) | African | Asian | Avg | STD | FDR@FMR=1e-3 |"), "{md}");
+        assert!(md.contains("| rfw | 95.00 | 97.00 | 96.00 | 1.00 | – |"), "{md}");
+        assert!(tex.contains("rfw & 95.00 & 97.00 & 96.00 & 1.00 & -- \\\\"), "{tex}");
+        assert!(!paper_table(&runs[..1]).0.contains("Model (subset)"), "no group table without group accuracy");
     }
 
     #[test]
