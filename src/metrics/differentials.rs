@@ -90,10 +90,9 @@ pub struct GroupRates {
     /// threshold a per-group calibration would use. Null when the group has no impostor pairs or
     /// too few to measure the target.
     pub own_threshold: Option<f64>,
-    /// fmr / the reference group's fmr (null when either is undefined or the reference's is 0).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// fmr / the reference group's fmr (null without a reference, when either is undefined or
+    /// when the reference's is 0).
     pub fmr_ratio_to_reference: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub fnmr_ratio_to_reference: Option<f64>,
 }
 
