@@ -359,5 +359,6 @@ fn verification_params(
         fusion,
         far_targets: protocol.far_targets.clone(),
         age_gap: protocol.age_gap.clone(),
+        differentials: protocol.differentials.clone(),
     })
 }

@@ -44,7 +44,7 @@ const VERSION: &str = match (cfg!(feature = "cuda"), cfg!(feature = "onnx")) {
 #[command(
     name = "aifr-eval",
     version = VERSION,
-    about = "Exact, fast, reproducible evaluation of face-recognition models: LFW family, AgeDB, CACD-VS, FG-NET, IJB-B/C, MegaFace",
+    about = "Exact, fast, reproducible evaluation of face-recognition models: LFW family, AgeDB, CACD-VS, FG-NET, RFW, IJB-B/C, MegaFace",
     after_help = EXIT_CODES,
     after_long_help = EXIT_CODES
 )]
@@ -81,6 +81,7 @@ enum Command {
   aifr-eval run lfw --embeddings emb.npy --keys keys.txt --flip-embeddings emb_flip.npy --mode insightface
   aifr-eval run agedb30 --embeddings agedb_emb.npy          # .bin packs: rows in pack order, no key file
   aifr-eval run calfw --embeddings store.aifrstore --mode facexzoo --out reports/calfw-r50
+  aifr-eval run rfw --embeddings rfw.npy --keys rfw_keys.txt   # four subsets, differentials at one threshold
   aifr-eval run --manifest faces.csv --embeddings emb.npy --keys keys.txt --stratify camera
   aifr-eval run --manifest faces.csv --protocol-dir faces-protocol --min-age-gap 10 --embeddings faces.aifrstore")]
     Run(RunArgs),
@@ -287,7 +288,7 @@ struct RunArgs {
     /// A protocol file to use instead of the built-in protocols/pair_verification.toml.
     #[arg(long)]
     protocol_file: Option<PathBuf>,
-    /// Ages for the age-gap analysis: a text file with `<image key> <age>` per line [default:
+    /// Ages for the age-gap analysis and the age-band differentials: a text file with `<image key> <age>` per line [default:
     /// the AgeDB protocol .mat, else AgeDB (`<id>_<name>_<age>_<gender>.jpg`) or FG-NET (`001A02.JPG`) file names].
     #[arg(long)]
     ages: Option<PathBuf>,

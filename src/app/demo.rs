@@ -118,6 +118,21 @@ pub fn run_all(spec: &DemoSpec, out: &Path, mode: Option<FoldMode>, on_run: &mut
         };
         on_run(&run_pairs(&env, &req)?);
     }
+    // RFW's release layout with a planted differential: four subsets, one run, one threshold.
+    let rfw = crate::synth::rfw::generate(&crate::synth::rfw::RfwSpec::demo(spec.seed), &files.data_dir)?;
+    let req = RunRequest {
+        benchmark: "rfw".into(),
+        embeddings: rfw.embeddings,
+        per_subject_models: false,
+        keys: Some(rfw.keys),
+        flip_embeddings: None,
+        mode: None,
+        flip: None,
+        protocol_file: None,
+        ages: None,
+        out_dir: out.join("rfw"),
+    };
+    on_run(&run_pairs(&env, &req)?);
     // IJB-C's release layout: template pooling, 1:1 and 1:N on a small synthetic release.
     let ijbc = crate::synth::ijb::SynthSpec::demo(spec.seed);
     let release = crate::synth::ijb::generate(&ijbc, &files.data_dir.join("IJB_release/IJBC"))?;

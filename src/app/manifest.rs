@@ -11,7 +11,7 @@ use crate::protocol::manifest::build::{build_pairs, BuildSpec, Cohort, GalleryCh
 use crate::protocol::manifest::lists::{
     pairs_file_name, read_description, read_pairs, read_split, write_protocol, ManifestFingerprint, ProtocolDescription,
 };
-use crate::protocol::manifest::{identification, stratify};
+use crate::protocol::manifest::{column_differentials, identification, stratify};
 use crate::protocol::verification;
 use crate::report::terminal::{manifest_lines, verification_table};
 use crate::run::dir::OutDir;
@@ -191,6 +191,11 @@ pub fn run_manifest(env: &Env, req: &ManifestRunRequest) -> Result<RunReport> {
         .iter()
         .map(|c| stratify(&m, c, &outcome, &pair_rows, &protocol.age_gap, &ident))
         .collect::<Result<Vec<_>>>()?;
+    let mut outcome = outcome;
+    for c in &columns {
+        let d = column_differentials(&m, c, &outcome, &pair_rows, &protocol.differentials)?;
+        outcome.metrics.differentials.push(d);
+    }
     clock.lap("strata");
 
     let file = ManifestFingerprint::of(&m)?;

@@ -126,6 +126,8 @@ pub struct PairProtocol {
     pub flip: BTreeMap<String, FlipChoice>,
     #[serde(default)]
     pub age_gap: AgeGapConfig,
+    #[serde(default)]
+    pub differentials: DifferentialsConfig,
 }
 
 /// Age-gap analysis parameters (protocols/*.toml `[age_gap]`).
@@ -139,6 +141,74 @@ pub struct AgeGapConfig {
 impl Default for AgeGapConfig {
     fn default() -> Self {
         AgeGapConfig { operating_far: 1e-3, bins: crate::metrics::age_gap::default_bins() }
+    }
+}
+
+/// Demographic-differential parameters (protocols/pair_verification.toml `[differentials]`,
+/// docs/protocols.md §11).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DifferentialsConfig {
+    /// FMR targets, one global threshold each (strict rule on all pairs).
+    pub far_targets: Vec<f64>,
+    /// FDR's weight of the FMR discrepancy.
+    pub fdr_alpha: f64,
+    /// GARBE's weight of the FMR Gini coefficient.
+    pub garbe_alpha: f64,
+    /// Age bands for runs whose images carry ages (named, inclusive, `hi` omitted = open-ended).
+    pub age_bands: Vec<crate::metrics::differentials::AgeBand>,
+    /// Reference group per attribute (`subset = "Caucasian"`, `age_band = "adults"`, a column).
+    #[serde(default)]
+    pub reference: BTreeMap<String, String>,
+}
+
+impl Default for DifferentialsConfig {
+    fn default() -> Self {
+        DifferentialsConfig {
+            far_targets: vec![1e-4, 1e-3, 1e-2],
+            fdr_alpha: 0.5,
+            garbe_alpha: 0.5,
+            age_bands: crate::metrics::differentials::default_age_bands(),
+            reference: BTreeMap::new(),
+        }
+    }
+}
+
+impl DifferentialsConfig {
+    /// The metric parameters for one attribute.
+    pub fn params_for(&self, attribute: &str) -> crate::metrics::differentials::DifferentialParams {
+        crate::metrics::differentials::DifferentialParams {
+            far_targets: self.far_targets.clone(),
+            fdr_alpha: self.fdr_alpha,
+            garbe_alpha: self.garbe_alpha,
+            reference: self.reference.get(attribute).cloned(),
+        }
+    }
+
+    fn check(&self, source: &str) -> Result<()> {
+        if let Some(f) = self.far_targets.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
+            return Err(Error::Config(format!("{source}: [differentials] FMR target {f} is not in (0, 1]")));
+        }
+        for (name, a) in [("fdr_alpha", self.fdr_alpha), ("garbe_alpha", self.garbe_alpha)] {
+            if !(0.0..=1.0).contains(&a) {
+                return Err(Error::Config(format!("{source}: [differentials] {name} = {a} is not in [0, 1]")));
+            }
+        }
+        if let Some(b) = self.age_bands.iter().find(|b| b.hi.is_some_and(|hi| hi < b.lo)) {
+            return Err(Error::Config(format!("{source}: age band '{}' ends before it starts", b.name)));
+        }
+        for (i, a) in self.age_bands.iter().enumerate() {
+            if let Some(b) = self.age_bands[i + 1..]
+                .iter()
+                .find(|b| b.name == a.name || b.lo <= a.hi.unwrap_or(u32::MAX) && a.lo <= b.hi.unwrap_or(u32::MAX))
+            {
+                return Err(Error::Config(format!(
+                    "{source}: age bands '{}' and '{}' overlap or share a name; each age belongs to one band",
+                    a.name, b.name
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -169,6 +239,7 @@ impl PairProtocol {
         if let Some(f) = p.far_targets.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
             return Err(Error::Config(format!("{source}: FAR target {f} is not in (0, 1]")));
         }
+        p.differentials.check(source)?;
         Ok(p)
     }
 
@@ -192,6 +263,8 @@ pub struct FgnetProtocol {
     pub age_groups: Vec<crate::metrics::age_gap::GapBin>,
     pub flip: FlipChoice,
     pub age_gap: AgeGapConfig,
+    #[serde(default)]
+    pub differentials: DifferentialsConfig,
 }
 
 impl FgnetProtocol {
@@ -212,6 +285,7 @@ impl FgnetProtocol {
         if p.age_groups.is_empty() || p.age_gap.bins.is_empty() {
             return Err(Error::Config(format!("{source}: age_groups and [age_gap] bins must not be empty")));
         }
+        p.differentials.check(source)?;
         Ok(p)
     }
 }

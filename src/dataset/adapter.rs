@@ -4,7 +4,7 @@
 //! Everything else dispatches on these fields, never on the format itself, so a new format is a
 //! new row (plus its reader).
 
-use super::{agedb, bin_pairs, cacd_vs, calfw, lfw, PairBenchmark};
+use super::{agedb, bin_pairs, cacd_vs, calfw, lfw, rfw, PairBenchmark};
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -25,6 +25,8 @@ pub enum Format {
     AgedbMat,
     /// CACD-VS: one directory of `<pair id>_<0|1>.jpg` (dataset/cacd_vs.rs).
     CacdVs,
+    /// RFW's release: four subsets' pairs lists under `test/txts` (dataset/rfw.rs).
+    Rfw,
 }
 
 /// What a pair reader gets: the file of the format's first evaluation role, the fold count of
@@ -106,7 +108,7 @@ const fn pairs(
 const READ_CACD_VS: fn(&PairInput) -> Result<PairBenchmark> = |i| cacd_vs::read_dir(i.path);
 
 /// The table, one row per [`Format`] (checked by a test).
-static ADAPTERS: [Adapter; 9] = [
+static ADAPTERS: [Adapter; 10] = [
     pairs(Format::LfwPairs, &["pairs"], |i| lfw::read_pairs(i.path)),
     pairs(Format::CalfwPairs, &["pairs"], |i| calfw::read_pairs(i.path)),
     Adapter {
@@ -123,6 +125,10 @@ static ADAPTERS: [Adapter; 9] = [
             "CACD-VS names its images by pair number only (0000_0.jpg) and ships no ages: no age-gap breakdown (supply ages with --ages)",
         ),
         ..pairs(Format::CacdVs, &["images"], READ_CACD_VS)
+    },
+    Adapter {
+        no_ages: Some("RFW ships no ages: its differentials are by subset only (supply ages with --ages for age bands)"),
+        ..pairs(Format::Rfw, &["txts"], |i| rfw::read_release(i.path, i.folds))
     },
     Adapter {
         format: Format::Fgnet,
@@ -186,6 +192,7 @@ mod tests {
             Format::Manifest,
             Format::AgedbMat,
             Format::CacdVs,
+            Format::Rfw,
         ];
         assert_eq!(ADAPTERS.len(), all.len());
         for f in all {

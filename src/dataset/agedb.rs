@@ -298,6 +298,7 @@ pub fn from_matfile(file: &MatFile, path: &Path) -> Result<AgedbProtocol> {
     let keys = table.keys;
     Ok(AgedbProtocol {
         bench: PairBenchmark {
+            groups: None,
             keys,
             pairs,
             folds: split_values.len(),

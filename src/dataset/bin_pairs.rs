@@ -29,6 +29,7 @@ pub fn read_pairs(path: &Path, folds: usize) -> Result<PairBenchmark> {
         })
         .collect();
     Ok(PairBenchmark {
+        groups: None,
         keys,
         identities: None,
         ages: None,

@@ -104,6 +104,7 @@ pub fn from_names(names: &[String], dir: &Path) -> Result<PairBenchmark> {
         })
         .collect();
     Ok(PairBenchmark {
+        groups: None,
         keys: (0..n).flat_map(|id| [image_key(id, 0), image_key(id, 1)]).collect(),
         pairs,
         folds: FOLDS,

@@ -90,6 +90,7 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
     // Image names are `<identity>_<nnnn>.jpg`.
     let (keys, identities) = table.into_keys_and_identities(|k| k.rsplit_once('_').map_or(k, |(identity, _)| identity));
     Ok(PairBenchmark {
+        groups: None,
         keys,
         identities: Some(identities),
         ages: None,

@@ -28,6 +28,58 @@ pub(crate) fn pair_capacity(folds: u32, per_fold: u32, text: &str) -> usize {
     promised.min(text.lines().count() as u64) as usize
 }
 
+/// One line of a pairs list: `name n1 n2` (matched) or `name1 n1 name2 n2` (mismatched), as the
+/// two image keys and whether it is matched. `expect` is the kind the position requires (LFW's
+/// blocks), None when the field count decides (RFW's lists); `fold` (1-based) is for messages.
+pub(crate) fn pair_line(
+    path: &Path,
+    ln: usize,
+    line: &str,
+    expect: Option<bool>,
+    fold: u32,
+) -> Result<(String, String, bool)> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    match (expect, f.as_slice()) {
+        (Some(true) | None, [name, n1, n2]) => {
+            let (i1, i2) = (number(path, ln, n1, "image number")?, number(path, ln, n2, "image number")?);
+            if i1 == i2 {
+                return Err(Error::parse(
+                    path,
+                    ln,
+                    format!("matched pair of image {i1} of '{}' with itself", crate::io::excerpt(name)),
+                ));
+            }
+            Ok((image_key(name, i1), image_key(name, i2), true))
+        }
+        (Some(false) | None, [n1, i1, n2, i2]) => {
+            if n1 == n2 {
+                return Err(Error::parse(
+                    path,
+                    ln,
+                    format!("mismatched pair names one person twice ('{}')", crate::io::excerpt(n1)),
+                ));
+            }
+            Ok((
+                image_key(n1, number(path, ln, i1, "image number")?),
+                image_key(n2, number(path, ln, i2, "image number")?),
+                false,
+            ))
+        }
+        _ => {
+            let want = match expect {
+                Some(true) => "a matched pair 'name n1 n2'",
+                Some(false) => "a mismatched pair 'name1 n1 name2 n2'",
+                None => "a matched pair 'name n1 n2' or a mismatched pair 'name1 n1 name2 n2'",
+            };
+            Err(Error::parse(
+                path,
+                ln,
+                format!("expected {want} (fold {fold}), found {} fields: '{}'", f.len(), crate::io::excerpt(line)),
+            ))
+        }
+    }
+}
+
 pub fn read_pairs(path: &Path) -> Result<PairBenchmark> {
     let text = crate::io::read_text(path, crate::io::Role::PROTOCOL_TEXT)?;
     parse_pairs(&text, path)
@@ -64,50 +116,7 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
                         ),
                     ));
                 };
-                let f: Vec<&str> = line.split_whitespace().collect();
-                let (a, b) = match (genuine, f.as_slice()) {
-                    (true, [name, n1, n2]) => {
-                        let (i1, i2) = (number(path, ln, n1, "image number")?, number(path, ln, n2, "image number")?);
-                        if i1 == i2 {
-                            return Err(Error::parse(
-                                path,
-                                ln,
-                                format!("matched pair of image {i1} of '{}' with itself", crate::io::excerpt(name)),
-                            ));
-                        }
-                        (image_key(name, i1), image_key(name, i2))
-                    }
-                    (false, [n1, i1, n2, i2]) => {
-                        if n1 == n2 {
-                            return Err(Error::parse(
-                                path,
-                                ln,
-                                format!("mismatched pair names one person twice ('{}')", crate::io::excerpt(n1)),
-                            ));
-                        }
-                        (
-                            image_key(n1, number(path, ln, i1, "image number")?),
-                            image_key(n2, number(path, ln, i2, "image number")?),
-                        )
-                    }
-                    _ => {
-                        let want = if genuine {
-                            "a matched pair 'name n1 n2'"
-                        } else {
-                            "a mismatched pair 'name1 n1 name2 n2'"
-                        };
-                        return Err(Error::parse(
-                            path,
-                            ln,
-                            format!(
-                                "expected {want} (fold {}), found {} fields: '{}'",
-                                fold + 1,
-                                f.len(),
-                                crate::io::excerpt(line)
-                            ),
-                        ));
-                    }
-                };
+                let (a, b, _) = pair_line(path, ln, line, Some(genuine), fold + 1)?;
                 let (a, b) = (table.intern(a), table.intern(b));
                 pairs.push(Pair { a, b, genuine, fold });
             }
@@ -123,6 +132,7 @@ pub fn parse_pairs(text: &str, path: &Path) -> Result<PairBenchmark> {
     // Key `<name>/<name>_<nnnn>.jpg`: the identity is the directory.
     let (keys, identities) = table.into_keys_and_identities(|k| k.split('/').next().unwrap_or(k));
     Ok(PairBenchmark {
+        groups: None,
         keys,
         identities: Some(identities),
         ages: None,

@@ -13,6 +13,7 @@ pub mod lfw;
 pub mod manifest;
 pub mod mat5;
 pub mod megaface;
+pub mod rfw;
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -38,11 +39,27 @@ pub struct PairBenchmark {
     pub identities: Option<Vec<u32>>,
     /// Age in years of each key's image, when known (file names or an ages file).
     pub ages: Option<Vec<u32>>,
+    /// Groups of people the layout names for its images (RFW's subsets): the differentials
+    /// are reported by them (docs/protocols.md §11).
+    pub groups: Option<KeyGroups>,
     /// True when `keys` is the natural row order of the benchmark's images (insightface `.bin`:
     /// row i is image i), so embeddings in that order need no key file.
     pub keys_are_row_order: bool,
     /// The protocol files read, for fingerprints.
     pub sources: Vec<PathBuf>,
+}
+
+/// A grouping of a benchmark's images named by its layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyGroups {
+    /// What the groups are (`subset`): the attribute the differentials are reported by.
+    pub attribute: String,
+    pub names: Vec<String>,
+    /// Group (index into `names`) of each key.
+    pub of_key: Vec<u32>,
+    /// Every group is a benchmark of its own with its own folds (RFW's subsets): k-fold accuracy
+    /// is reported per group too, with the mean and std over the groups.
+    pub per_group_accuracy: bool,
 }
 
 /// Per-benchmark counts for results and the terminal.

@@ -52,6 +52,9 @@ pub fn exclude_from_pairs(bench: &mut PairBenchmark, meta: Option<&EmbedMeta>) -
     let pick = |v: &Vec<u32>| kept.iter().map(|&i| v[i]).collect::<Vec<u32>>();
     bench.identities = bench.identities.as_ref().map(pick);
     bench.ages = bench.ages.as_ref().map(pick);
+    if let Some(g) = bench.groups.as_mut() {
+        g.of_key = pick(&g.of_key);
+    }
     bench.keys = kept.iter().map(|&i| bench.keys[i].clone()).collect();
     // Rows no longer follow the pack order; the store is addressed by key.
     bench.keys_are_row_order = false;
@@ -75,6 +78,7 @@ mod tests {
     #[test]
     fn pairs_with_a_skipped_image_are_removed_and_counted() {
         let mut b = PairBenchmark {
+            groups: None,
             keys: vec!["a".into(), "b".into(), "c".into()],
             pairs: vec![
                 Pair { a: 0, b: 1, genuine: true, fold: 0 },

@@ -4,7 +4,9 @@
 //! Metric keys (also the keys of gate.toml's `[metrics."…"]` tables, docs/gate.md):
 //! `[RULE:]FAMILY[=TARGET][@SCOPE]`, e.g. `accuracy`, `tar@far=1e-4`, `nearest:tar@far=1e-4`,
 //! `tpir@fpir=1e-2@G1`, `ijb_evals:tpir@fpir=1e-2@mean`, `rank1@1m`, `rank1@age=0-9`,
-//! `stratum_tar@camera=indoor`. Without a rule prefix a TAR/TPIR is the strict rule's.
+//! `stratum_tar@camera=indoor`, and the differentials `fnmr@far=1e-3@subset=African`,
+//! `fmr@far=1e-3@age_band=elderly`, `fdr@far=1e-3@subset`, `garbe@far=1e-3@subset`. Without a rule
+//! prefix a TAR/TPIR is the strict rule's.
 
 use crate::metrics::open_set::{FpirRule, TpirAtFpir};
 use crate::metrics::{TarAtFar, TarRule};
@@ -23,7 +25,22 @@ pub(super) struct Gated {
 }
 
 /// Metric families a gate.toml table may name.
-pub(super) const FAMILIES: [&str; 7] = ["accuracy", "auc", "eer", "tar@far", "tpir@fpir", "rank1", "stratum_tar"];
+pub(super) const FAMILIES: [&str; 11] = [
+    "accuracy",
+    "auc",
+    "eer",
+    "tar@far",
+    "tpir@fpir",
+    "rank1",
+    "stratum_tar",
+    "fnmr@far",
+    "fmr@far",
+    "fdr@far",
+    "garbe@far",
+];
+
+/// Families with a target (`FAMILY=TARGET`).
+const TARGETED: [&str; 6] = ["tar@far", "tpir@fpir", "fnmr@far", "fmr@far", "fdr@far", "garbe@far"];
 
 /// A metric key taken apart.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +60,7 @@ impl<'a> Key<'a> {
             }
             _ => (None, key),
         };
-        for family in ["tar@far", "tpir@fpir"] {
+        for family in TARGETED {
             if let Some(after) = rest.strip_prefix(family) {
                 return match after.strip_prefix('=') {
                     Some(t) => {
@@ -138,6 +155,9 @@ pub(super) fn gated(r: &Results) -> Vec<Gated> {
             }
         }
     }
+    for d in r.differentials() {
+        differentials(&mut out, d);
+    }
     out
 }
 
@@ -156,6 +176,29 @@ fn verification(out: &mut Vec<Gated>, m: &VerificationMetrics) {
     push(out, "accuracy".into(), true, opt(Some(m.accuracy.spread.mean), "no accuracy"));
     roc_summary(out, &m.roc);
     tars(out, &m.tar_at_far, &[TarRule::Strict], None);
+}
+
+/// Per group FNMR and FMR, and FDR and GARBE over the groups, at each global threshold
+/// (docs/protocols.md §11).
+fn differentials(out: &mut Vec<Gated>, d: &crate::metrics::differentials::Differentials) {
+    for at in &d.at {
+        let target = at.far_target;
+        let unavailable = || Err(at.note.clone().unwrap_or_else(|| "not measurable".into()));
+        let summary = at.summary.as_ref();
+        let fdr = summary.map_or_else(unavailable, |s| opt(s.fdr, "undefined (fewer than two groups with both rates)"));
+        push(out, format!("fdr@far={target:e}@{}", d.attribute), true, fdr);
+        let garbe =
+            summary.map_or_else(unavailable, |s| opt(s.garbe, "undefined (fewer than two groups with both rates)"));
+        push(out, format!("garbe@far={target:e}@{}", d.attribute), false, garbe);
+        for name in &d.groups {
+            let g = at.groups.iter().find(|g| &g.group == name);
+            let scope = format!("{}={name}", d.attribute);
+            let fnmr = g.map_or_else(unavailable, |g| opt(g.fnmr, "no genuine pairs in the group"));
+            push(out, format!("fnmr@far={target:e}@{scope}"), false, fnmr);
+            let fmr = g.map_or_else(unavailable, |g| opt(g.fmr, "no impostor pairs in the group"));
+            push(out, format!("fmr@far={target:e}@{scope}"), false, fmr);
+        }
+    }
 }
 
 fn roc_summary(out: &mut Vec<Gated>, r: &RocSummary) {
@@ -218,7 +261,10 @@ mod tests {
         assert_eq!(Key::parse("tar@far").unwrap().target, None);
         assert_eq!(Key::parse("rank1@age=0-9").unwrap().scope, Some("age=0-9"));
         assert_eq!(Key::parse("stratum_tar@camera=a:b").unwrap().scope, Some("camera=a:b"));
-        for bad in ["tar@far=0", "tar@far=2", "tar@far=x", "tar@farx", "precision", "rank2@1m"] {
+        let k = Key::parse("fnmr@far=1e-3@subset=African").unwrap();
+        assert_eq!(k, Key { rule: None, family: "fnmr@far", target: Some(1e-3), scope: Some("subset=African") });
+        assert_eq!(Key::parse("garbe@far=1e-2@age_band").unwrap().family, "garbe@far");
+        for bad in ["tar@far=0", "tar@far=2", "tar@far=x", "tar@farx", "precision", "rank2@1m", "fdr@far=0"] {
             assert_eq!(Key::parse(bad), None, "{bad}");
         }
     }

@@ -1,7 +1,7 @@
 //! Age-gap analysis: any pair-based result whose images carry ages, broken down by the age gap
 //! of the pair, at one operating threshold chosen on all pairs (docs/protocols.md §5.2).
 
-use super::bootstrap::{interval, over_resamples, BootstrapSpec, Interval};
+use super::bootstrap::{interval, over_resamples, BootstrapSpec, CellCounts, Interval};
 use serde::{Deserialize, Serialize};
 
 /// Inclusive range of age gaps in years; `hi = None` is open-ended.
@@ -78,27 +78,13 @@ pub fn age_gap_breakdown(
     spec: &BootstrapSpec,
 ) -> AgeGapBreakdown {
     let bin_of: Vec<Option<usize>> = gaps.iter().map(|&g| bins.iter().position(|b| b.contains(g))).collect();
-    // Counts per (cluster, bin): [genuine, genuine accepted, impostor, impostor accepted]. A
-    // resample only reweights clusters, so it needs these sums, not the pairs.
-    let mut per_cluster = vec![[0u64; 4]; n_clusters * bins.len()];
+    let mut cells = CellCounts::new(bins.len());
     for i in 0..scores.len() {
         if let Some(b) = bin_of[i] {
-            let base = if genuine[i] { 0 } else { 2 };
-            let cell = &mut per_cluster[clusters[i] as usize * bins.len() + b];
-            cell[base] += 1;
-            cell[base + 1] += (scores[i] >= threshold) as u64;
+            cells.add(clusters[i], b, genuine[i], scores[i] >= threshold);
         }
     }
-    let counts = |w: Option<&[u32]>| -> Vec<[u64; 4]> {
-        let mut c = vec![[0u64; 4]; bins.len()];
-        for (k, cell) in per_cluster.iter().enumerate() {
-            let weight = w.map_or(1, |w| w[k / bins.len()] as u64);
-            for (t, v) in c[k % bins.len()].iter_mut().zip(cell) {
-                *t += weight * v;
-            }
-        }
-        c
-    };
+    let counts = |w: Option<&[u32]>| cells.totals(w);
     let full = counts(None);
     let identity: Vec<u32> = (0..n_clusters as u32).collect();
     let samples = over_resamples(&identity, n_clusters, spec, |w| {

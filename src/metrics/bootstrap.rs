@@ -78,6 +78,54 @@ pub fn weighted_rate(hits: &[bool], w: &[u32]) -> f64 {
     h as f64 / n as f64
 }
 
+/// Counts per (cluster, cell) of `[genuine, genuine accepted, impostor, impostor accepted]`
+/// pairs. A resample only reweights clusters, so the totals of every cell in any resample are
+/// weighted sums of these, without going back to the pairs. Only the (cluster, cell) combinations
+/// that occur are kept: a cluster usually falls in few cells, so a resample costs the number of
+/// those, not clusters × cells.
+#[derive(Debug, Clone)]
+pub struct CellCounts {
+    cells: usize,
+    /// (cluster, cell, counts), in order of first occurrence.
+    entries: Vec<(u32, u32, [u64; 4])>,
+    index: std::collections::HashMap<(u32, u32), usize>,
+}
+
+impl CellCounts {
+    pub fn new(cells: usize) -> Self {
+        CellCounts { cells, entries: Vec::new(), index: std::collections::HashMap::new() }
+    }
+
+    /// Counts one pair of `cluster` in `cell`.
+    pub fn add(&mut self, cluster: u32, cell: usize, genuine: bool, accepted: bool) {
+        let key = (cluster, cell as u32);
+        let i = *self.index.entry(key).or_insert_with(|| {
+            self.entries.push((cluster, cell as u32, [0; 4]));
+            self.entries.len() - 1
+        });
+        let base = if genuine { 0 } else { 2 };
+        let c = &mut self.entries[i].2;
+        c[base] += 1;
+        c[base + 1] += accepted as u64;
+    }
+
+    /// Totals per cell, each cluster counted `w[cluster]` times (once without weights). Integer
+    /// sums, so the order of the entries cannot change them.
+    pub fn totals(&self, w: Option<&[u32]>) -> Vec<[u64; 4]> {
+        let mut t = vec![[0u64; 4]; self.cells];
+        for &(cluster, cell, ref counts) in &self.entries {
+            let weight = w.map_or(1, |w| w[cluster as usize] as u64);
+            if weight == 0 {
+                continue;
+            }
+            for (a, v) in t[cell as usize].iter_mut().zip(counts) {
+                *a += weight * v;
+            }
+        }
+        t
+    }
+}
+
 /// Statistics one resample yields for one run; NaN where undefined in that resample.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResampleStats {
@@ -132,6 +180,18 @@ mod tests {
         let s = [1.0, 2.0, 3.0, 4.0];
         assert!((percentile(&s, 0.025) - 1.075).abs() < 1e-12);
         assert!((percentile(&s, 0.975) - 3.925).abs() < 1e-12);
+    }
+
+    #[test]
+    fn cell_counts_reweight_whole_clusters() {
+        let mut c = CellCounts::new(2);
+        c.add(0, 0, true, true);
+        c.add(0, 0, true, false);
+        c.add(1, 1, false, true);
+        c.add(2, 0, false, false);
+        assert_eq!(c.totals(None), vec![[2, 1, 1, 0], [0, 0, 1, 1]]);
+        // Cluster 0 twice, cluster 1 dropped, cluster 2 three times.
+        assert_eq!(c.totals(Some(&[2, 0, 3])), vec![[4, 2, 3, 0], [0, 0, 0, 0]]);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod age_gap;
 pub mod bootstrap;
 pub mod cmc;
+pub mod differentials;
 pub mod identification;
 pub mod kfold;
 pub mod open_set;

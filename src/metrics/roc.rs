@@ -182,6 +182,20 @@ impl Roc {
         Ok(Self::merge_sorted(&gen, &imp, gen.len() as u64, n_impostor))
     }
 
+    /// The ROC of impostor scores alone: its strict-rule threshold for a FAR target is the
+    /// operating point a group's own impostors would give (docs/protocols.md §11.3). TAR is
+    /// undefined on it (no genuine pairs); only thresholds, FAR and false accepts are meaningful.
+    pub fn of_impostors(impostors: &[f64]) -> Result<Self, MetricError> {
+        if impostors.is_empty() {
+            return Err(MetricError::EmptyClass { class: "impostor" });
+        }
+        if let Some(index) = impostors.iter().position(|v| !v.is_finite()) {
+            return Err(MetricError::NonFinite { index, value: impostors[index] });
+        }
+        let imp = sorted_desc(impostors.iter().map(|s| s + 0.0).collect());
+        Ok(Self::merge_sorted(&[], &imp, 0, imp.len() as u64))
+    }
+
     fn merge_sorted(gen: &[f64], imp: &[f64], n_gen: u64, n_imp: u64) -> Self {
         Self::merge_by(gen, imp, n_gen, n_imp, f64::max, |t| t)
     }

@@ -2,12 +2,13 @@
 //! the age gap to the nearest mate) and verification over every pair of images with its age-gap
 //! breakdown (docs/protocols.md §5.3–§5.5). The bootstrap resamples subjects.
 
-use super::verification::{age_gap_at_operating_far, unit_embeddings};
+use super::verification::{age_gap_at_operating_far, group_differentials, unit_embeddings, PairScoresView, AGE_BAND};
 use crate::config::FgnetProtocol;
 use crate::dataset::fgnet::FgnetBenchmark;
 use crate::error::{Error, Result};
 use crate::metrics::age_gap::{AgeGapBreakdown, GapBin};
 use crate::metrics::bootstrap::{interval, over_resamples, weighted_rate, BootstrapSpec, Interval};
+use crate::metrics::differentials::band_of;
 use crate::metrics::identification::{leave_one_out, probe_outcome, rank1_by, GroupRank1};
 use crate::metrics::{Eer, Roc, TarAtFar};
 use crate::protocol::curves::{Curves, MarkedThreshold};
@@ -47,6 +48,10 @@ pub struct AllPairsVerification {
     pub eer: Option<Eer>,
     pub tar_at_far: Vec<TarAtFar>,
     pub age_gap: AgeGapBreakdown,
+    /// Error rates by age band at global thresholds (docs/protocols.md §11); absent from
+    /// older runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub differentials: Option<crate::metrics::differentials::Differentials>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -222,6 +227,19 @@ pub fn evaluate(
     let cfg = &protocol.age_gap;
     let age_gap = age_gap_at_operating_far(&roc, &scores, &labels, &gaps, cfg, &pair_clusters, n_subjects, &spec)?;
     let threshold = age_gap.threshold;
+    let bands = &protocol.differentials.age_bands;
+    let band_names: Vec<String> = bands.iter().map(|b| b.name.clone()).collect();
+    let view = PairScoresView { score: &scores, genuine: &labels, cluster: &pair_clusters, n_clusters: n_subjects };
+    let differentials = group_differentials(
+        AGE_BAND,
+        &band_names,
+        &band_of(&age, bands),
+        &pairs,
+        &view,
+        &roc,
+        &protocol.differentials,
+        &spec,
+    )?;
     let eer = roc.eer();
     let mut marked: Vec<MarkedThreshold> =
         eer.iter().map(|e| MarkedThreshold { label: "EER".into(), threshold: e.threshold }).collect();
@@ -231,7 +249,13 @@ pub fn evaluate(
         counts: counts(n, &subject, n_subjects, &loo.hit),
         metrics: FgnetMetrics {
             identification,
-            verification: Some(AllPairsVerification { auc: roc.auc(), eer, tar_at_far, age_gap }),
+            verification: Some(AllPairsVerification {
+                auc: roc.auc(),
+                eer,
+                tar_at_far,
+                age_gap,
+                differentials: Some(differentials),
+            }),
             bootstrap: SubjectBootstrap { unit: "subject".into(), clusters: n_subjects, spec },
             models: "one model".into(),
         },

@@ -1,11 +1,13 @@
 //! Pair verification (LFW family): flip fusion → pair scores → k-fold accuracy, ROC, AUC, EER and
 //! TAR@FAR under both rules (docs/protocols.md §1, §3).
 
-use crate::config::{AgeGapConfig, FlipChoice};
+use crate::config::{AgeGapConfig, DifferentialsConfig, FlipChoice};
 use crate::dataset::{PairBenchmark, PairCounts};
 use crate::error::{Error, Result};
 use crate::metrics::age_gap::{age_gap_breakdown, AgeGapBreakdown};
 use crate::metrics::bootstrap::{interval, over_resamples, resample_stats, BootstrapSpec, Interval, ResampleStats};
+use crate::metrics::differentials::{band_of, differentials, Differentials, GroupedPairs};
+use crate::metrics::stats::{spread, Spread};
 use crate::metrics::{fold_correct, kfold_sorted, Eer, FoldMode, KFoldAccuracy, Roc, SortedPairs, TarAtFar, TarRule};
 use crate::protocol::curves::{Curves, MarkedThreshold, PairScores};
 use crate::score::fusion::{unit_row_f64, Fusion};
@@ -20,6 +22,7 @@ pub struct VerificationParams {
     pub fusion: Fusion,
     pub far_targets: Vec<f64>,
     pub age_gap: AgeGapConfig,
+    pub differentials: DifferentialsConfig,
 }
 
 /// Resolves the requested flip choice against what the store holds.
@@ -68,6 +71,34 @@ pub struct VerificationMetrics {
     /// Why there is no `age_gap`, when the layout is known to carry no ages (CACD-VS).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub age_gap_unavailable: Option<String>,
+    /// k-fold accuracy of each group that is a benchmark of its own (RFW's subsets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_accuracy: Option<GroupAccuracy>,
+    /// Error rates by group of people at global thresholds, with the summary measures
+    /// (docs/protocols.md §11): one entry per attribute (layout groups such as RFW's subsets,
+    /// age bands, manifest columns). Absent from runs without groups and from older runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differentials: Vec<Differentials>,
+}
+
+/// One group's own k-fold accuracy (its pairs, its folds, its thresholds).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupKFold {
+    pub group: String,
+    pub pairs: usize,
+    pub fold_accuracies: Vec<f64>,
+    #[serde(flatten)]
+    pub spread: Spread,
+}
+
+/// Per-group k-fold accuracy as the RFW papers print it: each subset's mean over its folds, then
+/// the mean and the (population) std of those means over the subsets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupAccuracy {
+    pub attribute: String,
+    pub groups: Vec<GroupKFold>,
+    /// Mean, std (ddof = 0) and standard error of the groups' mean accuracies.
+    pub over_groups: Spread,
 }
 
 /// Strict-rule TAR@FAR interval at one target.
@@ -167,12 +198,7 @@ pub fn evaluate(
     let invalid = |e: crate::metrics::MetricError| Error::Invalid(format!("cannot evaluate the benchmark: {e}"));
 
     let by_score = SortedPairs::new(&scores, &labels, &folds, bench.folds).map_err(invalid)?;
-    let accuracy = if params.mode == FoldMode::Insightface {
-        let by_dist = SortedPairs::new_from_order(&dist, &labels, &folds, bench.folds, by_score.descending_order());
-        kfold_sorted(params.mode, &by_dist.map_err(invalid)?)
-    } else {
-        kfold_sorted(params.mode, &by_score)
-    };
+    let accuracy = kfold_in_mode(params.mode, &by_score, &dist, &labels, &folds, bench.folds).map_err(invalid)?;
     let roc = Roc::from_sorted(&by_score);
     let values = if params.mode == FoldMode::Insightface { &dist } else { &scores };
     let correct: Vec<bool> = (0..labels.len())
@@ -213,6 +239,34 @@ pub fn evaluate(
         }
         None => None,
     };
+    let group_accuracy = match &bench.groups {
+        Some(g) if g.per_group_accuracy => Some(group_accuracy(bench, g, params.mode, &scores, &dist)?),
+        _ => None,
+    };
+    let pair_images: Vec<(usize, usize)> = bench.pairs.iter().map(|p| (p.a as usize, p.b as usize)).collect();
+    let pair_scores = PairScoresView { score: &scores, genuine: &labels, cluster: &clusters, n_clusters };
+    let mut diffs = Vec::new();
+    if let Some(g) = &bench.groups {
+        let of_image: Vec<Option<u32>> = g.of_key.iter().map(|&x| Some(x)).collect();
+        let cfg = &params.differentials;
+        diffs.push(group_differentials(
+            &g.attribute,
+            &g.names,
+            &of_image,
+            &pair_images,
+            &pair_scores,
+            &roc,
+            cfg,
+            &spec,
+        )?);
+    }
+    if let Some(ages) = &bench.ages {
+        let bands = &params.differentials.age_bands;
+        let names: Vec<String> = bands.iter().map(|b| b.name.clone()).collect();
+        let of_image = band_of(ages, bands);
+        let cfg = &params.differentials;
+        diffs.push(group_differentials(AGE_BAND, &names, &of_image, &pair_images, &pair_scores, &roc, cfg, &spec)?);
+    }
     let eer = roc.eer();
     let mut marked: Vec<MarkedThreshold> =
         eer.iter().map(|e| MarkedThreshold { label: "EER".into(), threshold: e.threshold }).collect();
@@ -241,10 +295,100 @@ pub fn evaluate(
             bootstrap,
             age_gap,
             age_gap_unavailable: None,
+            group_accuracy,
+            differentials: diffs,
         },
         curves,
         pairs,
     })
+}
+
+/// The attribute name of age-band differentials.
+pub const AGE_BAND: &str = "age_band";
+
+/// k-fold accuracy in `mode`: on the scores, or on the distances in the insightface order.
+fn kfold_in_mode(
+    mode: FoldMode,
+    by_score: &SortedPairs,
+    dist: &[f64],
+    labels: &[bool],
+    folds: &[usize],
+    k: usize,
+) -> std::result::Result<KFoldAccuracy, crate::metrics::MetricError> {
+    Ok(if mode == FoldMode::Insightface {
+        kfold_sorted(mode, &SortedPairs::new_from_order(dist, labels, folds, k, by_score.descending_order())?)
+    } else {
+        kfold_sorted(mode, by_score)
+    })
+}
+
+/// Each group's own k-fold accuracy (its pairs, its folds), then mean and std over the groups.
+fn group_accuracy(
+    bench: &PairBenchmark,
+    groups: &crate::dataset::KeyGroups,
+    mode: FoldMode,
+    scores: &[f64],
+    dist: &[f64],
+) -> Result<GroupAccuracy> {
+    let mut out = Vec::with_capacity(groups.names.len());
+    for (g, name) in groups.names.iter().enumerate() {
+        // A pair of a group has both images in it; RFW's lists never mix subsets.
+        let idx: Vec<usize> = (0..bench.pairs.len())
+            .filter(|&i| {
+                let p = bench.pairs[i];
+                groups.of_key[p.a as usize] == g as u32 && groups.of_key[p.b as usize] == g as u32
+            })
+            .collect();
+        let pick = |v: &[f64]| -> Vec<f64> { idx.iter().map(|&i| v[i]).collect() };
+        let (s, d) = (pick(scores), pick(dist));
+        let labels: Vec<bool> = idx.iter().map(|&i| bench.pairs[i].genuine).collect();
+        let folds: Vec<usize> = idx.iter().map(|&i| bench.pairs[i].fold as usize).collect();
+        let invalid = |e: crate::metrics::MetricError| Error::Invalid(format!("{} '{name}': {e}", groups.attribute));
+        let by_score = SortedPairs::new(&s, &labels, &folds, bench.folds).map_err(invalid)?;
+        let acc = kfold_in_mode(mode, &by_score, &d, &labels, &folds, bench.folds).map_err(invalid)?;
+        out.push(GroupKFold {
+            group: name.clone(),
+            pairs: idx.len(),
+            fold_accuracies: acc.fold_accuracies,
+            spread: acc.spread,
+        });
+    }
+    let means: Vec<f64> = out.iter().map(|g| g.spread.mean).collect();
+    Ok(GroupAccuracy { attribute: groups.attribute.clone(), groups: out, over_groups: spread(&means) })
+}
+
+/// What the differentials need of the scored pairs.
+pub struct PairScoresView<'a> {
+    pub score: &'a [f64],
+    pub genuine: &'a [bool],
+    pub cluster: &'a [u32],
+    pub n_clusters: usize,
+}
+
+/// The differentials by one attribute of the images: `of_image[i]` is image i's group (index
+/// into `names`), `pair_images` the two images of each pair, `roc` the ROC of all the pairs.
+#[allow(clippy::too_many_arguments)]
+pub fn group_differentials(
+    attribute: &str,
+    names: &[String],
+    of_image: &[Option<u32>],
+    pair_images: &[(usize, usize)],
+    pairs: &PairScoresView,
+    roc: &Roc,
+    cfg: &DifferentialsConfig,
+    spec: &BootstrapSpec,
+) -> Result<Differentials> {
+    let groups: Vec<[Option<u32>; 2]> = pair_images.iter().map(|&(a, b)| [of_image[a], of_image[b]]).collect();
+    let grouped = GroupedPairs {
+        scores: pairs.score,
+        genuine: pairs.genuine,
+        groups: &groups,
+        names,
+        clusters: pairs.cluster,
+        n_clusters: pairs.n_clusters,
+    };
+    differentials(attribute, &grouped, roc, &cfg.params_for(attribute), spec)
+        .map_err(|e| Error::Invalid(format!("differentials by {attribute}: {e}")))
 }
 
 /// The age-gap breakdown at the threshold the strict rule gives for `cfg.operating_far` on all pairs.
@@ -327,6 +471,7 @@ mod tests {
             .collect();
         (
             PairBenchmark {
+                groups: None,
                 keys,
                 identities: None,
                 ages: None,
@@ -340,7 +485,13 @@ mod tests {
     }
 
     fn params(fusion: Fusion) -> VerificationParams {
-        VerificationParams { mode: FoldMode::Strict, fusion, far_targets: vec![0.5], age_gap: AgeGapConfig::default() }
+        VerificationParams {
+            mode: FoldMode::Strict,
+            fusion,
+            far_targets: vec![0.5],
+            age_gap: AgeGapConfig::default(),
+            differentials: DifferentialsConfig::default(),
+        }
     }
 
     #[test]

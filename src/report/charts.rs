@@ -514,18 +514,52 @@ pub struct AgeGapSeries {
 
 /// TAR at the fixed operating threshold against the age gap, one line per run, with intervals.
 pub fn age_gap_chart(series: &[AgeGapSeries], title: &str) -> Result<Vec<u8>> {
+    let axes = CategoryAxes {
+        x_desc: "Age gap between the two images (years)",
+        y_desc: "TAR at the fixed threshold",
+        y_max: 1.0,
+        note: "vertical bars: 95% bootstrap interval",
+    };
+    category_chart(series, title, &axes)
+}
+
+/// The axes of a chart over named categories.
+pub struct CategoryAxes<'a> {
+    pub x_desc: &'a str,
+    pub y_desc: &'a str,
+    /// Top of the rate axis (the axis starts at 0 and is labelled in percent).
+    pub y_max: f64,
+    /// A legend line after the series.
+    pub note: &'a str,
+}
+
+/// Decimals a percent label needs for ticks a tenth of `top` apart to differ.
+fn percent_decimals(top: f64) -> usize {
+    let step = 100.0 * top / 10.0;
+    if step >= 1.0 {
+        0
+    } else {
+        (-step.log10()).ceil() as usize
+    }
+}
+
+/// A rate per category, one line per series (each point `(category label, (value, lo, hi))`),
+/// with interval bars.
+pub fn category_chart(series: &[AgeGapSeries], title: &str, axes: &CategoryAxes) -> Result<Vec<u8>> {
     ensure_font()?;
     let labels: Vec<String> = series.first().map(|s| s.bins.iter().map(|b| b.0.clone()).collect()).unwrap_or_default();
     if labels.is_empty() {
-        return Err(Error::Invalid("no age-gap bins to draw".into()));
+        return Err(Error::Invalid(format!("no categories to draw in '{title}'")));
     }
     let n = labels.len();
     let mut entries: Vec<(Swatch, String)> =
         series.iter().enumerate().map(|(i, s)| (Swatch::Line(PALETTE[i % PALETTE.len()]), s.label.clone())).collect();
-    entries.push((Swatch::Line(RGBColor(120, 120, 120)), "vertical bars: 95% bootstrap interval".into()));
+    entries.push((Swatch::Line(RGBColor(120, 120, 120)), axes.note.into()));
     let legend = layout_legend(entries);
-    render("age-gap", &legend, |area| {
-        let mut chart = plot_builder(area, title).build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..1.0)?;
+    let top = if axes.y_max > 0.0 && axes.y_max.is_finite() { axes.y_max } else { 1.0 };
+    let decimals = percent_decimals(top);
+    render(title, &legend, |area| {
+        let mut chart = plot_builder(area, title).build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..top)?;
         chart
             .configure_mesh()
             .x_labels(n)
@@ -538,16 +572,16 @@ pub fn age_gap_chart(series: &[AgeGapSeries], title: &str) -> Result<Vec<u8>> {
                     String::new()
                 }
             })
-            .y_label_formatter(&|v| format!("{:.0}%", 100.0 * v))
-            .x_desc("Age gap between the two images (years)")
-            .y_desc("TAR at the fixed threshold")
+            .y_label_formatter(&|v| format!("{:.decimals$}%", 100.0 * v))
+            .x_desc(axes.x_desc)
+            .y_desc(axes.y_desc)
             .label_style(font(17.0))
             .axis_desc_style(font(19.0))
             .light_line_style(RGBColor(240, 240, 240))
             .draw()?;
         for (k, s) in series.iter().enumerate() {
             let c = PALETTE[k % PALETTE.len()];
-            // Runs are offset a little so their interval bars do not hide each other.
+            // Series are offset a little so their interval bars do not hide each other.
             let dx = (k as f64 - (series.len() as f64 - 1.0) / 2.0) * 0.06;
             let pts: Vec<(f64, f64)> =
                 s.bins.iter().enumerate().filter_map(|(i, b)| b.1.map(|(t, _, _)| (i as f64 + dx, t))).collect();
@@ -560,6 +594,54 @@ pub fn age_gap_chart(series: &[AgeGapSeries], title: &str) -> Result<Vec<u8>> {
                 }
             }
         }
+        Ok(())
+    })
+}
+
+/// One group's impostor tail: (FMR, threshold) points.
+#[derive(Debug, Clone)]
+pub struct TailSeries {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Each group's impostor score tail (the score a fraction FMR of its impostors reach) on a log
+/// FMR axis, with the global thresholds as crosses.
+pub fn impostor_tail_chart(series: &[TailSeries], global: &[(f64, f64)], title: &str) -> Result<Vec<u8>> {
+    ensure_font()?;
+    let all: Vec<(f64, f64)> =
+        series.iter().flat_map(|s| s.points.iter().copied()).chain(global.iter().copied()).collect();
+    if all.is_empty() {
+        return Err(Error::Invalid(format!("no impostor tails to draw in '{title}'")));
+    }
+    let x_lo = decade_floor(all.iter().map(|p| p.0).fold(f64::INFINITY, f64::min));
+    let (y_lo, y_hi) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let pad = ((y_hi - y_lo) * 0.08).max(1e-3);
+    let mut entries: Vec<(Swatch, String)> =
+        series.iter().enumerate().map(|(i, s)| (Swatch::Line(PALETTE[i % PALETTE.len()]), s.label.clone())).collect();
+    entries.push((Swatch::Cross(BLACK), "global threshold at each FMR target (all pairs)".into()));
+    let legend = layout_legend(entries);
+    render(title, &legend, |area| {
+        let mut chart = plot_builder(area, title)
+            .build_cartesian_2d((x_lo * (1.0 - 1e-9)..1.0 + 1e-9).log_scale(), (y_lo - pad)..(y_hi + pad))?;
+        chart
+            .configure_mesh()
+            .x_labels(decades(x_lo, 1.0))
+            .y_labels(11)
+            .x_label_formatter(&log_tick)
+            .y_label_formatter(&|v| format!("{v:.3}"))
+            .x_desc("Fraction of the group's impostor pairs at or above the score (FMR)")
+            .y_desc("Impostor score")
+            .label_style(font(17.0))
+            .axis_desc_style(font(19.0))
+            .light_line_style(RGBColor(240, 240, 240))
+            .draw()?;
+        for (k, s) in series.iter().enumerate() {
+            let c = PALETTE[k % PALETTE.len()];
+            chart.draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(3)))?;
+            chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 5, c.filled())))?;
+        }
+        chart.draw_series(global.iter().map(|&p| Cross::new(p, 8, BLACK.stroke_width(2))))?;
         Ok(())
     })
 }

@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::metrics::bootstrap::{interval, over_resamples, resample_stats, weighted_rate, BootstrapSpec};
+use crate::metrics::differentials::Differentials;
 use crate::metrics::SortedPairs;
 use crate::run::dir::{PairScores, RunData};
 use crate::run::results::{ProtocolInfo, Results, VerificationResults};
@@ -128,6 +129,25 @@ pub fn check_comparable(a: &RunData, b: &RunData) -> Result<()> {
                 show(x),
                 show(y)
             )));
+        }
+    }
+    // Differentials by an attribute both runs have must be defined alike (groups, reference,
+    // α weights, targets), or their FDR and GARBE measure different things. An attribute only
+    // one run has (an older run has none) is not compared; the gate skips its metrics.
+    for d in a.results.differentials() {
+        if let Some(e) = b.results.differentials().iter().find(|e| e.attribute == d.attribute) {
+            let targets = |x: &Differentials| x.at.iter().map(|t| t.far_target).collect::<Vec<f64>>();
+            let def = |x: &Differentials| json(&(&x.groups, &x.reference, x.fdr_alpha, x.garbe_alpha, targets(x)));
+            if def(d) != def(e) {
+                return Err(Error::Invalid(format!(
+                    "{} and {} define their differentials by {} differently (groups, reference, FDR/GARBE α or FMR targets: {} vs {}): their numbers are not comparable",
+                    a.dir.display(),
+                    b.dir.display(),
+                    d.attribute,
+                    def(d),
+                    def(e)
+                )));
+            }
         }
     }
     Ok(())

@@ -28,6 +28,7 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 /// Escapes `&`, `<`, `>`, `"` and `'` so any string is safe in element text and quoted attributes.
+mod differentials;
 mod manifest;
 
 pub fn escape_html(s: &str) -> String {
@@ -63,7 +64,7 @@ pub(super) fn write_report(runs: &[RunData], out_dir: &Path, index_name: &str) -
     };
 
     let charts = build_charts(&views, &names);
-    for c in charts.iter_all() {
+    for c in charts.files() {
         if let Ok(img) = &c.image {
             put(&img.file, &img.png)?;
         }
@@ -328,11 +329,19 @@ struct Charts {
     age_gap: Option<Chart>,
     /// IJB 1:N TPIR against FPIR, for a single run with 1:N results.
     open_set: Option<Chart>,
+    /// A single pair or manifest run's differentials (shown in their own section).
+    differentials: Vec<Chart>,
 }
 
 impl Charts {
+    /// The charts of the "Charts" section.
     fn iter_all(&self) -> impl Iterator<Item = &Chart> {
         [&self.roc, &self.det].into_iter().chain(&self.scores).chain(&self.age_gap).chain(&self.open_set)
+    }
+
+    /// Every chart the page has, to be written beside it.
+    fn files(&self) -> impl Iterator<Item = &Chart> {
+        self.iter_all().chain(&self.differentials)
     }
 }
 
@@ -485,7 +494,8 @@ fn build_charts(runs: &[View], names: &[String]) -> Charts {
         Results::Ijb(r) if single => open_set_figure(runs[0].run, r, &names[0]),
         Results::Ijb(_) | Results::Pairs(_) | Results::Manifest(_) | Results::Fgnet(_) | Results::Megaface(_) => None,
     };
-    Charts { roc, det, scores, age_gap: age_gap_chart(runs, names), open_set }
+    let differentials = if single { differentials::charts(runs[0].run.results.differentials()) } else { Vec::new() };
+    Charts { roc, det, scores, age_gap: age_gap_chart(runs, names), open_set, differentials }
 }
 
 fn png_size(png: &[u8]) -> Option<(u32, u32)> {
@@ -1018,6 +1028,10 @@ fn single_page(v: &View, name: &str, charts: &Charts) -> String {
         Results::Pairs(_) | Results::Manifest(_) | Results::Fgnet(_) | Results::Megaface(_) => {}
     }
     age_gap_table(&mut out, v);
+    if let Some(g) = v.pairs().and_then(|p| p.metrics.group_accuracy.as_ref()) {
+        differentials::group_accuracy(&mut out, g);
+    }
+    differentials::section(&mut out, run.results.differentials(), &charts.differentials);
     match &run.results {
         Results::Pairs(_) => {}
         Results::Manifest(m) => manifest::sections(&mut out, m),

@@ -13,6 +13,11 @@
 //!
 //! All values are fractions in results.json and printed as percentages with two decimals.
 //!
+//! When a run has per-group accuracy (RFW's subsets), a second table follows, as the RFW papers
+//! print it: one column per group (`metrics.group_accuracy.groups[i].mean`), `Avg` and `STD`
+//! (`over_groups.mean`, `over_groups.std`), and the FDR of the group differentials at FMR 1e-3
+//! (`metrics.differentials[…].at[…].summary.fdr`, not a percentage), one row per such run.
+//!
 //! Rows: runs with the same `embeddings.fingerprint` share a row named after the first run's
 //! directory (a fingerprint covers one embedding store, so different benchmarks of one model land
 //! on separate rows); a MegaFace run, with two stores, gets a row of its own. When several runs of
@@ -190,7 +195,66 @@ pub fn paper_table(runs: &[RunData]) -> (String, String) {
         tex.push_str(" \\\\\n");
     }
     tex.push_str("\\bottomrule\n\\end{tabular}\n");
+    if let Some((gmd, gtex)) = group_table(runs) {
+        md.push('\n');
+        md.push_str(&gmd);
+        tex.push('\n');
+        tex.push_str(&gtex);
+    }
     (md, tex)
+}
+
+/// FMR target of the FDR column of the group table.
+const GROUP_TABLE_FMR: f64 = 1e-3;
+
+/// The per-group accuracy table (RFW) of the runs that have one, or None.
+fn group_table(runs: &[RunData]) -> Option<(String, String)> {
+    let with: Vec<(&RunData, &crate::protocol::verification::VerificationMetrics)> = runs
+        .iter()
+        .filter_map(|r| r.results.verification().map(|v| (r, &v.metrics)))
+        .filter(|(_, m)| m.group_accuracy.is_some())
+        .collect();
+    let first = with.first()?.1.group_accuracy.as_ref()?;
+    let groups: Vec<&str> = first.groups.iter().map(|g| g.group.as_str()).collect();
+    let pct = |x: f64| x.is_finite().then(|| format!("{:.2}", 100.0 * x));
+    let mut md = format!("| Model ({}) |", escape_markdown(&first.attribute));
+    let mut tex = format!(
+        "\\begin{{tabular}}{{l{}}}\n\\toprule\nModel & {} & Avg & STD & FDR \\\\\n\\midrule\n",
+        "r".repeat(groups.len() + 3),
+        groups.iter().map(|g| escape_latex(g)).collect::<Vec<_>>().join(" & ")
+    );
+    for g in &groups {
+        let _ = write!(md, " {} |", escape_markdown(g));
+    }
+    let _ = writeln!(md, " Avg | STD | FDR@FMR={GROUP_TABLE_FMR:e} |");
+    md.push_str("|---|");
+    md.push_str(&"---:|".repeat(groups.len() + 3));
+    md.push('\n');
+    for (run, m) in &with {
+        let Some(g) = &m.group_accuracy else { continue };
+        let mut cells: Vec<Option<String>> = groups
+            .iter()
+            .map(|name| g.groups.iter().find(|x| x.group == *name).and_then(|x| pct(x.spread.mean)))
+            .collect();
+        cells.push(pct(g.over_groups.mean));
+        cells.push(pct(g.over_groups.std));
+        cells.push(
+            m.differentials
+                .iter()
+                .find(|d| d.attribute == g.attribute)
+                .and_then(|d| d.at.iter().find(|a| (a.far_target - GROUP_TABLE_FMR).abs() <= GROUP_TABLE_FMR * 1e-9))
+                .and_then(|a| a.summary.as_ref()?.fdr)
+                .map(|f| format!("{f:.4}")),
+        );
+        let row = |missing: &str, sep: &str| {
+            cells.iter().map(|c| c.clone().unwrap_or_else(|| missing.into())).collect::<Vec<_>>().join(sep)
+        };
+        let _ = writeln!(md, "| {} | {} |", escape_markdown(&run.name()), row("–", " | "));
+        let _ = writeln!(tex, "{} & {} \\\\", escape_latex(&run.name()), row("--", " & "));
+    }
+    md.push_str("\nAccuracy in %: each group's own 10-fold accuracy (mean), their mean (Avg) and population standard deviation (STD); FDR: Fairness Discrepancy Rate of the groups' FMR and FNMR at one global threshold (1 = no discrepancy).\n");
+    tex.push_str("\\bottomrule\n\\end{tabular}\n");
+    Some((md, tex))
 }
 
 #[cfg(test)]
@@ -222,6 +286,27 @@ mod tests {
         assert_eq!(lines[3], "| b\\_ijbc | – | – | – | – | 97.12 | – | – |");
         assert!(tex.contains("a\\_lfw & 99.83 & 98.15 & -- & -- & -- & -- & -- \\\\"));
         assert!(tex.contains("b\\_ijbc & -- & -- & -- & -- & 97.12 & -- & -- \\\\"));
+    }
+
+    #[test]
+    fn per_group_accuracy_gets_its_own_table() {
+        let groups = json!({"attribute": "subset", "groups": [
+            {"group": "African", "pairs": 6000, "fold_accuracies": [0.95], "mean": 0.95, "std": 0.0, "se": 0.0},
+            {"group": "Asian", "pairs": 6000, "fold_accuracies": [0.97], "mean": 0.97, "std": 0.0, "se": 0.0}],
+            "over_groups": {"mean": 0.96, "std": 0.01, "se": 0.01}});
+        let runs = vec![
+            run("r/plain", |_| {}),
+            run("r/rfw", |v| {
+                v["benchmark"]["name"] = json!("rfw");
+                v["embeddings"]["fingerprint"] = json!("rr");
+                v["metrics"]["group_accuracy"] = groups.clone();
+            }),
+        ];
+        let (md, tex) = paper_table(&runs);
+        assert!(md.contains("| Model (subset) | African | Asian | Avg | STD | FDR@FMR=1e-3 |"), "{md}");
+        assert!(md.contains("| rfw | 95.00 | 97.00 | 96.00 | 1.00 | – |"), "{md}");
+        assert!(tex.contains("rfw & 95.00 & 97.00 & 96.00 & 1.00 & -- \\\\"), "{tex}");
+        assert!(!paper_table(&runs[..1]).0.contains("Model (subset)"), "no group table without group accuracy");
     }
 
     #[test]

@@ -57,7 +57,92 @@ pub fn verification_table(r: &VerificationResults) -> String {
     if let Some(why) = &m.age_gap_unavailable {
         let _ = writeln!(s, "  age gap   unavailable: {why}");
     }
+    if let Some(g) = &m.group_accuracy {
+        group_accuracy_lines(&mut s, g);
+    }
+    for d in &m.differentials {
+        differentials_lines(&mut s, d);
+    }
     s
+}
+
+fn opt_pct(x: Option<f64>) -> String {
+    x.map(pct).unwrap_or_else(|| "n/a".into())
+}
+
+fn opt_num(x: Option<f64>, digits: usize) -> String {
+    x.map(|v| format!("{v:.digits$}")).unwrap_or_else(|| "n/a".into())
+}
+
+/// Each group's own k-fold accuracy, then mean and std over the groups (RFW's table).
+fn group_accuracy_lines(s: &mut String, g: &crate::protocol::verification::GroupAccuracy) {
+    let cells: Vec<String> = g.groups.iter().map(|x| format!("{} {}", x.group, pct(x.spread.mean))).collect();
+    let _ = writeln!(s, "  by {}: {}", g.attribute, cells.join("   "));
+    let _ = writeln!(
+        s,
+        "  by {}: mean {} ± {:.3} (std over {} groups)",
+        g.attribute,
+        pct(g.over_groups.mean),
+        100.0 * g.over_groups.std,
+        g.groups.len()
+    );
+}
+
+/// Per group FMR/FNMR at each global threshold, cross-group FMR and the summary measures.
+pub fn differentials_lines(s: &mut String, d: &crate::metrics::differentials::Differentials) {
+    let reference = d.reference.as_deref().map(|r| format!(", reference {r}")).unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "  differentials by {} ({} groups{reference}; FDR α={}, GARBE α={})",
+        d.attribute,
+        d.groups.len(),
+        d.fdr_alpha,
+        d.garbe_alpha
+    );
+    for at in &d.at {
+        let (Some(t), Some(summary)) = (at.threshold, &at.summary) else {
+            let why = at.note.as_deref().unwrap_or("not measurable");
+            let _ = writeln!(s, "    FMR {:e}: n/a ({why})", at.far_target);
+            continue;
+        };
+        let _ = writeln!(s, "    FMR {:e}: threshold {t:.4}", at.far_target);
+        let _ = writeln!(
+            s,
+            "      {:<14} {:>9} {:>22} {:>9} {:>22} {:>10}",
+            "group", "genuine", "FNMR", "impostor", "FMR", "own t"
+        );
+        for g in &at.groups {
+            let _ = writeln!(
+                s,
+                "      {:<14} {:>9} {:>22} {:>9} {:>22} {:>10}",
+                crate::io::excerpt(&g.group),
+                g.n_genuine,
+                format!("{} ({})", opt_pct(g.fnmr), g.false_non_matches),
+                g.n_impostor,
+                format!("{} ({})", opt_pct(g.fmr), g.false_matches),
+                opt_num(g.own_threshold, 4)
+            );
+        }
+        if let Some(c) = at.cross_group.as_ref().filter(|c| c.n_genuine + c.n_impostor > 0) {
+            let _ = writeln!(
+                s,
+                "      {:<14} {:>9} {:>22} {:>9} {:>22}",
+                crate::metrics::differentials::CROSS_GROUP,
+                c.n_genuine,
+                format!("{} ({})", opt_pct(c.fnmr), c.false_non_matches),
+                c.n_impostor,
+                format!("{} ({})", opt_pct(c.fmr), c.false_matches)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "      max/min FNMR {}  FMR {}   FDR {}   GARBE {}",
+            opt_num(summary.fnmr.max_min_ratio, 2),
+            opt_num(summary.fmr.max_min_ratio, 2),
+            opt_num(summary.fdr, 4),
+            opt_num(summary.garbe, 4)
+        );
+    }
 }
 
 /// TAR@FAR under both rules, one line per target.
@@ -221,11 +306,10 @@ pub fn fgnet_table(r: &FgnetResults) -> String {
         let _ = writeln!(s, "    TAR@FAR={:e} (strict)  {}", t.far_target, t.tar.map(pct).unwrap_or_default());
     }
     age_gap_lines(&mut s, &v.age_gap);
+    if let Some(d) = &v.differentials {
+        differentials_lines(&mut s, d);
+    }
     s
-}
-
-fn opt_pct(x: Option<f64>) -> String {
-    x.map(pct).unwrap_or_else(|| "n/a".into())
 }
 
 /// The identification and stratified lines of a manifest run (after its verification table).
@@ -288,6 +372,23 @@ pub fn manifest_lines(r: &crate::run::results::ManifestResults) -> String {
                 opt_pct(x.gallery_rank1.rank1),
                 x.leave_one_out_rank1.as_ref().map_or("n/a".into(), |l| opt_pct(l.rank1))
             );
+        }
+        for (what, spread) in
+            [("gallery", st.rank1_miss_spread.as_ref()), ("LOO", st.leave_one_out_miss_spread.as_ref())]
+        {
+            if let Some(m) = spread {
+                let _ = writeln!(
+                    s,
+                    "    rank-1 miss rate ({what}) over {} values: max {} ({}), min {} ({}), max/min {}, Gini {}",
+                    m.groups,
+                    opt_pct(m.max),
+                    m.max_group.as_deref().unwrap_or("–"),
+                    opt_pct(m.min),
+                    m.min_group.as_deref().unwrap_or("–"),
+                    opt_num(m.max_min_ratio, 2),
+                    opt_num(m.gini, 4)
+                );
+            }
         }
     }
     s

@@ -180,7 +180,9 @@ pub fn is_run_output(name: &str) -> bool {
             .and_then(|r| r.strip_suffix(".png"))
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
     };
-    FIXED.contains(&name) || COMPANIONS.contains(&name) || numbered("scores-") || numbered("cmc-")
+    FIXED.contains(&name)
+        || COMPANIONS.contains(&name)
+        || ["scores-", "cmc-", "fnmr-", "fmr-", "tails-"].iter().any(|p| numbered(p))
 }
 
 /// A run directory while a run writes it. `begin` locks it (a second run into the same

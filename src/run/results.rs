@@ -372,6 +372,20 @@ impl Results {
         }
     }
 
+    /// The demographic differentials the run has, one per attribute (docs/protocols.md §11):
+    /// pair and manifest runs' `metrics.differentials`, FG-NET's age bands; none for IJB and
+    /// MegaFace.
+    pub fn differentials(&self) -> &[crate::metrics::differentials::Differentials] {
+        match self {
+            Results::Pairs(r) => &r.metrics.differentials,
+            Results::Manifest(r) => &r.verification.metrics.differentials,
+            Results::Fgnet(r) => {
+                r.metrics.verification.as_ref().and_then(|v| v.differentials.as_ref()).map_or(&[], std::slice::from_ref)
+            }
+            Results::Ijb(_) | Results::Megaface(_) => &[],
+        }
+    }
+
     /// What a kind calls itself in messages.
     pub fn kind_label(&self) -> &'static str {
         match self {

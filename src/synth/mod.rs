@@ -4,3 +4,4 @@
 
 pub mod ijb;
 pub mod megaface;
+pub mod rfw;

@@ -336,6 +336,12 @@ fn demo_is_deterministic_across_thread_counts() {
         bin().args(["demo", "--out", "demo1"]).env("RAYON_NUM_THREADS", "1").current_dir(dir.path()).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let shared = crate::support::demo();
+    // The differentials' bootstraps too: RFW by subset, FG-NET by age band.
+    for run in ["rfw", "fgnet"] {
+        let [a, b] = [dir.path().join("demo1"), shared.to_path_buf()]
+            .map(|d| std::fs::read(d.join(run).join("results.json")).unwrap());
+        assert!(a == b, "{run}/results.json differs between 1 and {} threads", crate::support::SHARED_DEMO_THREADS);
+    }
     let mut outputs = Vec::new();
     for d in [dir.path().join("demo1"), shared.to_path_buf()] {
         outputs.push(std::fs::read(d.join("results.json")).unwrap());
@@ -546,5 +552,5 @@ fn every_file_a_run_writes_is_known_to_the_run_directory() {
             assert!(!name.starts_with(".aifr-staging-"), "staging left in {}", dir.display());
         }
     }
-    assert_eq!(runs, 7);
+    assert_eq!(runs, 8);
 }

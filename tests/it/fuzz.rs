@@ -10,7 +10,7 @@
 //! `target/fuzz-failures/<target>/` for adding to the regressions.
 
 use crate::support::{data, repo};
-use aifr_eval::dataset::{agedb, bin_pairs, calfw, ijb, lfw, manifest::Manifest, mat5, megaface};
+use aifr_eval::dataset::{agedb, bin_pairs, calfw, ijb, lfw, manifest::Manifest, mat5, megaface, rfw};
 use aifr_eval::store::import::{import, EmbeddingSource};
 use aifr_eval::store::EmbeddingStore;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -397,6 +397,20 @@ fn fuzz_lfw_pairs() {
     let small = b"2\t2\nA\t1\t2\nB\t1\t3\nA\t1\tB\t2\nC\t2\tD\t1\nE\t1\t2\nF\t3\t4\nE\t2\tF\t1\nG\t1\tH\t1\n".to_vec();
     fuzz(Target::new("lfw_pairs", vec![small, real], |dir, b| {
         lfw::read_pairs(&put(dir, "pairs.txt", b)).map(|_| ()).map_err(err)
+    }));
+}
+
+/// One of RFW's four subset lists mutated, the other three valid.
+#[test]
+fn fuzz_rfw_pairs() {
+    let list: String = (0..10).map(|f| format!("m.0a{f}\t1\t2\nm.0a{f}\t1\tm.0b{f}\t3\n")).collect();
+    fuzz(Target::new("rfw_pairs", vec![list.clone().into_bytes()], move |dir, b| {
+        for subset in rfw::SUBSETS {
+            let p = rfw::pairs_path(dir, subset);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, if subset == "Asian" { b } else { list.as_bytes() }).unwrap();
+        }
+        rfw::read_release(dir, 10).map(|_| ()).map_err(err)
     }));
 }
 

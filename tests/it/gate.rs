@@ -266,6 +266,11 @@ fn check_xml(xml: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A key of the differentials (docs/protocols.md §11), gated beside the whole run's metrics.
+fn is_differential(key: &str) -> bool {
+    ["fdr@", "garbe@", "fnmr@", "fmr@"].iter().any(|p| key.starts_with(p))
+}
+
 #[test]
 fn identical_runs_pass_with_every_metric_unchanged() {
     let base = &demo().strict;
@@ -273,8 +278,16 @@ fn identical_runs_pass_with_every_metric_unchanged() {
     let o = gate(&c, &b, &builtin()).unwrap();
     assert!(o.passed(), "{}", o.table());
     assert_eq!(o.exit_code(), 0);
-    // accuracy, auc, eer and six strict TAR targets (1e-6…1e-4 unavailable with 3,000 impostors).
-    assert_eq!(o.rows.len(), 9);
+    // accuracy, auc, eer and six strict TAR targets (1e-6…1e-4 unavailable with 3,000 impostors),
+    // then the age-band differentials: FDR, GARBE and each band's FNMR and FMR per FMR target.
+    assert_eq!(o.rows.iter().filter(|r| !is_differential(&r.metric)).count(), 9);
+    assert_eq!(o.rows.iter().filter(|r| is_differential(&r.metric)).count(), 3 * (2 + 4 * 2));
+    for m in ["fdr@far=1e-3@age_band", "garbe@far=1e-2@age_band", "fnmr@far=1e-3@age_band=adults"] {
+        assert_eq!(row(&o, m).verdict, Verdict::Unchanged, "{m}");
+    }
+    let r = row(&o, "fmr@far=1e-3@age_band=children");
+    assert_eq!(r.verdict, Verdict::Skipped);
+    assert!(r.note.contains("no impostor pairs in the group"), "{}", r.note);
     for m in ["accuracy", "auc", "eer", "tar@far=1e-3", "tar@far=1e-2", "tar@far=1e-1"] {
         let r = row(&o, m);
         assert_eq!(r.verdict, Verdict::Unchanged, "{m}: {}", r.note);
@@ -361,9 +374,12 @@ fn real_regression_fails_in_every_rendering() {
     assert!(xml.contains("<testsuite name=\"aifr-eval gate\""), "{xml}");
     let accuracy_case = xml.split("<testcase").find(|c| c.contains("name=\"accuracy\"")).unwrap();
     assert!(accuracy_case.contains("<failure message=\"regressed: worse by"), "{accuracy_case}");
-    assert_eq!(xml.matches("<testcase ").count(), 9);
+    assert_eq!(xml.matches("<testcase ").count(), o.rows.len());
     assert_eq!(xml.matches("<failure ").count(), o.count(Verdict::Regressed));
-    assert_eq!(xml.matches("<skipped ").count(), 3);
+    assert_eq!(xml.matches("<skipped ").count(), o.count(Verdict::Skipped));
+    let skipped_whole_run =
+        o.rows.iter().filter(|r| !is_differential(&r.metric) && r.verdict == Verdict::Skipped).count();
+    assert_eq!(skipped_whole_run, 3);
 }
 
 #[test]

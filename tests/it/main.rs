@@ -9,6 +9,7 @@ mod age_reference;
 mod agedb_protocol;
 mod ci_gate;
 mod cli;
+mod differentials_reference;
 mod dlib_model;
 mod embed;
 mod fgnet_reference;
@@ -23,5 +24,6 @@ mod model_reference;
 #[cfg(feature = "onnx")]
 mod onnx_model;
 mod report;
+mod rfw;
 mod robustness;
 mod run_model;

@@ -555,7 +555,27 @@ fn demo_manifest_run_reproduces_the_builtin_protocol() {
     req.run.flip_embeddings = Some(files.flip_embeddings.clone());
     req.run.benchmark = "manifest".into();
     run_manifest(&env, &req).unwrap();
-    let (a, b) = (json(&lfw_out.join("results.json")), json(&m_out.join("results.json")));
+    let (mut a, mut b) = (json(&lfw_out.join("results.json")), json(&m_out.join("results.json")));
+    // The manifest run adds the differentials by its `group` column after the age bands.
+    let (da, db) = (a["metrics"]["differentials"].take(), b["metrics"]["differentials"].take());
+    assert_eq!(da.as_array().unwrap().len(), 1);
+    assert_eq!(db[0], da[0], "age-band differentials differ between the LFW-layout and the manifest run");
+    assert_eq!(db[1]["attribute"], "group");
+    // Identification by group: the spread of the rank-1 miss rate over the sites.
+    let strata = &b["strata"][0];
+    let misses: Vec<f64> = strata["strata"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["value"] != "(mixed)")
+        .filter_map(|s| s["gallery_rank1"]["rank1"].as_f64())
+        .map(|r| 1.0 - r)
+        .collect();
+    let spread = &strata["rank1_miss_spread"];
+    assert_eq!(spread["groups"].as_u64(), Some(misses.len() as u64));
+    assert_eq!(spread["max"].as_f64(), misses.iter().copied().reduce(f64::max));
+    assert_eq!(spread["min"].as_f64(), misses.iter().copied().reduce(f64::min));
+    assert!(strata.get("leave_one_out_miss_spread").is_none(), "leave-one-out was not evaluated");
     assert_eq!(a["metrics"], b["metrics"], "metrics differ between the LFW-layout and the manifest run");
     assert_eq!(a["counts"], b["counts"]);
     assert_eq!(a["embeddings"], b["embeddings"]);

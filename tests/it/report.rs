@@ -282,7 +282,7 @@ fn page_renders_in_headless_chromium() {
 fn runs_differing_in_a_kind_specific_parameter_are_not_comparable() {
     use aifr_eval::report::compare::check_comparable;
     let demo = crate::support::demo();
-    let cases: [(&str, &str, serde_json::Value, &str); 9] = [
+    let cases: [(&str, &str, serde_json::Value, &str); 12] = [
         ("", "/protocol/folds", json!(5), "differ in folds (10 vs 5)"),
         ("", "/protocol/far_targets", json!([0.5]), "differ in FAR targets"),
         ("ijbc", "/protocol/pooling/flip", json!(false), "differ in pooling"),
@@ -297,6 +297,20 @@ fn runs_differing_in_a_kind_specific_parameter_are_not_comparable() {
         ("megaface_fgnet", "/protocol/cleaning", json!("facexzoo"), "differ in cleaning"),
         ("megaface_fgnet", "/protocol/devkit_probes", json!(7), "differ in devkit probes"),
         ("megaface_fgnet", "/protocol/age_groups", json!([]), "differ in age groups"),
+        // Differentials by an attribute both runs have must be defined alike.
+        ("rfw", "/metrics/differentials/0/fdr_alpha", json!(0.25), "define their differentials by subset differently"),
+        (
+            "",
+            "/metrics/differentials/0/reference",
+            json!("teens"),
+            "define their differentials by age_band differently",
+        ),
+        (
+            "fgnet",
+            "/metrics/verification/differentials/groups/0",
+            json!("infants"),
+            "define their differentials by age_band differently",
+        ),
     ];
     let tmp = tempfile::tempdir().unwrap();
     for (i, (run, ptr, value, expected)) in cases.into_iter().enumerate() {
@@ -311,4 +325,12 @@ fn runs_differing_in_a_kind_specific_parameter_are_not_comparable() {
         let err = check_comparable(&base, &edited).unwrap_err().to_string();
         assert!(err.contains(expected), "{run}{ptr}: {err}");
     }
+    // A run written before the differentials existed stays comparable with one that has them.
+    let base = RunData::load(demo).unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&read(&demo.join("results.json"))).unwrap();
+    v["metrics"].as_object_mut().unwrap().remove("differentials");
+    let dir = tmp.path().join("older");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("results.json"), serde_json::to_vec(&v).unwrap()).unwrap();
+    check_comparable(&base, &RunData::load(&dir).unwrap()).unwrap();
 }

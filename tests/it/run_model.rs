@@ -16,7 +16,7 @@ fn round_trip(path: &std::path::Path) -> Results {
 fn every_kind_of_the_demo_reads_back_byte_for_byte() {
     let demo = crate::support::demo();
     let mut kinds = Vec::new();
-    for dir in ["", "agedb30", "agedb_30", "cacd_vs", "fgnet", "ijbc", "megaface_fgnet"] {
+    for dir in ["", "agedb30", "agedb_30", "cacd_vs", "fgnet", "ijbc", "megaface_fgnet", "rfw"] {
         let r = round_trip(&demo.join(dir).join("results.json"));
         kinds.push(r.kind_label());
     }
@@ -30,6 +30,15 @@ fn every_kind_of_the_demo_reads_back_byte_for_byte() {
 fn the_committed_schema_1_baseline_reads_back() {
     let r = round_trip(&crate::support::repo().join("tests/baselines/demo/results.json"));
     assert!(matches!(r, Results::Pairs(_)));
+}
+
+/// A results.json written before the differentials existed (no `metrics.differentials`, no
+/// `metrics.group_accuracy`) still reads back, byte for byte, with none.
+#[test]
+fn a_run_written_before_the_differentials_reads_back() {
+    let path = crate::support::repo().join("tests/fixtures/run_model/results_before_differentials.json");
+    let Results::Pairs(r) = round_trip(&path) else { panic!("a pair-verification run") };
+    assert!(r.metrics.differentials.is_empty() && r.metrics.group_accuracy.is_none());
 }
 
 #[test]

@@ -324,6 +324,7 @@ pub fn read_pairs(file: &Path, m: &Manifest) -> Result<PairBenchmark> {
         .collect();
     let ages = m.ages.as_ref().map(|a| rows_of_keys.iter().map(|&r| a[r as usize]).collect());
     Ok(PairBenchmark {
+        groups: None,
         keys,
         identities: Some(identities),
         ages,

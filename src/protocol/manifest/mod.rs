@@ -6,12 +6,15 @@
 pub mod build;
 pub mod lists;
 
-use super::verification::{age_gap_at_operating_far, unit_embeddings, VerificationOutcome};
-use crate::config::AgeGapConfig;
+use super::verification::{
+    age_gap_at_operating_far, group_differentials, unit_embeddings, PairScoresView, VerificationOutcome,
+};
+use crate::config::{AgeGapConfig, DifferentialsConfig};
 use crate::dataset::manifest::Manifest;
 use crate::error::{Error, Result};
 use crate::metrics::age_gap::GapBin;
 use crate::metrics::bootstrap::{interval, over_resamples, weighted_rate, BootstrapSpec, Interval};
+use crate::metrics::differentials::{Differentials, RateSpread};
 use crate::metrics::identification::{outcome_against, rank1_by, GroupRank1};
 use crate::metrics::Roc;
 use crate::score::fusion::Fusion;
@@ -100,6 +103,14 @@ pub struct Stratification {
     pub threshold: f64,
     pub operating_far: f64,
     pub strata: Vec<Stratum>,
+    /// The spread over the strata ("(mixed)" excluded) of the gallery rank-1 miss rate
+    /// (1 − rank-1, the rank-1 FNIR of a closed set): max/min ratio, max difference, Gini
+    /// (docs/protocols.md §11.6). Absent from older runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank1_miss_spread: Option<RateSpread>,
+    /// The same for leave-one-image-out rank-1, when it was evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leave_one_out_miss_spread: Option<RateSpread>,
 }
 
 /// Per-probe outcomes of the identification: (hit, nearest gap) for every manifest row (None
@@ -289,11 +300,45 @@ pub fn stratify(
                 leave_one_out_rank1: loo.as_ref().map(|l| (&l[s]).into()),
             }
         })
-        .collect();
+        .collect::<Vec<Stratum>>();
+    let own: Vec<&Stratum> = strata.iter().filter(|s| s.value != MIXED).collect();
+    let own_names: Vec<String> = own.iter().map(|s| s.value.clone()).collect();
+    let miss = |cell: &dyn Fn(&Stratum) -> Option<f64>| -> RateSpread {
+        let rates: Vec<Option<f64>> = own.iter().map(|s| cell(s).map(|r| 1.0 - r)).collect();
+        RateSpread::of(&rates, &own_names)
+    };
+    let rank1_miss_spread = Some(miss(&|s| s.gallery_rank1.rank1));
+    let leave_one_out_miss_spread =
+        loo.is_some().then(|| miss(&|s| s.leave_one_out_rank1.as_ref().and_then(|c| c.rank1)));
     Ok(Stratification {
         column: column.to_string(),
         threshold: breakdown.threshold,
         operating_far: breakdown.operating_far,
         strata,
+        rank1_miss_spread,
+        leave_one_out_miss_spread,
     })
+}
+
+/// The differentials by `column` (docs/protocols.md §11): every value of the column is a group
+/// ("(empty)" included); a pair belongs to a group when both its images do.
+pub fn column_differentials(
+    m: &Manifest,
+    column: &str,
+    outcome: &VerificationOutcome,
+    pair_rows: &[(u32, u32)],
+    cfg: &DifferentialsConfig,
+) -> Result<Differentials> {
+    let (of_row, names) = strata_of(m, column)?;
+    let of_image: Vec<Option<u32>> = of_row.iter().map(|&s| Some(s)).collect();
+    let pair_images: Vec<(usize, usize)> = pair_rows.iter().map(|&(a, b)| (a as usize, b as usize)).collect();
+    let pairs = &outcome.pairs;
+    let roc = Roc::new(&pairs.score, &pairs.genuine).map_err(|e| Error::Invalid(format!("differentials: {e}")))?;
+    let view = PairScoresView {
+        score: &pairs.score,
+        genuine: &pairs.genuine,
+        cluster: &pairs.cluster,
+        n_clusters: pairs.cluster.iter().max().map_or(0, |&c| c as usize + 1),
+    };
+    group_differentials(column, &names, &of_image, &pair_images, &view, &roc, cfg, &BootstrapSpec::default())
 }

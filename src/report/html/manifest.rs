@@ -73,5 +73,23 @@ pub(super) fn sections(out: &mut String, r: &ManifestResults) {
             );
         }
         out.push_str("</tbody>\n</table>\n");
+        for (what, spread) in [
+            ("gallery rank-1", st.rank1_miss_spread.as_ref()),
+            ("leave-one-image-out rank-1", st.leave_one_out_miss_spread.as_ref()),
+        ] {
+            if let Some(m) = spread {
+                let _ = writeln!(
+                    out,
+                    "<p>Miss rate of the {what} (1 − rank-1) over {} values: highest {} ({}), lowest {} ({}), max/min {}, Gini {} (docs/protocols.md §11.6).</p>",
+                    field(&m.groups),
+                    opt(m.max, pct),
+                    escape_html(m.max_group.as_deref().unwrap_or("–")),
+                    opt(m.min, pct),
+                    escape_html(m.min_group.as_deref().unwrap_or("–")),
+                    opt(m.max_min_ratio, |x| format!("{x:.2}")),
+                    opt(m.gini, |x| format!("{x:.4}"))
+                );
+            }
+        }
     }
 }
