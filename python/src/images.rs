@@ -33,19 +33,28 @@ struct Benchmark {
     keys: Vec<String>,
 }
 
-/// Interleaved RGB (or BGR) `u8` pixels of image `i` at the network's size.
-fn pixels(list: &ImageList, i: usize, spec: &InputSpec, bgr: bool) -> Result<Vec<u8>> {
+/// Image `i` at the network's size into `out` (`h × w × 3`, RGB or BGR `u8`).
+fn pixels_into(list: &ImageList, i: usize, spec: &InputSpec, bgr: bool, out: &mut [u8]) -> Result<()> {
     let bytes = list.bytes(i).map_err(|b| b.into_error())?;
     let img = aifr_eval::image::decode(&bytes).map_err(|e| list.decode_error(i, e).into_error())?;
-    let hwc = aifr_eval::image::to_network_size(&img, list.items[i].landmarks.as_ref(), spec)
-        .map_err(|e| list.decode_error(i, e).into_error())?;
-    let mut out: Vec<u8> = hwc.iter().map(|&v| v.round().clamp(0.0, 255.0) as u8).collect();
+    let landmarks = list.items[i].landmarks.as_ref();
+    if landmarks.is_none() && (img.width, img.height) == (spec.width, spec.height) {
+        // What `to_network_size` gives such an image (its pixels as they are), without the
+        // round trip through f32.
+        out.copy_from_slice(&img.data);
+    } else {
+        let hwc = aifr_eval::image::to_network_size(&img, landmarks, spec)
+            .map_err(|e| list.decode_error(i, e).into_error())?;
+        for (o, v) in out.iter_mut().zip(hwc) {
+            *o = v.round().clamp(0.0, 255.0) as u8;
+        }
+    }
     if bgr {
         for p in out.chunks_exact_mut(3) {
             p.swap(0, 2);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Mirrors interleaved `h × w × 3` images left-right.
@@ -60,8 +69,12 @@ fn mirror(pixels: &[u8], width: usize) -> Vec<u8> {
 }
 
 fn decode_batch(list: &ImageList, start: usize, n: usize, spec: &InputSpec, bgr: bool, flip: bool) -> Result<Batch> {
-    let images = (start..start + n).into_par_iter().map(|i| pixels(list, i, spec, bgr)).collect::<Result<Vec<_>>>()?;
-    let pixels: Vec<u8> = images.concat();
+    let size = spec.height * spec.width * 3;
+    let mut pixels = vec![0u8; n * size];
+    let done: Vec<Result<()>> =
+        pixels.par_chunks_mut(size).enumerate().map(|(k, out)| pixels_into(list, start + k, spec, bgr, out)).collect();
+    // The first bad image in list order, whichever thread met it first.
+    done.into_iter().collect::<Result<()>>()?;
     let mirrored = flip.then(|| mirror(&pixels, spec.width));
     Ok(Batch { start, n, pixels, mirrored })
 }
