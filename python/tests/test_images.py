@@ -99,3 +99,12 @@ def test_image_errors(data, demo, tmp_path):
     # The demo's pack holds placeholder bytes: the error names the pack and the image.
     with pytest.raises(ValueError, match=r"agedb_30.bin: image 0 of the pack: not a JPEG or PNG"):
         next(iter(aifr_eval.open("agedb30", data_dir=demo / "data").images()))
+
+
+def test_worked_example_runs_with_the_numpy_standin():
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, str(ROOT / "python" / "examples" / "training_callback.py"), "--steps", "1"],
+                       capture_output=True, text=True, cwd=ROOT / "python" / "examples")
+    assert r.returncode == 0, r.stderr
+    assert "step 1: lfw_bin/accuracy" in r.stdout
