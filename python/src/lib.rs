@@ -380,13 +380,15 @@ fn json<T: serde::Serialize>(v: &T) -> PyResult<String> {
     serde_json::to_string(v).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
-fn metric_err(e: aifr_eval::metrics::MetricError) -> PyErr {
-    PyValueError::new_err(e.to_string())
+/// A metric's error as the library's "inputs do not fit" error (a `ValueError`, same message).
+fn metric_err(e: aifr_eval::metrics::MetricError) -> Error {
+    Error::Invalid(e.to_string())
 }
 
+/// The exact ROC, built off the GIL (interruptible, as every long call).
 fn roc_of(py: Python<'_>, scores: &[u8], genuine: &[u8]) -> PyResult<aifr_eval::metrics::Roc> {
     let (s, g) = (f64s(scores), labels(genuine));
-    py.allow_threads(|| aifr_eval::metrics::Roc::new(&s, &g)).map_err(metric_err)
+    off_gil(py, move || aifr_eval::metrics::Roc::new(&s, &g).map_err(metric_err))
 }
 
 /// The exact ROC vertices (`fpr`, `tpr`, `threshold`), JSON.
@@ -431,7 +433,7 @@ fn kfold_accuracy(
 ) -> PyResult<String> {
     let mode = parse_mode(Some(mode))?.unwrap_or(FoldMode::Strict);
     let (v, g) = (f64s(values), labels(genuine));
-    let r = py.allow_threads(|| aifr_eval::metrics::kfold_accuracy(mode, &v, &g, &folds, k)).map_err(metric_err)?;
+    let r = off_gil(py, move || aifr_eval::metrics::kfold_accuracy(mode, &v, &g, &folds, k).map_err(metric_err))?;
     json(&r)
 }
 

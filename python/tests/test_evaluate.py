@@ -138,6 +138,19 @@ def test_fortran_order_float16_and_array_like(demo):
 
     r = aifr_eval.evaluate("lfw", Tensor(emb), keys=keys, data_dir=demo / "data")
     assert r.to_json() == base and r._addresses == [emb.__array_interface__["data"][0]]
+
+    class Capsule:  # only DLPack, as some frameworks' tensors
+        def __init__(self, a):
+            self.a = a
+
+        def __dlpack__(self, **kw):
+            return self.a.__dlpack__(**kw)
+
+        def __dlpack_device__(self):
+            return self.a.__dlpack_device__()
+
+    r = aifr_eval.evaluate("lfw", Capsule(emb), keys=keys, data_dir=demo / "data")
+    assert r.to_json() == base and r._addresses == [emb.__array_interface__["data"][0]]
     # float16 stays float16 (as the CLI's import keeps it): the CLI on the same .npy agrees.
     h = emb.astype(np.float16)
     np.save(demo / "h.npy", h)
@@ -208,3 +221,62 @@ def test_results_headline_is_loggable(demo):
     h = r.headline()
     assert set(h) >= {"accuracy", "auc"} and all(isinstance(v, float) and math.isfinite(v) for v in h.values())
     assert "pair_verification" in repr(r)
+
+
+def megaface_call(demo):
+    d_rows, _, d_keys = read_store(demo / "data" / "megaface" / "embeddings" / "distractors.aifrstore")
+    probes = np.load(e(demo, "fgnet.npy"))
+    keys = e(demo, "fgnet_keys.txt").read_text().splitlines()
+    return lambda: aifr_eval.evaluate("megaface_fgnet", probes, keys=keys, data_dir=demo / "data", flip="none",
+                                      sizes=[10, 100, 1000, 10000], distractors=d_rows, distractor_keys=d_keys)
+
+
+def test_long_calls_release_the_gil(demo):
+    import threading
+    import time
+    call = megaface_call(demo)
+    ticks = [0]
+    stop = threading.Event()
+
+    def count():
+        while not stop.is_set():
+            ticks[0] += 1
+            time.sleep(0.001)
+
+    t = threading.Thread(target=count)
+    t.start()
+    start = time.perf_counter()
+    call()
+    took = time.perf_counter() - start
+    stop.set()
+    t.join()
+    # A thread holding the GIL for the whole call would leave the counter near zero.
+    assert ticks[0] >= 0.1 * took / 0.001, (ticks[0], took)
+
+
+def test_ctrl_c_interrupts_a_long_call():
+    import _thread
+    import threading
+    import time
+    from aifr_eval import metrics
+    # An exact ROC of enough scores to take a while here (sized by measuring).
+    rng = np.random.default_rng(0)
+    n = 1 << 20
+    while True:
+        s, g = rng.standard_normal(n), rng.random(n) < 0.5
+        start = time.perf_counter()
+        metrics.auc(s, g)
+        full = time.perf_counter() - start
+        if full > 0.8 or n >= 1 << 25:
+            break
+        n *= 2
+    # Ctrl-C a quarter of the way in: KeyboardInterrupt long before the call would have ended.
+    timer = threading.Timer(full / 4, _thread.interrupt_main)
+    start = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        metrics.auc(s, g)
+        time.sleep(5)  # only reached if the interrupt was not raised inside the call
+    took = time.perf_counter() - start
+    timer.join()
+    assert took < 0.75 * full, (n, full, took)
