@@ -128,7 +128,9 @@ class Results:
         if self.kind == "pair_verification":
             return {"roc": m["roc"], "tar_at_far": m["tar_at_far"]}
         if self.kind == "fgnet_identification":
-            return m.get("verification")
+            # All-pairs verification (one model only): auc, eer, tar_at_far at its top level.
+            v = m.get("verification")
+            return None if v is None else {"roc": {"auc": v["auc"], "eer": v["eer"]}, "tar_at_far": v["tar_at_far"]}
         if self.kind == "ijb":
             return {"roc": m["roc"], "tar_at_far": m["tar_at_far"]}
         return None

@@ -67,14 +67,21 @@ def test_fgnet(demo):
     r = aifr_eval.evaluate("fgnet", np.load(e(demo, "fgnet.npy")), keys=e(demo, "fgnet_keys.txt"),
                            flip_embeddings=np.load(e(demo, "fgnet_flip.npy")), data_dir=demo / "data")
     assert r.to_json() == text(demo / "fgnet" / "results.json")
-    assert r.rank1 == r.to_dict()["metrics"]["identification"]["rank1"]
+    d = r.to_dict()
+    assert r.rank1 == d["metrics"]["identification"]["rank1"]
+    assert r.auc == d["metrics"]["verification"]["auc"] and r.accuracy is None
+    assert set(r.headline()) >= {"rank1", "auc"}
 
 
 def test_ijbc_from_store_rows(demo):
     rows, flip, keys = read_store(e(demo, "ijbc.aifrstore"))
     r = aifr_eval.evaluate("ijbc", rows, keys=keys, flip_embeddings=flip, data_dir=demo / "data")
     assert r.to_json() == text(demo / "ijbc" / "results.json")
-    assert r.tar_at_far(1e-4) is not None or r.to_dict()["metrics"]["tar_at_far"]
+    d = r.to_dict()
+    strict = [t for t in d["metrics"]["tar_at_far"] if t["rule"] == "strict"]
+    assert r.tar_at_far(strict[-1]["far_target"]) == strict[-1]["tar"]
+    assert r.rank1 == d["metrics"]["identification"]["cmc"][0]["rate"]
+    assert r.auc == d["metrics"]["roc"]["auc"] and "rank1" in r.headline()
 
 
 def test_megaface_with_distractor_arrays(demo):
@@ -84,6 +91,8 @@ def test_megaface_with_distractor_arrays(demo):
                            distractors=d_rows, distractor_keys=d_keys)
     assert r.to_json() == text(demo / "megaface_fgnet" / "results.json")
     assert r.rank1 == r.rank1_at(10000) == r.to_dict()["metrics"]["sizes"][-1]["rank1"]
+    assert r.rank1_at(10) == r.to_dict()["metrics"]["sizes"][0]["rank1"] and r.auc is None
+    assert "rank1" in r.headline() and "megaface" in repr(r)
 
 
 def test_manifest(demo, tmp_path):
