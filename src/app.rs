@@ -8,7 +8,7 @@ use crate::io::{to_json, write_atomic};
 use crate::metrics::FoldMode;
 use crate::report::write_report;
 use crate::run::dir::{OutDir, RunData, RunDir};
-use crate::run::results::{FileFingerprint, Timings};
+use crate::run::results::{FileFingerprint, Results, Timings};
 use crate::store::import::{import_cached, EmbeddingSource};
 use crate::store::EmbeddingStore;
 use std::path::{Path, PathBuf};
@@ -23,10 +23,12 @@ pub mod manifest;
 pub mod megaface;
 pub mod pairs;
 
-pub use fgnet::run_fgnet;
-pub use ijb::run_ijb;
-pub use megaface::{run_megaface, scan_megaface_shard, MegafaceEmbeddingsSource, MegafaceRequest, ShardReport};
-pub use pairs::run_pairs;
+pub use fgnet::{evaluate_fgnet, run_fgnet};
+pub use ijb::{evaluate_ijb, run_ijb};
+pub use megaface::{
+    evaluate_megaface, run_megaface, scan_megaface_shard, MegafaceEmbeddingsSource, MegafaceRequest, ShardReport,
+};
+pub use pairs::{evaluate_pairs, run_pairs};
 
 /// Where data, configuration and caches live for this invocation.
 #[derive(Debug, Clone)]
@@ -58,13 +60,63 @@ impl Env {
     }
 }
 
+/// Embeddings a caller already holds in memory (the Python bindings' arrays): `count × dim`
+/// values of `dtype` per view, in row order, read in place by the store made from them.
+#[derive(Clone)]
+pub struct ArrayEmbeddings {
+    /// What messages call this input (the argument's name, e.g. `embeddings`).
+    pub label: String,
+    pub dtype: crate::store::DType,
+    pub count: usize,
+    pub dim: usize,
+    pub rows: std::sync::Arc<dyn crate::store::RowBytes>,
+    pub flip: Option<std::sync::Arc<dyn crate::store::RowBytes>>,
+    /// The image key of each row; `None` where the benchmark's rows have an order of their own
+    /// (a `.bin` pack), as `--keys` may be left out there.
+    pub keys: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for ArrayEmbeddings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArrayEmbeddings")
+            .field("label", &self.label)
+            .field("dtype", &self.dtype)
+            .field("shape", &(self.count, self.dim))
+            .field("flip", &self.flip.is_some())
+            .finish()
+    }
+}
+
+/// Where a run's embeddings come from: a file the user names (the CLI), or arrays in memory.
+#[derive(Debug, Clone)]
+pub enum Embeddings {
+    File(PathBuf),
+    Arrays(std::sync::Arc<ArrayEmbeddings>),
+}
+
+impl From<PathBuf> for Embeddings {
+    fn from(p: PathBuf) -> Self {
+        Embeddings::File(p)
+    }
+}
+
+impl Embeddings {
+    /// The file, for the commands that only take files.
+    pub fn file(&self, what: &str) -> Result<&Path> {
+        match self {
+            Embeddings::File(p) => Ok(p),
+            Embeddings::Arrays(_) => Err(Error::Config(format!("{what} takes files, not arrays"))),
+        }
+    }
+}
+
 /// `aifr-eval run <benchmark>` for pair-verification benchmarks.
 #[derive(Debug, Clone)]
 pub struct RunRequest {
     pub benchmark: String,
     /// `.aifrstore`, `.npy` or `.safetensors`; with `per_subject_models`, a directory holding
     /// `<subject>.npy` (or `.aifrstore`) per held-out FG-NET subject plus `keys.txt`.
-    pub embeddings: PathBuf,
+    pub embeddings: Embeddings,
     /// FG-NET true leave-one-person-out: one embedding set per held-out subject.
     pub per_subject_models: bool,
     pub keys: Option<PathBuf>,
@@ -176,6 +228,45 @@ pub fn open_embeddings(
     Ok(env.checked_cached(import_cached(&src, &env.cache_dir)?)?.with_source(embeddings))
 }
 
+/// The store of a run's embeddings: `open_embeddings` for a file; for arrays, a store over them
+/// (no copy), keyed by their keys or, where the benchmark has a row order, by that.
+pub fn open_run_embeddings(
+    env: &Env,
+    embeddings: &Embeddings,
+    keys: Option<&Path>,
+    flip: Option<&Path>,
+    row_order_keys: Option<&[String]>,
+) -> Result<EmbeddingStore> {
+    let a = match embeddings {
+        Embeddings::File(p) => return open_embeddings(env, p, keys, flip, row_order_keys),
+        Embeddings::Arrays(a) => a,
+    };
+    if keys.is_some() || flip.is_some() {
+        return Err(Error::Config("key and flip files apply to embedding files, not to arrays".into()));
+    }
+    let keys = match (&a.keys, row_order_keys) {
+        (Some(k), _) => k.clone(),
+        (None, Some(order)) => order.to_vec(),
+        (None, None) => {
+            return Err(Error::Config(format!(
+                "keys are required with {}: the image key of each row (e.g. 'Aaron_Peirsol/Aaron_Peirsol_0001.jpg')",
+                a.label
+            )))
+        }
+    };
+    if keys.len() != a.count {
+        return Err(Error::Invalid(format!(
+            "{} keys but {} has {} rows; they must correspond row by row",
+            keys.len(),
+            a.label,
+            a.count
+        )));
+    }
+    let mut views = vec![a.rows.clone()];
+    views.extend(a.flip.clone());
+    EmbeddingStore::from_memory(&a.label, a.dtype, a.dim, views, &keys)
+}
+
 /// Reads an ages file: one `key age` per line (whitespace separated; `#` starts a comment).
 pub fn read_ages(path: &Path) -> Result<std::collections::HashMap<String, u32>> {
     let text = crate::io::read_text(path, crate::io::Role::KEY_LIST)?;
@@ -284,11 +375,37 @@ pub fn load_pair_benchmark(env: &Env, name: &str, folds: usize) -> Result<(PairB
     Ok((bench, prints))
 }
 
+/// One evaluated run before anything is written: the typed results, the companions
+/// `RunDir::finish` writes beside them, the terminal table and the stage times so far. The CLI
+/// writes it (`finish_run`); the Python bindings hand `results` over without a run directory.
+pub struct Evaluation {
+    pub results: Results,
+    pub curves: Option<crate::protocol::curves::Curves>,
+    pub pair_scores: Option<crate::protocol::curves::PairScores>,
+    pub cmc_curves: Option<crate::protocol::curves::CmcCurves>,
+    pub search_outcomes: Option<crate::protocol::outcomes::SearchOutcomes>,
+    pub table: String,
+    clock: Clock,
+}
+
+impl Evaluation {
+    fn run_dir(&self) -> RunDir<'_> {
+        RunDir {
+            results: &self.results,
+            curves: self.curves.as_ref(),
+            pair_scores: self.pair_scores.as_ref(),
+            cmc_curves: self.cmc_curves.as_ref(),
+            search_outcomes: self.search_outcomes.as_ref(),
+        }
+    }
+}
+
 /// Writes the run (`RunDir::finish`: companions, then results.json), its HTML report and the
 /// timings into the staging directory of `out`, then commits them into the run directory.
-fn finish_run(out: OutDir, run: RunDir, table: String, mut clock: Clock) -> Result<RunReport> {
+fn finish_run(out: OutDir, ev: Evaluation) -> Result<RunReport> {
     let stage = out.staging();
-    run.finish(stage)?;
+    ev.run_dir().finish(stage)?;
+    let (table, mut clock) = (ev.table, ev.clock);
     clock.lap("write results");
     let mut data = RunData::load(stage)?;
     // The report names the run by its directory, not by the staging place.

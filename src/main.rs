@@ -707,7 +707,7 @@ fn run_request(a: &RunArgs, benchmark: String, default_out: PathBuf) -> RunReque
     RunRequest {
         benchmark,
         per_subject_models: a.loo_embeddings.is_some(),
-        embeddings: a.embeddings.clone().or_else(|| a.loo_embeddings.clone()).unwrap_or_default(),
+        embeddings: a.embeddings.clone().or_else(|| a.loo_embeddings.clone()).unwrap_or_default().into(),
         keys: a.keys.clone(),
         flip_embeddings: a.flip_embeddings.clone(),
         mode: a.mode.map(Into::into),

@@ -31,7 +31,7 @@ pub fn run_all(spec: &DemoSpec, out: &Path, mode: Option<FoldMode>, on_run: &mut
     };
     let req = RunRequest {
         benchmark: "lfw".into(),
-        embeddings: files.embeddings,
+        embeddings: files.embeddings.into(),
         per_subject_models: false,
         keys: Some(files.keys),
         flip_embeddings: Some(files.flip_embeddings),
@@ -47,7 +47,7 @@ pub fn run_all(spec: &DemoSpec, out: &Path, mode: Option<FoldMode>, on_run: &mut
     let bin = crate::demo::BinFiles::under(&files.data_dir);
     let req = RunRequest {
         benchmark: "agedb30".into(),
-        embeddings: bin.embeddings,
+        embeddings: bin.embeddings.into(),
         per_subject_models: false,
         keys: None,
         flip_embeddings: Some(bin.flip_embeddings),
@@ -62,7 +62,7 @@ pub fn run_all(spec: &DemoSpec, out: &Path, mode: Option<FoldMode>, on_run: &mut
     let fg = crate::demo::generate_fgnet(spec, &out.join("data"))?;
     let req = RunRequest {
         benchmark: "fgnet".into(),
-        embeddings: fg.embeddings.clone(),
+        embeddings: fg.embeddings.clone().into(),
         per_subject_models: false,
         keys: Some(fg.keys.clone()),
         flip_embeddings: Some(fg.flip_embeddings),
@@ -106,7 +106,7 @@ pub fn run_all(spec: &DemoSpec, out: &Path, mode: Option<FoldMode>, on_run: &mut
     for (bench, c) in [("agedb_30", agedb), ("cacd_vs", cacd)] {
         let req = RunRequest {
             benchmark: bench.into(),
-            embeddings: c.embeddings,
+            embeddings: c.embeddings.into(),
             per_subject_models: false,
             keys: Some(c.keys),
             flip_embeddings: Some(c.flip_embeddings),
@@ -122,7 +122,7 @@ pub fn run_all(spec: &DemoSpec, out: &Path, mode: Option<FoldMode>, on_run: &mut
     let rfw = crate::synth::rfw::generate(&crate::synth::rfw::RfwSpec::demo(spec.seed), &files.data_dir)?;
     let req = RunRequest {
         benchmark: "rfw".into(),
-        embeddings: rfw.embeddings,
+        embeddings: rfw.embeddings.into(),
         per_subject_models: false,
         keys: Some(rfw.keys),
         flip_embeddings: None,
@@ -139,7 +139,7 @@ pub fn run_all(spec: &DemoSpec, out: &Path, mode: Option<FoldMode>, on_run: &mut
     let store = release.write_store(&files.data_dir.join("embeddings/ijbc.aifrstore"))?;
     let req = RunRequest {
         benchmark: "ijbc".into(),
-        embeddings: store,
+        embeddings: store.into(),
         per_subject_models: false,
         keys: None,
         flip_embeddings: None,

@@ -216,7 +216,7 @@ pub fn run_with_model(env: &Env, req: &RunRequest, model: &ModelRequest) -> Resu
     if !embedded.extraction.complete {
         return Ok((embedded, None));
     }
-    let run = RunRequest { embeddings: embedded.extraction.store.clone(), ..req.clone() };
+    let run = RunRequest { embeddings: embedded.extraction.store.clone().into(), ..req.clone() };
     let report = app::run_benchmark(env, &run)?;
     Ok((embedded, Some(report)))
 }

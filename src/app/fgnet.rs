@@ -1,6 +1,9 @@
 //! `aifr-eval run fgnet`: leave-one-image-out identification and all-pairs verification.
 
-use super::{finish_run, listing_fingerprint, open_embeddings, Clock, Env, RunReport, RunRequest};
+use super::{
+    finish_run, listing_fingerprint, open_embeddings, open_run_embeddings, Clock, Env, Evaluation, RunReport,
+    RunRequest,
+};
 use crate::config::FgnetProtocol;
 use crate::dataset::fgnet;
 use crate::error::{Error, Result};
@@ -9,7 +12,6 @@ use crate::protocol::fgnet as fgnet_protocol;
 use crate::protocol::verification::{self};
 use crate::report::terminal::fgnet_table;
 use crate::run::dir::OutDir;
-use crate::run::dir::RunDir;
 use crate::run::results::Results;
 use crate::run::results::{
     BenchmarkInfo, EmbeddingsInfo, FgnetProtocolInfo, FgnetResults, Software, SCHEMA, SCHEMA_VERSION,
@@ -37,8 +39,13 @@ fn open_subject_store(env: &Env, dir: &Path, keys: &Path, id: u32) -> Result<Emb
 
 /// FG-NET: leave-one-image-out rank-1 and all-pairs verification with age breakdowns.
 pub fn run_fgnet(env: &Env, req: &RunRequest) -> Result<RunReport> {
-    let mut clock = Clock::new();
     let out = OutDir::begin(&req.out_dir)?;
+    finish_run(out, evaluate_fgnet(env, req)?)
+}
+
+/// FG-NET's evaluation, written nowhere (`req.out_dir` is not used).
+pub fn evaluate_fgnet(env: &Env, req: &RunRequest) -> Result<Evaluation> {
+    let mut clock = Clock::new();
     let protocol = match &req.protocol_file {
         Some(p) => FgnetProtocol::from_file(p)?,
         None => FgnetProtocol::builtin()?,
@@ -64,7 +71,7 @@ pub fn run_fgnet(env: &Env, req: &RunRequest) -> Result<RunReport> {
     let files = vec![listing_fingerprint("images", &dir, &keys, &env.data_dir)?];
     clock.lap("read benchmark");
     let (outcome, embeddings, fusion) = if req.per_subject_models {
-        let dir = &req.embeddings;
+        let dir = req.embeddings.file("one model per held-out subject (--loo-embeddings)")?;
         let keys = dir.join("keys.txt");
         // Every model's store fingerprint, in subject order: together they identify the inputs.
         let prints = std::sync::Mutex::new(Vec::new());
@@ -83,7 +90,8 @@ pub fn run_fgnet(env: &Env, req: &RunRequest) -> Result<RunReport> {
         info.fingerprint = blake3::hash(joined.as_bytes()).to_hex().to_string();
         (outcome, info, fusion)
     } else {
-        let store = open_embeddings(env, &req.embeddings, req.keys.as_deref(), req.flip_embeddings.as_deref(), None)?;
+        let store =
+            open_run_embeddings(env, &req.embeddings, req.keys.as_deref(), req.flip_embeddings.as_deref(), None)?;
         let made_by = crate::embed::meta::EmbedMeta::of_store(&store)?;
         let mut bench = bench.clone();
         let skipped = crate::embed::skipped::exclude_from_fgnet(&mut bench, made_by.as_ref());
@@ -112,13 +120,13 @@ pub fn run_fgnet(env: &Env, req: &RunRequest) -> Result<RunReport> {
         metrics: outcome.metrics,
     };
     let table = fgnet_table(&results);
-    let results = Results::Fgnet(results);
-    let run = RunDir {
-        results: &results,
-        curves: outcome.curves.as_ref(),
+    Ok(Evaluation {
+        results: Results::Fgnet(results),
+        curves: outcome.curves,
         pair_scores: None,
         cmc_curves: None,
-        search_outcomes: Some(&outcome.searches),
-    };
-    finish_run(out, run, table, clock)
+        search_outcomes: Some(outcome.searches),
+        table,
+        clock,
+    })
 }

@@ -1,6 +1,8 @@
 //! `aifr-eval run ijbb|ijbc`: template pooling, 1:1 verification and 1:N identification.
 
-use super::{check_eval_files, file_fingerprint, finish_run, open_embeddings, Clock, Env, RunReport, RunRequest};
+use super::{
+    check_eval_files, file_fingerprint, finish_run, open_run_embeddings, Clock, Env, Evaluation, RunReport, RunRequest,
+};
 use crate::config::{FlipChoice, IjbProtocol};
 use crate::dataset::ijb::IjbFiles;
 use crate::error::{Error, Result};
@@ -46,9 +48,14 @@ fn gallery_name(path: &Path, fallback: &'static str) -> String {
 
 /// IJB-B/C: template pooling, 1:1 verification and 1:N identification.
 pub fn run_ijb(env: &Env, req: &RunRequest) -> Result<RunReport> {
+    let out = OutDir::begin(&req.out_dir)?;
+    finish_run(out, evaluate_ijb(env, req)?)
+}
+
+/// IJB's evaluation, written nowhere (`req.out_dir` is not used).
+pub fn evaluate_ijb(env: &Env, req: &RunRequest) -> Result<Evaluation> {
     use crate::protocol::ijb::{self, IjbParams, Pooling};
     let mut clock = Clock::new();
-    let out = OutDir::begin(&req.out_dir)?;
     if req.per_subject_models || req.mode.is_some() || req.ages.is_some() {
         return Err(Error::Config(
             "IJB reports every rule side by side and has no ages or per-subject models: drop --mode/--ages/--loo-embeddings".into(),
@@ -69,7 +76,7 @@ pub fn run_ijb(env: &Env, req: &RunRequest) -> Result<RunReport> {
     let prints =
         release.sources.iter().map(|(role, p)| file_fingerprint(role, p, &env.data_dir)).collect::<Result<Vec<_>>>()?;
     clock.lap("fingerprint files");
-    let store = open_embeddings(env, &req.embeddings, req.keys.as_deref(), req.flip_embeddings.as_deref(), None)?;
+    let store = open_run_embeddings(env, &req.embeddings, req.keys.as_deref(), req.flip_embeddings.as_deref(), None)?;
     let made_by = crate::embed::meta::EmbedMeta::of_store(&store)?;
     if let Some(m) = made_by.as_ref().filter(|m| !m.skipped_images.is_empty()) {
         // Dropping a crop would silently change its template: refuse rather than guess.
@@ -135,13 +142,13 @@ pub fn run_ijb(env: &Env, req: &RunRequest) -> Result<RunReport> {
     };
     // 15.7 M pairs would make a 600 MB pair_scores.npy: IJB runs keep none.
     let table = ijb_table(&results);
-    let results = crate::run::results::Results::Ijb(results);
-    let run = crate::run::dir::RunDir {
-        results: &results,
-        curves: Some(&outcome.curves),
+    Ok(Evaluation {
+        results: crate::run::results::Results::Ijb(results),
+        curves: Some(outcome.curves),
         pair_scores: None,
         cmc_curves: None,
-        search_outcomes: outcome.search_outcomes.as_ref(),
-    };
-    finish_run(out, run, table, clock)
+        search_outcomes: outcome.search_outcomes,
+        table,
+        clock,
+    })
 }

@@ -1,8 +1,8 @@
 //! `aifr-eval manifest check|build|export-demo` and `aifr-eval run --manifest`.
 
 use super::{
-    file_fingerprint, finish_run, open_embeddings, pair_protocol, verification_params, Clock, Env, RunReport,
-    RunRequest,
+    file_fingerprint, finish_run, open_run_embeddings, pair_protocol, verification_params, Clock, Env, Evaluation,
+    RunReport, RunRequest,
 };
 use crate::config::Format;
 use crate::dataset::manifest::{summarise, Manifest, ManifestSummary};
@@ -104,6 +104,13 @@ fn fingerprint_by_name(role: &str, path: &Path) -> Result<crate::run::results::F
 }
 
 pub fn run_manifest(env: &Env, req: &ManifestRunRequest) -> Result<RunReport> {
+    let out = OutDir::begin(&req.run.out_dir)?;
+    finish_run(out, evaluate_manifest(env, req)?)
+}
+
+/// A manifest run's evaluation; nothing of the run is written, only the protocol it builds when
+/// `protocol_dir` is `None` (into `<out_dir>/protocol`, kept with the run).
+pub fn evaluate_manifest(env: &Env, req: &ManifestRunRequest) -> Result<Evaluation> {
     let r = &req.run;
     if r.per_subject_models || r.ages.is_some() {
         return Err(Error::Config(
@@ -112,7 +119,6 @@ pub fn run_manifest(env: &Env, req: &ManifestRunRequest) -> Result<RunReport> {
         ));
     }
     let mut clock = Clock::new();
-    let out = OutDir::begin(&r.out_dir)?;
     let protocol = pair_protocol(r.protocol_file.as_deref())?;
     let m = Manifest::read(&req.manifest)?;
     // The protocol: read from a directory built before, or built now (and kept with the run).
@@ -161,7 +167,7 @@ pub fn run_manifest(env: &Env, req: &ManifestRunRequest) -> Result<RunReport> {
     ];
     clock.lap("read benchmark");
 
-    let store = open_embeddings(env, &r.embeddings, r.keys.as_deref(), r.flip_embeddings.as_deref(), None)?;
+    let store = open_run_embeddings(env, &r.embeddings, r.keys.as_deref(), r.flip_embeddings.as_deref(), None)?;
     clock.lap("open embeddings");
     let params = verification_params(&protocol, r.mode, r.flip, &store)?;
     let (mode, fusion) = (params.mode, params.fusion);
@@ -239,13 +245,13 @@ pub fn run_manifest(env: &Env, req: &ManifestRunRequest) -> Result<RunReport> {
     };
     let mut table = verification_table(&results.verification);
     table.push_str(&manifest_lines(&results));
-    let results = crate::run::results::Results::Manifest(Box::new(results));
-    let run = crate::run::dir::RunDir {
-        results: &results,
-        curves: Some(&outcome.curves),
-        pair_scores: Some(&outcome.pairs),
+    Ok(Evaluation {
+        results: crate::run::results::Results::Manifest(Box::new(results)),
+        curves: Some(outcome.curves),
+        pair_scores: Some(outcome.pairs),
         cmc_curves: None,
         search_outcomes: None,
-    };
-    finish_run(out, run, table, clock)
+        table,
+        clock,
+    })
 }

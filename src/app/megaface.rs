@@ -1,6 +1,8 @@
 //! `aifr-eval megaface`: MegaFace Challenge 1 with up to 1,000,000 distractors.
 
-use super::{file_fingerprint, finish_run, open_embeddings, Clock, Env, RunReport};
+use super::{
+    file_fingerprint, finish_run, open_embeddings, open_run_embeddings, Clock, Embeddings, Env, Evaluation, RunReport,
+};
 use crate::config::FlipChoice;
 use crate::config::MegafaceProtocol;
 use crate::dataset::adapter::Protocol;
@@ -8,7 +10,6 @@ use crate::dataset::megaface::ProbeSet;
 use crate::error::{Error, Result};
 use crate::protocol::megaface::{Cleaning, DistractorSet, MegafaceInput};
 use crate::run::dir::OutDir;
-use crate::run::dir::RunDir;
 use crate::run::results::Results;
 use crate::run::results::{BenchmarkInfo, EmbeddingsInfo, Software, SCHEMA, SCHEMA_VERSION};
 use crate::store::EmbeddingStore;
@@ -31,6 +32,9 @@ pub enum MegafaceEmbeddingsSource {
     /// Devkit per-image feature files `<dir>/<list path><suffix>`; directories default to the
     /// dataset's `probe_features` / `distractor_features` entries.
     DevkitFeatures { suffix: String, probe_dir: Option<PathBuf>, distractor_dir: Option<PathBuf> },
+    /// Embeddings in memory (the Python bindings' arrays): probes, and distractors (the probe
+    /// store when `None`).
+    Arrays { probes: Embeddings, distractors: Option<Embeddings> },
     /// Run a network over the probe images (`images` entry) and the distractor images
     /// (`distractor_images` entry), each image as it is on disk (aligned crops, e.g. insightface's
     /// MegaFace test pack), resized to the network's input; both stores are cached.
@@ -159,11 +163,17 @@ pub fn scan_megaface_shard(
 
 /// MegaFace Challenge 1: identification and verification per distractor size (docs/protocols.md §4).
 pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
+    let out = OutDir::begin(&req.out_dir)?;
+    finish_run(out, evaluate_megaface(env, req)?)
+}
+
+/// MegaFace's evaluation, written nowhere (`req.out_dir` is not used); with `req.merge`, the
+/// distractor scan is the join of a split scan's parts.
+pub fn evaluate_megaface(env: &Env, req: &MegafaceRequest) -> Result<Evaluation> {
     use crate::protocol::megaface::{evaluate, evaluate_merged, part::ScanPart};
     use crate::run::results::{MegafaceEmbeddings, MegafaceMetrics, MegafaceProtocolInfo, MegafaceResults};
 
     let mut clock = Clock::new();
-    let out = OutDir::begin(&req.out_dir)?;
     let loaded = load(env, req, &mut clock)?;
     let input = loaded.input(req);
     let outcome = if req.merge.is_empty() {
@@ -226,15 +236,15 @@ pub fn run_megaface(env: &Env, req: &MegafaceRequest) -> Result<RunReport> {
     };
     let cmc = crate::protocol::curves::CmcCurves::new(&outcome.curves);
     let table = crate::report::megaface::terminal_table(&results);
-    let results = Results::Megaface(results);
-    let run = RunDir {
-        results: &results,
+    Ok(Evaluation {
+        results: Results::Megaface(results),
         curves: None,
         pair_scores: None,
-        cmc_curves: Some(&cmc),
-        search_outcomes: Some(&outcome.search_outcomes),
-    };
-    finish_run(out, run, table, clock)
+        cmc_curves: Some(cmc),
+        search_outcomes: Some(outcome.search_outcomes),
+        table,
+        clock,
+    })
 }
 
 fn load<'e>(env: &'e Env, req: &MegafaceRequest, clock: &mut Clock) -> Result<Loaded<'e>> {
@@ -305,6 +315,11 @@ fn load<'e>(env: &'e Env, req: &MegafaceRequest, clock: &mut Clock) -> Result<Lo
                 }
                 None => None,
             };
+            (p, d)
+        }
+        MegafaceEmbeddingsSource::Arrays { probes, distractors } => {
+            let p = open_run_embeddings(env, probes, None, None, None)?;
+            let d = distractors.as_ref().map(|d| open_run_embeddings(env, d, None, None, None)).transpose()?;
             (p, d)
         }
         MegafaceEmbeddingsSource::DevkitFeatures { suffix, probe_dir, distractor_dir } => {

@@ -87,6 +87,10 @@ impl EmbedMeta {
     /// The record of `store`, if the network made it; an unrelated or malformed record next to
     /// the store is an error rather than silently ignored.
     pub fn of_store(store: &EmbeddingStore) -> Result<Option<EmbedMeta>> {
+        // Rows handed over in memory have no file, so no record beside one.
+        if store.in_memory() {
+            return Ok(None);
+        }
         let path = meta_path(store.path());
         if !path.exists() {
             return Ok(None);

@@ -373,6 +373,23 @@ fn copy_rows(m: &MatrixLoc, view: View, keys: &[String], dtype: DType, w: &mut S
     Ok(())
 }
 
+/// `check_row` over rows already in memory (`count × dim` values of `dtype`), in parallel; the
+/// error is the one for the first bad row, as a sequential import reports it.
+pub(crate) fn check_rows(path: &Path, dtype: DType, dim: usize, bytes: &[u8], keys: &[String]) -> Result<()> {
+    use rayon::prelude::*;
+    const ROWS: usize = 4096;
+    let row = dtype.size() * dim;
+    let first_bad = bytes.par_chunks(ROWS * row).enumerate().find_map_first(|(c, chunk)| {
+        let mut vals = vec![0f32; dim];
+        chunk.chunks_exact(row).enumerate().find_map(|(r, b)| {
+            dtype.decode(b, &mut vals);
+            let i = c * ROWS + r;
+            check_row(path, &vals, i, &keys[i]).err()
+        })
+    });
+    first_bad.map_or(Ok(()), Err)
+}
+
 /// An embedding that is not finite or has zero norm cannot be compared; it usually means a failed
 /// image that was written as zeros. Refuse it rather than produce a wrong score.
 fn check_row(path: &Path, row: &[f32], index: usize, key: &str) -> Result<()> {

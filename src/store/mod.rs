@@ -34,10 +34,32 @@ pub enum View {
     Flipped = 1,
 }
 
+/// Rows a caller holds in memory (the Python bindings' arrays), encoded as the store's `dtype`
+/// in row order; the store reads them in place instead of copying them.
+pub trait RowBytes: Send + Sync {
+    fn bytes(&self) -> &[u8];
+}
+
+impl RowBytes for Vec<u8> {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
+/// Where a store's bytes live: a sealed file, mapped; or rows in memory with their keys.
+enum Backing {
+    Mapped(Mmap),
+    /// One buffer per view, and the key section (`key\n` per row), laid out as in a file.
+    Memory {
+        views: Vec<std::sync::Arc<dyn RowBytes>>,
+        keys: Vec<u8>,
+    },
+}
+
 pub struct EmbeddingStore {
     path: PathBuf,
     header: StoreHeader,
-    map: Mmap,
+    data: Backing,
     /// Byte offset of each key inside the keys section (plus one past the end).
     key_starts: Vec<u64>,
     index: OnceLock<HashMap<Box<str>, u32>>,
@@ -92,7 +114,88 @@ impl EmbeddingStore {
                 format!("key section holds {} keys, header says {}", key_starts.len() - 1, header.count),
             ));
         }
-        Ok(EmbeddingStore { path: path.to_path_buf(), header, map, key_starts, index: OnceLock::new(), source: None })
+        let data = Backing::Mapped(map);
+        Ok(EmbeddingStore { path: path.to_path_buf(), header, data, key_starts, index: OnceLock::new(), source: None })
+    }
+
+    /// A store over rows already in memory, read in place: `views[0]` the images, `views[1]`
+    /// (optional) their mirrors, each `count × dim` values of `dtype` in row order. Rows are
+    /// checked as an import checks them (finite, not all zero); the content hash is computed
+    /// over the same bytes a file store of these rows and keys would hold, so the fingerprint is
+    /// the one `aifr-eval import` gives them. `label` names the input in messages.
+    pub fn from_memory(
+        label: &str,
+        dtype: DType,
+        dim: usize,
+        views: Vec<std::sync::Arc<dyn RowBytes>>,
+        keys: &[String],
+    ) -> Result<Self> {
+        let count = keys.len();
+        let path = PathBuf::from(label);
+        if !(1..=2).contains(&views.len()) || dim == 0 {
+            return Err(Error::Invalid(format!("{label}: expected 1 or 2 views of dimension > 0")));
+        }
+        if count == 0 {
+            return Err(Error::data(&path, "the array has no rows: there are no embeddings to evaluate"));
+        }
+        let row = dtype.size() * dim;
+        for v in &views {
+            if v.bytes().len() != row * count {
+                return Err(Error::Invalid(format!(
+                    "{label}: {} bytes of rows, {count} keys × {dim} values of {} need {}",
+                    v.bytes().len(),
+                    dtype.name(),
+                    row * count
+                )));
+            }
+        }
+        for v in &views {
+            import::check_rows(&path, dtype, dim, v.bytes(), keys)?;
+        }
+        let mut blob = Vec::with_capacity(keys.iter().map(|k| k.len() + 1).sum());
+        let mut key_starts = Vec::with_capacity(count + 1);
+        let mut seen = HashMap::with_capacity(count);
+        for (i, k) in keys.iter().enumerate() {
+            if k.is_empty() || k.contains('\n') {
+                return Err(Error::Invalid(format!("{label}: key {i} is empty or holds a line break")));
+            }
+            if let Some(first) = seen.insert(k.as_str(), i) {
+                return Err(Error::Invalid(format!(
+                    "{label}: duplicate key '{}' (rows {first} and {i})",
+                    crate::io::excerpt(k)
+                )));
+            }
+            key_starts.push(blob.len() as u64);
+            blob.extend_from_slice(k.as_bytes());
+            blob.push(b'\n');
+        }
+        key_starts.push(blob.len() as u64);
+        // The hash a sealed file of these rows and keys carries (everything after its header).
+        let mut h = blake3::Hasher::new();
+        for v in &views {
+            h.update_rayon(v.bytes());
+        }
+        h.update(&blob);
+        let data_len = (row * count * views.len()) as u64;
+        let header = StoreHeader {
+            dtype,
+            dim: dim as u32,
+            views: views.len() as u32,
+            count: count as u64,
+            data_offset: HEADER_LEN as u64,
+            keys_offset: HEADER_LEN as u64 + data_len,
+            keys_len: blob.len() as u64,
+            source_fingerprint: [0; 32],
+            content_hash: *h.finalize().as_bytes(),
+            state: STATE_COMPLETE,
+        };
+        let data = Backing::Memory { views, keys: blob };
+        Ok(EmbeddingStore { path, header, data, key_starts, index: OnceLock::new(), source: None })
+    }
+
+    /// Whether the rows are in memory (no file: no embedding record beside it, nothing to map).
+    pub fn in_memory(&self) -> bool {
+        matches!(self.data, Backing::Memory { .. })
     }
 
     pub fn path(&self) -> &Path {
@@ -131,9 +234,12 @@ impl EmbeddingStore {
 
     pub fn key(&self, row: usize) -> &str {
         let (a, b) = (self.key_starts[row] as usize, self.key_starts[row + 1] as usize - 1);
-        let base = self.header.keys_offset as usize;
+        let keys = match &self.data {
+            Backing::Mapped(map) => &map[self.header.keys_offset as usize..],
+            Backing::Memory { keys, .. } => keys.as_slice(),
+        };
         // Validated as UTF-8 on open and split at '\n' (an ASCII byte), so this cannot fail.
-        std::str::from_utf8(&self.map[base + a..base + b]).unwrap_or_default()
+        std::str::from_utf8(&keys[a..b]).unwrap_or_default()
     }
 
     /// Row of `key`, building the key index on first use.
@@ -145,15 +251,19 @@ impl EmbeddingStore {
 
     fn row_bytes(&self, row: usize, view: View) -> &[u8] {
         let size = self.header.dtype.size() * self.dim();
-        let start = self.header.data_offset as usize + (view as usize * self.len() + row) * size;
-        &self.map[start..start + size]
+        &self.view_bytes(view)[row * size..(row + 1) * size]
     }
 
     /// The encoded rows of one view, in row order (`dtype` bytes).
     pub fn view_bytes(&self, view: View) -> &[u8] {
         let size = self.header.dtype.size() * self.dim() * self.len();
-        let start = self.header.data_offset as usize + view as usize * size;
-        &self.map[start..start + size]
+        match &self.data {
+            Backing::Mapped(map) => {
+                let start = self.header.data_offset as usize + view as usize * size;
+                &map[start..start + size]
+            }
+            Backing::Memory { views, .. } => views[view as usize].bytes(),
+        }
     }
 
     /// Copies one row into `out` as f32 (f16 stores are widened exactly).
@@ -174,15 +284,17 @@ impl EmbeddingStore {
 
     /// `release_rows` for a byte range of the file.
     fn release_bytes(&self, lo: usize, hi: usize) {
+        // Memory the caller holds is theirs to keep resident.
+        let Backing::Mapped(map) = &self.data else { return };
         let page = 4096usize;
         // Whole pages strictly inside the range only: neighbours may still be in use.
         let start = lo.div_ceil(page) * page;
         let end = hi / page * page;
-        if end > start && end <= self.map.len() {
+        if end > start && end <= map.len() {
             // SAFETY: [start, end) lies inside our read-only file mapping; MADV_DONTNEED on a
             // shared file mapping only drops our page-table entries.
             unsafe {
-                libc::madvise(self.map.as_ptr().add(start) as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+                libc::madvise(map.as_ptr().add(start) as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
             }
         }
     }
@@ -191,12 +303,14 @@ impl EmbeddingStore {
     /// the mapping, on every core, and compares it with the header's (1M × 512 float32, 2 GB:
     /// 0.8 s of CPU, docs/cli.md). `--trust-store` skips it.
     pub fn verify(&self) -> Result<()> {
+        // Rows in memory were hashed when the store was made from them, just now.
+        let Backing::Mapped(map) = &self.data else { return Ok(()) };
         // In slices released after hashing, so a store larger than memory is not kept resident.
         const SLICE: usize = 64 << 20;
         let mut h = blake3::Hasher::new();
-        for lo in (HEADER_LEN..self.map.len()).step_by(SLICE) {
-            let hi = (lo + SLICE).min(self.map.len());
-            h.update_rayon(&self.map[lo..hi]);
+        for lo in (HEADER_LEN..map.len()).step_by(SLICE) {
+            let hi = (lo + SLICE).min(map.len());
+            h.update_rayon(&map[lo..hi]);
             self.release_bytes(lo, hi);
         }
         if *h.finalize().as_bytes() != self.header.content_hash {
@@ -369,6 +483,48 @@ mod tests {
         assert_eq!(out, [0.6, 0.8]);
         s.verify().unwrap();
         assert!(!partial_path(&p).exists());
+    }
+
+    #[test]
+    fn rows_in_memory_are_the_file_store_read_in_place() {
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let file = EmbeddingStore::open(&write_small(&dir.path().join("s.aifrstore"))).unwrap();
+        let keys: Vec<String> = vec!["a".into(), "b/c.jpg".into(), "d".into()];
+        let of = |rows: &[f32], keys: &[String]| {
+            let view: Arc<dyn RowBytes> = Arc::new(DType::F32.encode(rows));
+            EmbeddingStore::from_memory("embeddings", DType::F32, 2, vec![view], keys)
+        };
+        let rows = [1.0, 0.0, 0.0, 1.0, 0.6, 0.8];
+        let mem = of(&rows, &keys).unwrap();
+        // The content hash a sealed file of the same rows and keys carries.
+        assert_eq!(mem.fingerprint(), file.fingerprint());
+        assert_eq!(mem.view_bytes(View::Original), file.view_bytes(View::Original));
+        assert_eq!(
+            (mem.len(), mem.dim(), mem.has_flip(), mem.key(1), mem.row_of("d")),
+            (3, 2, false, "b/c.jpg", Some(2))
+        );
+        let mut out = [0f32; 2];
+        mem.read_row(2, View::Original, &mut out);
+        assert_eq!(out, [0.6, 0.8]);
+        mem.verify().unwrap();
+        mem.release_rows(0, 3);
+        assert!(mem.in_memory() && !file.in_memory());
+        // Rows in place: the store reads the caller's buffer, not a copy of it.
+        let buf: Arc<Vec<u8>> = Arc::new(DType::F32.encode(&rows));
+        let at = buf.as_ptr();
+        let view: Arc<dyn RowBytes> = buf;
+        let mem = EmbeddingStore::from_memory("embeddings", DType::F32, 2, vec![view], &keys).unwrap();
+        assert_eq!(mem.view_bytes(View::Original).as_ptr(), at);
+        // Refused as an import refuses them, naming the row and its key.
+        let e = of(&[1.0, 0.0, f32::NAN, 1.0, 0.6, 0.8], &keys).unwrap_err().to_string();
+        assert_eq!(e, "embeddings: row 1 (key 'b/c.jpg') has a non-finite value NaN in column 0");
+        let e = of(&[1.0, 0.0, 0.0, 1.0, 0.0, 0.0], &keys).unwrap_err().to_string();
+        assert!(e.contains("row 2 (key 'd') is all zeros"), "{e}");
+        let dup: Vec<String> = vec!["a".into(), "b".into(), "a".into()];
+        assert!(of(&rows, &dup).unwrap_err().to_string().contains("duplicate key 'a' (rows 0 and 2)"));
+        assert!(of(&rows[..4], &keys).unwrap_err().to_string().contains("need 24"));
+        assert!(of(&[], &[]).unwrap_err().to_string().contains("no rows"));
     }
 
     #[test]

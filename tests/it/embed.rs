@@ -227,7 +227,7 @@ fn bad_images_are_named_and_can_be_skipped_explicitly() {
     m.options.skip_bad_images = true;
     let req = aifr_eval::app::RunRequest {
         benchmark: "lfw".into(),
-        embeddings: PathBuf::new(),
+        embeddings: PathBuf::new().into(),
         per_subject_models: false,
         keys: None,
         flip_embeddings: None,

@@ -49,7 +49,7 @@ fn demo_run(dir: &Path, seed: u64, modes: &[Option<FoldMode>]) -> Vec<Files> {
             let out = dir.join(format!("run{i}"));
             let req = RunRequest {
                 benchmark: "lfw".into(),
-                embeddings: files.embeddings.clone(),
+                embeddings: files.embeddings.clone().into(),
                 per_subject_models: false,
                 keys: Some(files.keys.clone()),
                 flip_embeddings: Some(files.flip_embeddings.clone()),

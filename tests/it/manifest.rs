@@ -355,7 +355,7 @@ fn request(manifest: &Path, npy: &Path, keys: &Path, out: &Path) -> ManifestRunR
         loo_max_images: 100_000,
         run: RunRequest {
             benchmark: "manifest".into(),
-            embeddings: npy.to_path_buf(),
+            embeddings: npy.to_path_buf().into(),
             per_subject_models: false,
             keys: Some(keys.to_path_buf()),
             flip_embeddings: None,
@@ -536,7 +536,7 @@ fn demo_manifest_run_reproduces_the_builtin_protocol() {
     let lfw_out = d.path().join("lfw");
     let base = RunRequest {
         benchmark: "lfw".into(),
-        embeddings: files.embeddings.clone(),
+        embeddings: files.embeddings.clone().into(),
         per_subject_models: false,
         keys: Some(files.keys.clone()),
         flip_embeddings: Some(files.flip_embeddings.clone()),

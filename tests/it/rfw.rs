@@ -21,7 +21,7 @@ fn run(spec: &RfwSpec, dir: &Path) -> VerificationResults {
     };
     let req = RunRequest {
         benchmark: "rfw".into(),
-        embeddings: files.embeddings,
+        embeddings: files.embeddings.into(),
         per_subject_models: false,
         keys: Some(files.keys),
         flip_embeddings: None,
@@ -170,7 +170,7 @@ fn the_release_images_are_embedded_and_evaluated() {
     };
     let req = RunRequest {
         benchmark: "rfw".into(),
-        embeddings: Default::default(),
+        embeddings: std::path::PathBuf::new().into(),
         per_subject_models: false,
         keys: None,
         flip_embeddings: None,

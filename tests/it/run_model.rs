@@ -93,3 +93,70 @@ fn a_run_over_another_kinds_directory_leaves_only_its_own_files() {
     assert!(out.join("cmc_curves.json").exists());
     assert_eq!(kind(&out), "megaface_identification");
 }
+
+/// Rows handed over in memory (the Python bindings' path) give the CLI's results.json byte for
+/// byte: the store over them has the fingerprint the imported file store has, and the request →
+/// results path is the same. LFW from the demo's arrays, and the `.bin` pack keyed by its order.
+#[test]
+fn embeddings_in_memory_give_the_clis_results_byte_for_byte() {
+    use aifr_eval::app::{evaluate_pairs, ArrayEmbeddings, Embeddings, Env, RunRequest};
+    use aifr_eval::store::{import, RowBytes, View};
+    use std::sync::Arc;
+    let demo = crate::support::demo();
+    let data = demo.join("data");
+    let tmp = tempfile::tempdir().unwrap();
+    let env = Env {
+        data_dir: data.clone(),
+        registry: aifr_eval::config::Registry::builtin().unwrap(),
+        cache_dir: tmp.path().join("cache"),
+        trust_store: false,
+    };
+    let e = |name: &str| data.join("embeddings").join(name);
+    for (bench, stem, keys, ages, dir) in
+        [("lfw", "embeddings", Some("keys.txt"), "ages.txt", ""), ("agedb30", "bin", None, "bin_ages.txt", "agedb30")]
+    {
+        // The rows of the demo's .npy files, as the import reads them (a store of them).
+        let key_file = match keys {
+            Some(k) => e(k),
+            None => {
+                // A pack's rows need no keys: the import still wants them, in the pack's order.
+                let pack = aifr_eval::embed::list::ImageList::from_bin(&data.join("faces_emore/agedb_30.bin")).unwrap();
+                let p = tmp.path().join("pack-keys.txt");
+                std::fs::write(&p, pack.keys().iter().map(|k| format!("{k}\n")).collect::<String>()).unwrap();
+                p
+            }
+        };
+        let src = import::EmbeddingSource {
+            embeddings: e(&format!("{stem}.npy")),
+            keys: key_file.clone(),
+            flip: Some(e(&format!("{stem}_flip.npy"))),
+        };
+        let store = import::import(&src, &tmp.path().join(format!("{stem}.aifrstore"))).unwrap();
+        let view = |v: View| -> Arc<dyn RowBytes> { Arc::new(store.view_bytes(v).to_vec()) };
+        let arrays = ArrayEmbeddings {
+            label: "embeddings".into(),
+            dtype: store.header().dtype,
+            count: store.len(),
+            dim: store.dim(),
+            rows: view(View::Original),
+            flip: Some(view(View::Flipped)),
+            keys: keys.map(|_| import::read_keys(&key_file).unwrap()),
+        };
+        let req = RunRequest {
+            benchmark: bench.into(),
+            embeddings: Embeddings::Arrays(Arc::new(arrays)),
+            per_subject_models: false,
+            keys: None,
+            flip_embeddings: None,
+            mode: None,
+            flip: None,
+            protocol_file: None,
+            ages: Some(e(ages)),
+            out_dir: tmp.path().join("unused"),
+        };
+        let ev = evaluate_pairs(&env, &req).unwrap();
+        let cli = std::fs::read(demo.join(dir).join("results.json")).unwrap();
+        assert!(aifr_eval::io::to_json(&ev.results) == cli, "{bench}: results differ from the CLI's");
+        assert!(!tmp.path().join("unused").exists(), "an evaluation alone writes no run directory");
+    }
+}
