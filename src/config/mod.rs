@@ -145,7 +145,7 @@ impl Default for AgeGapConfig {
 }
 
 /// Demographic-differential parameters (protocols/pair_verification.toml `[differentials]`,
-/// docs/protocols.md §11).
+/// docs/protocols.md §11). A protocol file without the table gets the built-in values.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DifferentialsConfig {
@@ -169,7 +169,10 @@ impl Default for DifferentialsConfig {
             fdr_alpha: 0.5,
             garbe_alpha: 0.5,
             age_bands: crate::metrics::differentials::default_age_bands(),
-            reference: BTreeMap::new(),
+            reference: [("age_band", "adults"), ("subset", "Caucasian")]
+                .into_iter()
+                .map(|(a, g)| (a.to_string(), g.to_string()))
+                .collect(),
         }
     }
 }
@@ -390,6 +393,31 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("needs a 'pairs' entry"), "{e}");
         assert!(Registry::parse("[x]\nformat='nope'", "f.toml").is_err());
+    }
+
+    /// A protocol file's [differentials] is checked: targets, α weights and age bands.
+    #[test]
+    fn bad_differentials_are_config_errors() {
+        let builtin = PairProtocol::builtin().unwrap();
+        assert_eq!(builtin.differentials, DifferentialsConfig::default());
+        let with = |table: &str| {
+            let head = PAIR_VERIFICATION.split("[differentials]").next().unwrap();
+            let tail = PAIR_VERIFICATION.split("# Flip fusion per mode").nth(1).unwrap();
+            let text = format!("{head}{table}\n# Flip fusion per mode{tail}");
+            PairProtocol::parse(&text, "p.toml").map(|_| ()).unwrap_err().to_string()
+        };
+        let base = "far_targets = [1e-3]\nfdr_alpha = 0.5\ngarbe_alpha = 0.5\n";
+        let e = with(&format!(
+            "[differentials]\n{}age_bands = [{{ name = 'a', lo = 0, hi = 20 }}, {{ name = 'b', lo = 20 }}]\n",
+            base
+        ));
+        assert!(e.contains("age bands 'a' and 'b' overlap"), "{e}");
+        let e = with(&format!("[differentials]\n{}age_bands = [{{ name = 'a', lo = 9, hi = 3 }}]\n", base));
+        assert!(e.contains("ends before it starts"), "{e}");
+        let e = with("[differentials]\nfar_targets = [0]\nfdr_alpha = 0.5\ngarbe_alpha = 0.5\nage_bands = []\n");
+        assert!(e.contains("FMR target 0 is not in (0, 1]"), "{e}");
+        let e = with("[differentials]\nfar_targets = [1e-3]\nfdr_alpha = 1.5\ngarbe_alpha = 0.5\nage_bands = []\n");
+        assert!(e.contains("fdr_alpha = 1.5 is not in [0, 1]"), "{e}");
     }
 }
 
