@@ -110,23 +110,21 @@ fn main() {
         aifr_eval::dataset::megaface::SIZES.iter().filter(|&&s| s <= max).map(|s| s.to_string()).collect();
     let exe =
         std::env::var_os("AIFR_EVAL_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_aifr-eval")), PathBuf::from);
-    let eval = |out: &Path, device: &str| {
-        run_child(
-            Command::new(&exe)
-                .args(["--data-dir", data.to_str().unwrap_or_default(), "--cache-dir"])
-                .arg(base.join("cache"))
-                .args(["megaface", "--probe", "fgnet", "--flip", "none", "--quiet", "--distractors", &sizes.join(",")])
-                .args(["--score-device", device])
-                .arg("--embeddings")
-                .arg(&fg.embeddings)
-                .arg("--keys")
-                .arg(&fg.keys)
-                .arg("--distractor-embeddings")
-                .arg(&d.store)
-                .arg("--out")
-                .arg(out),
-        )
+    // The user's command, to which each use adds its device, output or slice options.
+    let megaface = || {
+        let mut c = Command::new(&exe);
+        c.args(["--data-dir", data.to_str().unwrap_or_default(), "--cache-dir"])
+            .arg(base.join("cache"))
+            .args(["megaface", "--probe", "fgnet", "--flip", "none", "--quiet", "--distractors", &sizes.join(",")])
+            .arg("--embeddings")
+            .arg(&fg.embeddings)
+            .arg("--keys")
+            .arg(&fg.keys)
+            .arg("--distractor-embeddings")
+            .arg(&d.store);
+        c
     };
+    let eval = |out: &Path, device: &str| run_child(megaface().args(["--score-device", device]).arg("--out").arg(out));
     let cpu = eval(&out, "cpu");
     assert!(cpu.ok, "aifr-eval megaface failed");
     let (wall, rss) = (cpu.wall, cpu.rss_mb);
@@ -163,22 +161,8 @@ fn main() {
             let mut parts = Vec::new();
             for k in 0..n {
                 let part = dir.join(format!("part-{k}-of-{n}.safetensors"));
-                let u = run_child(
-                    Command::new(&exe)
-                        .args(["--data-dir", data.to_str().unwrap_or_default(), "--cache-dir"])
-                        .arg(base.join("cache"))
-                        .args(["megaface", "--probe", "fgnet", "--flip", "none", "--quiet"])
-                        .args(["--distractors", &sizes.join(","), "--embeddings"])
-                        .arg(&fg.embeddings)
-                        .arg("--keys")
-                        .arg(&fg.keys)
-                        .arg("--distractor-embeddings")
-                        .arg(&d.store)
-                        .arg("--distractor-shard")
-                        .arg(format!("{k}/{n}"))
-                        .arg("--part")
-                        .arg(&part),
-                );
+                let u =
+                    run_child(megaface().arg("--distractor-shard").arg(format!("{k}/{n}")).arg("--part").arg(&part));
                 assert!(u.ok, "shard {k}/{n} failed");
                 work += u.wall;
                 peak = peak.max(u.rss_mb);
@@ -186,22 +170,7 @@ fn main() {
                 parts.push(part);
             }
             let merged = dir.join("run");
-            let m = run_child(
-                Command::new(&exe)
-                    .args(["--data-dir", data.to_str().unwrap_or_default(), "--cache-dir"])
-                    .arg(base.join("cache"))
-                    .args(["megaface", "--probe", "fgnet", "--flip", "none", "--quiet"])
-                    .args(["--distractors", &sizes.join(","), "--embeddings"])
-                    .arg(&fg.embeddings)
-                    .arg("--keys")
-                    .arg(&fg.keys)
-                    .arg("--distractor-embeddings")
-                    .arg(&d.store)
-                    .arg("--out")
-                    .arg(&merged)
-                    .arg("--merge")
-                    .args(&parts),
-            );
+            let m = run_child(megaface().arg("--out").arg(&merged).arg("--merge").args(&parts));
             assert!(m.ok, "merge of {n} parts failed");
             let same = ["results.json", "cmc_curves.json", "search_outcomes.json", "report.html"]
                 .iter()

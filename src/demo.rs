@@ -11,10 +11,10 @@ use crate::dataset::lfw::image_key;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::store::import::write_npy_f32;
+use crate::synth::{gaussian, unit};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -78,21 +78,6 @@ pub struct DemoFiles {
 struct Identity {
     name: String,
     ages: Vec<u32>,
-}
-
-fn gaussian(rng: &mut ChaCha8Rng, n: usize, sd: f64) -> Vec<f64> {
-    (0..n)
-        .map(|_| {
-            let z: f64 = StandardNormal.sample(rng);
-            sd * z
-        })
-        .collect()
-}
-
-fn unit(mut v: Vec<f64>) -> Vec<f64> {
-    let n = crate::score::kernels::l2_norm(&v);
-    v.iter_mut().for_each(|x| *x /= n);
-    v
 }
 
 /// Appends the embeddings (and mirrored-image embeddings) of one identity's images, ages sorted

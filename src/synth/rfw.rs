@@ -9,15 +9,14 @@
 //! identities of the subset (impostor cosine within the subset ≈ crowding²/(1 + crowding²), so
 //! more crowding means more false matches).
 
+use super::{gaussian, unit};
 use crate::dataset::lfw::image_key;
 use crate::dataset::rfw::{pairs_path, SUBSETS};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
-use crate::score::kernels::l2_norm;
 use crate::store::import::write_npy_f32;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -73,21 +72,6 @@ pub struct RfwFiles {
     pub data_dir: PathBuf,
     pub embeddings: PathBuf,
     pub keys: PathBuf,
-}
-
-fn gaussian(rng: &mut ChaCha8Rng, n: usize, sd: f64) -> Vec<f64> {
-    (0..n)
-        .map(|_| {
-            let z: f64 = StandardNormal.sample(rng);
-            sd * z
-        })
-        .collect()
-}
-
-fn unit(mut v: Vec<f64>) -> Vec<f64> {
-    let n = l2_norm(&v);
-    v.iter_mut().for_each(|x| *x /= n);
-    v
 }
 
 /// Writes the release under `dir/RFW` and its embeddings under `dir/embeddings`.
