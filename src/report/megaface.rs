@@ -9,7 +9,6 @@ use super::summary;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::metrics::TarRule;
-use crate::protocol::curves::CmcCurves;
 use crate::protocol::megaface::SizeResult;
 use crate::run::dir::RunData;
 use crate::run::results::{MegafaceResults, Results};
@@ -166,7 +165,7 @@ fn megaface(run: &RunData) -> Result<&MegafaceResults> {
 fn charts(runs: &[RunData], results: &[&MegafaceResults], names: &[String]) -> Result<Vec<Chart>> {
     let mut out = Vec::new();
     for (i, run) in runs.iter().enumerate() {
-        let Some(curves) = CmcCurves::load(&run.dir)? else {
+        let Some(curves) = &run.cmc else {
             continue;
         };
         let series: Vec<CmcSeries> = curves

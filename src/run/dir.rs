@@ -30,6 +30,9 @@ pub struct RunData {
     pub pairs: Option<PairScores>,
     /// search_outcomes.json (identification runs), when present.
     pub outcomes: Option<SearchOutcomes>,
+    /// cmc_curves.json (MegaFace), when present. Read here with the rest, from where the files
+    /// are: a report renders a run from its staging place while `dir` already names the final one.
+    pub cmc: Option<crate::protocol::curves::CmcCurves>,
 }
 
 impl RunData {
@@ -51,7 +54,8 @@ impl RunData {
         } else {
             None
         };
-        Ok(RunData { dir, results_path, results, curves, pairs, outcomes })
+        let cmc = crate::protocol::curves::CmcCurves::load(&dir)?;
+        Ok(RunData { dir, results_path, results, curves, pairs, outcomes, cmc })
     }
 
     /// Display name of the run: the directory name.
@@ -294,6 +298,7 @@ pub(crate) fn test_run(dir: &str, edit: impl FnOnce(&mut serde_json::Value)) -> 
         curves: None,
         pairs: None,
         outcomes: None,
+        cmc: None,
     }
 }
 

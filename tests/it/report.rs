@@ -106,7 +106,15 @@ fn synthetic_with(dir: &str, title: &str, shift: f64, seed: u64, edit: impl FnOn
     edit(&mut results);
     let results = Results::from_value(results).unwrap();
     let dir = PathBuf::from(dir);
-    RunData { results_path: dir.join("results.json"), dir, results, curves: Some(curves), pairs: None, outcomes: None }
+    RunData {
+        results_path: dir.join("results.json"),
+        dir,
+        results,
+        curves: Some(curves),
+        pairs: None,
+        outcomes: None,
+        cmc: None,
+    }
 }
 
 fn read(p: &Path) -> Vec<u8> {
